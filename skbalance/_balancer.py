@@ -1,0 +1,621 @@
+"""MarginalBalancer: raking weights to known marginal distributions."""
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._columns import as_table, column_label, encode_column, get_column
+from ._targets import Margin, margin_label, margin_name, parse_targets
+from .kernels import encode_cells, first_occurrence, group_sum, rake_cells
+
+__all__ = ["MarginalBalancer", "compute_balancing_weights"]
+
+# The reachability diagnosis solves a linear program over the cells; above
+# this many cells it is skipped (the warning then says so).
+_MAX_CELLS_FOR_DIAGNOSIS = 200_000
+
+
+def _base_weights(sample_weight, n_rows):
+    """Validated base weights (a new float64 array; the input is not touched)."""
+    if sample_weight is None:
+        return np.ones(n_rows)
+    base = np.asarray(sample_weight, dtype=np.float64)
+    if base.ndim != 1 or base.shape[0] != n_rows:
+        raise ValueError(
+            f"sample_weight must have shape ({n_rows},), got {base.shape}."
+        )
+    bad = ~np.isfinite(base) | (base <= 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"Base weights must be positive and finite: {int(bad.sum())} are not "
+            f"(first at row {first}: {base[first]!r})."
+        )
+    return base
+
+
+def _check_bounds(bounds):
+    if bounds is None:
+        return None
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bounds must be a pair (low, high); got {bounds!r}.") from exc
+    if not (0 <= low <= 1 <= high and low < high) or np.isnan(high):
+        raise ValueError(
+            f"bounds must satisfy 0 <= low <= 1 <= high and low < high; got {bounds!r}."
+        )
+    return low, high
+
+
+def _level_repr(level):
+    return "missing (NaN)" if _is_nan(level) else repr(level)
+
+
+def _is_nan(level):
+    return isinstance(level, float) and np.isnan(level)
+
+
+@dataclass
+class _Problem:
+    """The cell table of one fit: everything the iterations need."""
+
+    margins: list
+    cell_of_row: np.ndarray
+    cell_rows: np.ndarray
+    cell_base: np.ndarray
+    margin_codes: list  # per margin, the target-level index of each cell
+    total: object
+
+
+def _joint_levels(columns, cell_codes, encoded):
+    """Per-cell code of a joint margin and the observed level tuples."""
+    codes = [cell_codes[c] for c in columns]
+    sizes = [encoded[c][1].shape[0] for c in columns]
+    combo_of_cell, n_combos = encode_cells(codes, sizes)
+    first = first_occurrence(combo_of_cell, n_combos)
+    arrays = [encoded[c][1][cell_codes[c][first]] for c in columns]
+    return combo_of_cell, pd.MultiIndex.from_arrays(arrays)
+
+
+def _match_levels(margin, observed, code_of_cell, cell_rows):
+    """Map observed levels onto the margin's target levels, checking both ways."""
+    label = margin_label(margin.key)
+    position = margin.levels.get_indexer(observed)
+    rows = np.bincount(code_of_cell, cell_rows, minlength=observed.shape[0])
+    unmatched = np.flatnonzero((position < 0) & (rows > 0))
+    if unmatched.size:
+        first = observed[unmatched[0]]
+        hint = ""
+        if not isinstance(margin.levels, pd.MultiIndex):
+            target_types = {type(v).__name__ for v in margin.levels[:5]}
+            hint = (
+                f" (data levels are {observed.dtype}, target levels are "
+                f"{'/'.join(sorted(target_types))})"
+            )
+        raise ValueError(
+            f"{label} has level {_level_repr(first)} in {int(rows[unmatched[0]])} "
+            f"row(s) but no target; {unmatched.size} data level(s) have no target{hint}."
+        )
+    code = position[code_of_cell]
+    rows_per_target = np.bincount(code, cell_rows, minlength=margin.levels.shape[0])
+    absent = np.flatnonzero((rows_per_target == 0) & (margin.proportions > 0))
+    if absent.size:
+        level = margin.levels[absent[0]]
+        raise ValueError(
+            f"Level {_level_repr(level)} of {label} has a positive target "
+            f"({margin.proportions[absent[0]]:.6g} of the total) but no row in the "
+            "data; give it target 0 or collapse it with another level."
+        )
+    return code
+
+
+def _uniform_margins(table, encoded):
+    """targets=None: uniform over the observed levels of every column."""
+    margins = []
+    for column, (codes, levels) in encoded.items():
+        observed = np.bincount(codes, minlength=levels.shape[0]) > 0
+        kept = levels[observed]
+        margins.append(
+            Margin(column, (column,), kept, np.full(kept.shape[0], 1.0 / kept.shape[0]))
+        )
+    return margins
+
+
+def _build_problem(table, targets, missing, base):
+    if targets is None:
+        columns = list(table.columns) if isinstance(table, pd.DataFrame) else list(
+            range(table.shape[1])
+        )
+        margins, total = None, None
+    else:
+        margins, total = parse_targets(targets)
+        columns = list(dict.fromkeys(c for m in margins for c in m.columns))
+    encoded = {
+        column: encode_column(get_column(table, column), column, missing)
+        for column in columns
+    }
+    if margins is None:
+        margins = _uniform_margins(table, encoded)
+    cell_of_row, n_cells = encode_cells(
+        [encoded[c][0] for c in columns], [encoded[c][1].shape[0] for c in columns]
+    )
+    first = first_occurrence(cell_of_row, n_cells)
+    cell_codes = {c: encoded[c][0][first] for c in columns}
+    cell_rows = group_sum(cell_of_row, None, n_cells)
+    cell_base = group_sum(cell_of_row, base, n_cells)
+
+    margin_codes = []
+    for margin in margins:
+        if len(margin.columns) == 1:
+            column = margin.columns[0]
+            code_of_cell, observed = cell_codes[column], encoded[column][1]
+        else:
+            code_of_cell, observed = _joint_levels(margin.columns, cell_codes, encoded)
+        margin_codes.append(_match_levels(margin, observed, code_of_cell, cell_rows))
+    return _Problem(margins, cell_of_row, cell_rows, cell_base, margin_codes, total)
+
+
+def _targets_reachable(base_mass, codes, targets, bounds):
+    """Whether some weighting of the observed cells meets every margin.
+
+    A feasibility linear program over the cell masses (within the bounds, if
+    any). Returns None when the table is too large to decide quickly.
+    """
+    if base_mass.shape[0] > _MAX_CELLS_FOR_DIAGNOSIS:
+        return None
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    n_cells = base_mass.shape[0]
+    offsets = np.cumsum([0] + [t.shape[0] for t in targets])
+    rows = np.concatenate([c + off for c, off in zip(codes, offsets)])
+    cols = np.tile(np.arange(n_cells), len(codes))
+    A = sparse.csr_array(
+        (np.ones(rows.shape[0]), (rows, cols)), shape=(offsets[-1], n_cells)
+    )
+    if bounds is None:
+        box = [(0, None)] * n_cells
+    else:
+        box = list(zip(bounds[0] * base_mass, bounds[1] * base_mass))
+    result = linprog(
+        np.zeros(n_cells), A_eq=A, b_eq=np.concatenate(targets), bounds=box,
+        method="highs",
+    )
+    return bool(result.status == 0)
+
+
+class MarginalBalancer(TransformerMixin, BaseEstimator):
+    """Raking weights that reproduce known marginal distributions.
+
+    Rescales base weights one margin at a time (raking, iterative
+    proportional fitting) until the weighted distribution of every balancing
+    column matches its target. Rows with the same levels on every balancing
+    column share one factor, so the iterations run on the table of distinct
+    cells and cost nothing per row.
+
+    Parameters
+    ----------
+    targets : dict, pandas.DataFrame or None, default=None
+        ``{column: {level: value}}``. Values are proportions (each margin
+        summing to 1 within 1e-6; then the weights sum to the sum of the base
+        weights) or population counts (all margins with one total; then the
+        weights sum to that total). A margin may be a pandas Series indexed
+        by level. A key may be a tuple of columns, a joint margin whose levels
+        are tuples (or a Series with a MultiIndex). A DataFrame is read as a
+        long table with columns ``column``, ``level`` and ``value``. ``None``
+        balances every column of ``X`` to uniform over its observed levels.
+        Margins are visited in the order given. With array input, columns
+        are keyed by position.
+    max_iter : int, default=1000
+        Largest number of single-margin steps (the paper's ``k``; a sweep
+        over ``M`` margins is ``M`` steps).
+    tol : float, default=1e-8
+        Stop after the first step whose largest absolute marginal error, in
+        proportions, is at most ``tol``. ``tol=0`` runs exactly ``max_iter``
+        steps: the k-step balanced estimator.
+    bounds : tuple of (float, float) or None, default=None
+        ``(low, high)`` limits on each weight divided by its base weight
+        rescaled to the target total, with ``0 <= low <= 1 <= high``.
+        Enforced inside the fit (bounded raking: the closest weights in the
+        raking distance that meet the margins within the bounds).
+    missing : {"error", "level"}, default="error"
+        Missing values in a balancing column raise an error, or form a level
+        of their own, whose target is keyed by ``None``.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_samples,)
+        Balancing weights of the training rows.
+    factors_ : dict
+        For every margin, a Series of per-level factors: a row's weight is
+        its base weight times ``weight_scale_`` times the product of its
+        levels' factors (truncated to ``bounds``).
+    weight_scale_ : float
+        Target total over the sum of the training base weights.
+    n_iter_ : int
+        Single-margin steps taken.
+    converged_ : bool
+        Whether the largest marginal error reached ``tol`` (with ``tol=0``:
+        is at most 1e-10 after ``max_iter`` steps).
+    marginal_error_ : ndarray of shape (n_iter_ + 1, n_margins)
+        Largest absolute error of every margin, in proportions, before the
+        first step (row 0) and after every step.
+    targets_reachable_ : bool or None
+        Set when the fit did not converge: whether any weighting of the
+        observed cells (within the bounds) meets every margin; None when it
+        was not decided (converged, or too many cells).
+    margins_ : list
+        Margin keys, in the order they are visited.
+    categories_ : dict
+        For every margin, the Index of its target levels.
+    n_cells_ : int
+        Number of distinct observed cells.
+    effective_sample_size_ : float
+        Kish's effective sample size of the weights, ``(sum w)^2 / sum w^2``.
+    design_effect_ : float
+        Kish's design effect due to weighting, ``n / effective_sample_size_``.
+    diagnostics_ : pandas.DataFrame
+        Per margin and level: rows, sample share, base-weighted share,
+        weighted share, target, residual and factor.
+    n_features_in_ : int
+        Number of columns seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names seen in fit, when they are all strings.
+
+    See Also
+    --------
+    compute_balancing_weights : The same as a function.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> X = pd.DataFrame({"sex": ["F", "F", "M", "M", "M"],
+    ...                   "age": ["young", "old", "young", "old", "old"]})
+    >>> bal = skb.MarginalBalancer(targets={"sex": {"F": 0.5, "M": 0.5},
+    ...                                     "age": {"young": 0.5, "old": 0.5}})
+    >>> bal.fit(X).weights_.round(3).tolist()
+    [1.25, 1.25, 1.25, 0.625, 0.625]
+    >>> bal.converged_
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "targets": [Mapping, pd.DataFrame, None],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "bounds": [tuple, list, None],
+        "missing": [StrOptions({"error", "level"})],
+    }
+
+    def __init__(self, *, targets=None, max_iter=1000, tol=1e-8, bounds=None, missing="error"):
+        self.targets = targets
+        self.max_iter = max_iter
+        self.tol = tol
+        self.bounds = bounds
+        self.missing = missing
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = self.missing == "level"
+        tags.target_tags.required = False
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Compute raking weights for the rows of ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The balancing columns (others are ignored).
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Positive base (design) weights; 1 for every row when None.
+
+        Returns
+        -------
+        self : MarginalBalancer
+            The fitted balancer.
+        """
+        table = as_table(X)
+        validate_data(self, table, skip_check_array=True, reset=True)
+        bounds = _check_bounds(self.bounds)
+        base = _base_weights(sample_weight, table.shape[0])
+        problem = _build_problem(table, self.targets, self.missing, base)
+        base_total = float(base.sum())
+        base_mass = problem.cell_base / base_total
+        targets = [m.proportions for m in problem.margins]
+
+        result = rake_cells(
+            base_mass, problem.margin_codes, targets,
+            max_iter=self.max_iter, tol=self.tol, bounds=bounds,
+        )
+        target_total = base_total if problem.total is None else problem.total
+
+        self.weight_scale_ = target_total / base_total
+        self.weights_ = base * self.weight_scale_ * result.cell_factors[problem.cell_of_row]
+        self.margins_ = [m.key for m in problem.margins]
+        self.categories_ = {m.key: m.levels for m in problem.margins}
+        self.factors_ = {
+            m.key: pd.Series(a, index=m.levels, name="factor")
+            for m, a in zip(problem.margins, result.level_factors)
+        }
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.marginal_error_ = result.errors
+        self.n_cells_ = int(base_mass.shape[0])
+        self.total_ = target_total
+        self._margins = problem.margins
+        self._bounds = bounds
+        self.effective_sample_size_ = float(
+            self.weights_.sum() ** 2 / np.sum(self.weights_**2)
+        )
+        self.design_effect_ = table.shape[0] / self.effective_sample_size_
+        self.diagnostics_ = self._diagnostics(problem, base_mass, result.cell_factors)
+        self.targets_reachable_ = None
+        self._report(result, base_mass, problem)
+        return self
+
+    def _report(self, result, base_mass, problem):
+        """Warn about unreachable targets or a fit that stopped short of tol."""
+        problems = []
+        if result.starved_levels:
+            j, level = result.starved_levels[0]
+            margin = problem.margins[j]
+            problems.append(
+                f"level {_level_repr(margin.levels[level])} of "
+                f"{margin_label(margin.key)} lost all its weight (other targets set to "
+                "0 every cell it has), so its target cannot be met"
+            )
+        if result.infeasible_levels:
+            j, level = result.infeasible_levels[0]
+            margin = problem.margins[j]
+            problems.append(
+                f"bounds {self._bounds} and margins cannot both hold: level "
+                f"{_level_repr(margin.levels[level])} of {margin_label(margin.key)} "
+                "needs factors outside the bounds"
+            )
+        if self.tol > 0 and not result.converged:
+            self.targets_reachable_ = _targets_reachable(
+                base_mass, problem.margin_codes, [m.proportions for m in problem.margins],
+                self._bounds,
+            )
+            residual = ", ".join(
+                f"{margin_name(k)}: {e:.3g}" for k, e in zip(self.margins_, result.errors[-1])
+            )
+            message = (
+                f"Raking did not reach tol={self.tol:g} in {result.n_iter} steps; "
+                f"largest marginal error per margin: {residual}."
+            )
+            if self.targets_reachable_ is False:
+                message += (
+                    " No weighting of the observed cells"
+                    + (" within the bounds" if self._bounds else "")
+                    + " meets every margin (structural zeros or bounds too tight):"
+                    " the targets are unreachable."
+                )
+            elif self.targets_reachable_:
+                message += " The targets are reachable: increase max_iter."
+            problems.insert(0, message)
+        if problems:
+            warnings.warn(" ".join(p[0].upper() + p[1:] for p in problems), ConvergenceWarning)
+            self.converged_ = False
+
+    def _diagnostics(self, problem, base_mass, cell_factors):
+        frames = []
+        n_rows = problem.cell_rows.sum()
+        for margin, code, a in zip(problem.margins, problem.margin_codes, self.factors_.values()):
+            n_levels = margin.levels.shape[0]
+            rows = np.bincount(code, problem.cell_rows, minlength=n_levels)
+            weighted = np.bincount(code, base_mass * cell_factors, minlength=n_levels)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "margin": margin_name(margin.key),
+                        "level": list(margin.levels),
+                        "n_rows": rows.astype(np.int64),
+                        "sample_share": rows / n_rows,
+                        "base_share": np.bincount(code, base_mass, minlength=n_levels),
+                        "weighted_share": weighted,
+                        "target_share": margin.proportions,
+                        "residual": weighted - margin.proportions,
+                        "factor": a.to_numpy(),
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
+
+    def compute_weights(self, X, sample_weight=None):
+        """Weights of new rows, with the factors learned in fit.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows with the balancing columns seen in fit.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Base weights of these rows; 1 for every row when None.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            ``sample_weight * weight_scale_ * factors`` of every row.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"sex": ["F", "M", "M", "M"]})
+        >>> bal = skb.MarginalBalancer(targets={"sex": {"F": 0.5, "M": 0.5}}).fit(X)
+        >>> bal.compute_weights(pd.DataFrame({"sex": ["M", "F"]})).tolist()
+        [0.6666666666666666, 2.0]
+        """
+        check_is_fitted(self)
+        table = as_table(X)
+        validate_data(self, table, skip_check_array=True, reset=False)
+        base = _base_weights(sample_weight, table.shape[0])
+        encoded = {}
+        factor = np.ones(table.shape[0])
+        for margin in self._margins:
+            for column in margin.columns:
+                if column not in encoded:
+                    encoded[column] = encode_column(
+                        get_column(table, column), column, self.missing
+                    )
+            factor *= self._row_factors(margin, encoded)
+        if self._bounds is not None:
+            factor = np.clip(factor, *self._bounds)
+        return base * self.weight_scale_ * factor
+
+    def _row_factors(self, margin, encoded):
+        """Factor of every row's level of one margin; unseen levels raise."""
+        if len(margin.columns) == 1:
+            codes, observed = encoded[margin.columns[0]]
+        else:
+            codes, n_combos = encode_cells(
+                [encoded[c][0] for c in margin.columns],
+                [encoded[c][1].shape[0] for c in margin.columns],
+            )
+            first = first_occurrence(codes, n_combos)
+            observed = pd.MultiIndex.from_arrays(
+                [encoded[c][1][encoded[c][0][first]] for c in margin.columns]
+            )
+        position = margin.levels.get_indexer(observed)
+        rows = np.bincount(codes, minlength=observed.shape[0])
+        unseen = np.flatnonzero((position < 0) & (rows > 0))
+        if unseen.size:
+            raise ValueError(
+                f"{margin_label(margin.key)} has level {_level_repr(observed[unseen[0]])} "
+                f"in {int(rows[unseen[0]])} row(s), which has no target and no factor "
+                "from fit."
+            )
+        factors = self.factors_[margin.key].to_numpy()
+        return factors[position][codes]
+
+    def transform(self, X, sample_weight=None):
+        """The weights of ``X`` as one column.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows with the balancing columns seen in fit.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Base weights of these rows; 1 for every row when None.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, 1)
+            A DataFrame with one column ``weight`` after
+            ``set_output(transform="pandas")``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"sex": ["F", "M", "M", "M"]})
+        >>> bal = skb.MarginalBalancer(targets={"sex": {"F": .5, "M": .5}})
+        >>> bal.set_output(transform="pandas").fit_transform(X)["weight"].tolist()
+        [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
+        """
+        return self.compute_weights(X, sample_weight=sample_weight).reshape(-1, 1)
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Fit, then return the training weights ``weights_`` as one column.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The balancing columns.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Positive base weights.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, 1)
+            ``weights_`` as a column.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import skbalance as skb
+        >>> skb.MarginalBalancer().fit_transform(np.array([[0], [1], [1]])).ravel().tolist()
+        [1.5, 0.75, 0.75]
+        """
+        return self.fit(X, sample_weight=sample_weight).weights_.reshape(-1, 1)
+
+    def get_feature_names_out(self, input_features=None):
+        """The name of the output column: ``["weight"]``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``array(["weight"], dtype=object)``.
+
+        Examples
+        --------
+        >>> import skbalance as skb
+        >>> skb.MarginalBalancer().get_feature_names_out().tolist()
+        ['weight']
+        """
+        return np.asarray(["weight"], dtype=object)
+
+
+def compute_balancing_weights(
+    X, targets=None, *, sample_weight=None, max_iter=1000, tol=1e-8, bounds=None,
+    missing="error",
+):
+    """Raking weights of the rows of ``X``: the function form of MarginalBalancer.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, n_features)
+        The balancing columns.
+    targets : dict, pandas.DataFrame or None, default=None
+        Target margins; see :class:`MarginalBalancer`.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Positive base weights.
+    max_iter : int, default=1000
+        Largest number of single-margin steps.
+    tol : float, default=1e-8
+        Largest absolute marginal error accepted; 0 runs exactly ``max_iter``.
+    bounds : tuple of (float, float) or None, default=None
+        Limits on the weight to rescaled base weight ratios.
+    missing : {"error", "level"}, default="error"
+        How missing values in a balancing column are treated.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_samples,)
+        The balancing weights.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
+    >>> skb.compute_balancing_weights(X, targets={"g": {"a": 0.5, "b": 0.5}}).tolist()
+    [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
+    """
+    balancer = MarginalBalancer(
+        targets=targets, max_iter=max_iter, tol=tol, bounds=bounds, missing=missing
+    )
+    return balancer.fit(X, sample_weight=sample_weight).weights_

@@ -1,0 +1,182 @@
+"""Parsing and validation of raking targets.
+
+Targets arrive as a mapping ``margin -> {level: value}`` (or a pandas Series,
+or one long table with columns ``column``, ``level``, ``value``). A margin key
+is one column, or a tuple of columns for a joint (cross-classified) margin.
+They leave as a list of :class:`Margin`, each with proportions summing to 1,
+plus the population total when counts were given.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Margin", "margin_label", "margin_name", "parse_targets"]
+
+_SUM_TOL = 1e-6
+
+
+@dataclass
+class Margin:
+    """One margin: the columns it spans, its levels and target proportions."""
+
+    key: object  # as the user gave it: a column label or a tuple of labels
+    columns: tuple
+    levels: pd.Index  # a MultiIndex for joint margins
+    proportions: np.ndarray
+
+
+def margin_label(key):
+    """How a margin is named in messages: 'age', ('age', 'sex'), column 0."""
+    if isinstance(key, (str, tuple)):
+        return repr(key)
+    return f"column {key!r}"
+
+
+def margin_name(key):
+    """How a margin is named in tables: age, age x sex, 0."""
+    if isinstance(key, tuple):
+        return " x ".join(str(k) for k in key)
+    return str(key)
+
+
+def _is_missing(value):
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _level_index(levels, joint):
+    """Index of target levels; missing keys (None, NaN) become NaN."""
+    if joint:
+        cleaned = [tuple(np.nan if _is_missing(v) else v for v in lv) for lv in levels]
+        return pd.MultiIndex.from_tuples(cleaned)
+    cleaned = [np.nan if _is_missing(v) else v for v in levels]
+    return pd.Index(cleaned, tupleize_cols=False)
+
+
+def _long_table_to_mapping(table):
+    needed = ["column", "level", "value"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(
+            "A targets table must have the columns 'column', 'level' and 'value'; "
+            f"missing {missing}."
+        )
+    mapping = {}
+    for column, level, value in table[needed].itertuples(index=False, name=None):
+        levels = mapping.setdefault(column, {})
+        if level in levels:
+            raise ValueError(
+                f"Targets table lists level {level!r} of {margin_label(column)} twice."
+            )
+        levels[level] = value
+    return mapping
+
+
+def _margin_items(key, spec):
+    """(levels, values) of one margin from a dict or a Series."""
+    if isinstance(spec, pd.Series):
+        levels = list(spec.index)
+        values = spec.to_numpy()
+    elif isinstance(spec, Mapping):
+        levels = list(spec.keys())
+        values = list(spec.values())
+    else:
+        raise TypeError(
+            f"Targets of {margin_label(key)} must be a mapping level -> value or a "
+            f"pandas Series; got {type(spec).__name__}."
+        )
+    if len(levels) == 0:
+        raise ValueError(f"Targets of {margin_label(key)} list no level.")
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Targets of {margin_label(key)} must be numbers.") from exc
+    return levels, values
+
+
+def parse_targets(targets):
+    """Validate targets and split them into proportions and a total.
+
+    Parameters
+    ----------
+    targets : mapping or pandas.DataFrame
+        ``{margin: {level: value}}``, values being proportions (each margin
+        summing to 1 within 1e-6) or population counts (every margin summing
+        to the same total within a relative 1e-6). A margin's value may be a
+        pandas Series indexed by level (a MultiIndex for a joint margin). A
+        DataFrame is read as a long table with columns ``column``, ``level``
+        and ``value``.
+
+    Returns
+    -------
+    margins : list of Margin
+    total : float or None
+        The population total when counts were given, else None.
+    """
+    if isinstance(targets, pd.DataFrame):
+        targets = _long_table_to_mapping(targets)
+    if isinstance(targets, pd.Series):
+        raise TypeError(
+            "targets must map each margin to its levels; for one column pass "
+            "{column: series}."
+        )
+    if not isinstance(targets, Mapping):
+        raise TypeError(
+            f"targets must be a mapping or a long DataFrame; got {type(targets).__name__}."
+        )
+    if len(targets) == 0:
+        raise ValueError("targets is empty: give at least one margin.")
+
+    margins, sums = [], []
+    for key, spec in targets.items():
+        joint = isinstance(key, tuple)
+        columns = key if joint else (key,)
+        if joint and len(set(columns)) != len(columns):
+            raise ValueError(f"Joint margin {key!r} repeats a column.")
+        label = margin_label(key)
+        levels, values = _margin_items(key, spec)
+        if joint:
+            for level in levels:
+                if not isinstance(level, tuple) or len(level) != len(columns):
+                    raise ValueError(
+                        f"Levels of the joint margin {label} must be tuples of "
+                        f"{len(columns)} values, one per column; got {level!r}."
+                    )
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"Target of level {levels[i]!r} of {label} is {values[i]!r}; "
+                "targets must be finite and nonnegative."
+            )
+        total = float(values.sum())
+        if total <= 0:
+            raise ValueError(f"Targets of {label} sum to 0; at least one must be positive.")
+        index = _level_index(levels, joint)
+        if index.has_duplicates:
+            dup = index[index.duplicated()][0]
+            raise ValueError(f"Level {dup!r} of {label} is listed twice.")
+        margins.append(Margin(key, tuple(columns), index, values / total))
+        sums.append(total)
+
+    sums = np.asarray(sums)
+    if np.all(np.abs(sums - 1.0) <= _SUM_TOL):
+        return margins, None
+    for margin, total in zip(margins, sums):
+        if total <= 1.0 + _SUM_TOL and abs(total - 1.0) > _SUM_TOL:
+            raise ValueError(
+                f"Targets of {margin_label(margin.key)} sum to {total:.8g}: proportions "
+                "must sum to 1 (within 1e-6), and population counts to more than 1."
+            )
+    reference = sums[0]
+    disagree = np.abs(sums - reference) > _SUM_TOL * reference
+    if disagree.any():
+        i = int(np.flatnonzero(disagree)[0])
+        raise ValueError(
+            "Count targets must have the same total in every margin: "
+            f"{margin_label(margins[0].key)} sums to {reference:.10g} but "
+            f"{margin_label(margins[i].key)} sums to {sums[i]:.10g}."
+        )
+    return margins, float(reference)

@@ -1,0 +1,39 @@
+"""Independent, obviously-correct implementations used as test oracles."""
+
+import numpy as np
+
+
+def dense_balance(table, targets, k):
+    """THEORY.md section 1 on a dense table: k steps, axis 0 first, cyclic.
+
+    ``table`` is any nonnegative array with one axis per margin; ``targets``
+    lists, per axis, target proportions. Plain loops over the grid, no
+    vectorised group sums.
+    """
+    current = np.array(table, dtype=float) / np.sum(table)
+    n_axes = current.ndim
+    for step in range(k):
+        axis = step % n_axes
+        marginal = np.zeros(current.shape[axis])
+        for index in np.ndindex(current.shape):
+            marginal[index[axis]] += current[index]
+        updated = current.copy()
+        for index in np.ndindex(current.shape):
+            level = index[axis]
+            if marginal[level] > 0:
+                updated[index] = current[index] * targets[axis][level] / marginal[level]
+        current = updated
+    return current
+
+
+def dense_row_weights(codes, base, targets, k):
+    """Per-row weights from :func:`dense_balance`: base * P^(k) / P_n."""
+    shape = tuple(len(t) for t in targets)
+    table = np.zeros(shape)
+    for row, weight in zip(zip(*codes), base):
+        table[row] += weight
+    balanced = dense_balance(table, targets, k)
+    empirical = table / table.sum()
+    return np.array(
+        [b * balanced[row] / empirical[row] for row, b in zip(zip(*codes), base)]
+    )

@@ -1,0 +1,137 @@
+"""Every kind of bad input gets a clear error naming what is wrong."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import skbalance as skb
+
+
+def fit(X, targets, **kwargs):
+    sample_weight = kwargs.pop("sample_weight", None)
+    return skb.MarginalBalancer(targets=targets, **kwargs).fit(X, sample_weight=sample_weight)
+
+
+def test_target_level_absent_from_data(survey, survey_targets):
+    targets = dict(survey_targets, age={"18-34": 0.3, "35-54": 0.3, "55+": 0.3, "99+": 0.1})
+    with pytest.raises(ValueError, match=r"Level '99\+' of 'age' has a positive target"):
+        fit(survey, targets)
+
+
+def test_data_level_absent_from_targets(survey, survey_targets):
+    targets = dict(survey_targets, region={"north": 0.5, "south": 0.5})
+    with pytest.raises(ValueError, match=r"'region' has level '(east|west)' in \d+ row"):
+        fit(survey, targets)
+
+
+def test_type_mismatch_hint():
+    X = pd.DataFrame({"g": [1, 2, 2]})
+    with pytest.raises(ValueError, match=r"data levels are int64, target levels are str"):
+        fit(X, {"g": {"1": 0.5, "2": 0.5}})
+
+
+def test_missing_values_name_column_and_count(survey, survey_targets):
+    X = survey.copy()
+    X.loc[X.index[[3, 9, 11]], "region"] = np.nan
+    with pytest.raises(ValueError, match=r"'region' has 3 missing value\(s\)"):
+        fit(X, survey_targets)
+
+
+@pytest.mark.parametrize("bad", [-0.1, np.inf, np.nan])
+def test_negative_or_non_finite_targets(survey, survey_targets, bad):
+    targets = dict(survey_targets, sex={"F": bad, "M": 0.48})
+    with pytest.raises(ValueError, match=r"Target of level 'F' of 'sex' is .*finite and "
+                                         r"nonnegative"):
+        fit(survey, targets)
+
+
+def test_targets_summing_to_zero(survey, survey_targets):
+    targets = dict(survey_targets, sex={"F": 0.0, "M": 0.0})
+    with pytest.raises(ValueError, match="Targets of 'sex' sum to 0"):
+        fit(survey, targets)
+
+
+def test_count_totals_disagree(survey):
+    targets = {"sex": {"F": 520, "M": 480}, "age": {"18-34": 300, "35-54": 400, "55+": 301}}
+    with pytest.raises(ValueError, match=r"same total.*'sex' sums to 1000 but 'age' sums to 1001"):
+        fit(survey, targets)
+    # within a relative 1e-6 is accepted
+    close = {"sex": {"F": 520, "M": 480}, "age": {"18-34": 300, "35-54": 400,
+                                                  "55+": 300.0005}}
+    fit(survey, close)
+
+
+def test_proportions_not_summing_to_one(survey, survey_targets):
+    targets = dict(survey_targets, sex={"F": 0.5, "M": 0.45})
+    with pytest.raises(ValueError, match=r"'sex' sum to 0.95: proportions must sum to 1"):
+        fit(survey, targets)
+    nearly = dict(survey_targets, sex={"F": 0.52, "M": 0.48 + 5e-7})
+    bal = fit(survey, nearly)  # within 1e-6: normalised
+    assert bal.weights_.sum() == pytest.approx(len(survey))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
+def test_bad_base_weights(survey, survey_targets, bad):
+    base = np.ones(len(survey))
+    base[5] = bad
+    with pytest.raises(ValueError, match=r"positive and finite: 1 are not \(first at row 5"):
+        fit(survey, survey_targets, sample_weight=base)
+
+
+def test_base_weights_of_wrong_length(survey, survey_targets):
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        fit(survey, survey_targets, sample_weight=np.ones(3))
+
+
+def test_empty_input(survey_targets):
+    empty = pd.DataFrame({"age": [], "sex": [], "region": []})
+    with pytest.raises(ValueError, match="0 sample"):
+        fit(empty, survey_targets)
+    with pytest.raises(ValueError, match="0 sample"):
+        skb.MarginalBalancer().fit(np.empty((0, 2)))
+
+
+def test_unknown_column(survey, survey_targets):
+    targets = dict(survey_targets, income={"low": 0.5, "high": 0.5})
+    with pytest.raises(KeyError, match="Unknown column 'income'"):
+        fit(survey, targets)
+    with pytest.raises(KeyError, match="keyed by column position"):
+        fit(survey.to_numpy(), {"age": survey_targets["age"]})
+
+
+def test_bad_target_structures(survey):
+    with pytest.raises(ValueError, match="targets is empty"):
+        fit(survey, {})
+    with pytest.raises(TypeError, match="must be a mapping level -> value"):
+        fit(survey, {"sex": [0.5, 0.5]})
+    with pytest.raises(ValueError, match="must be tuples of 2 values"):
+        fit(survey, {("age", "sex"): {"18-34": 1.0}})
+    with pytest.raises(ValueError, match="must have the columns 'column', 'level'"):
+        fit(survey, pd.DataFrame({"col": ["sex"], "level": ["F"], "value": [1.0]}))
+    with pytest.raises(ValueError, match="list no level"):
+        fit(survey, {"sex": {}})
+
+
+@pytest.mark.parametrize("bounds", [(1.2, 2.0), (0.5, 0.9), (-0.1, 2.0), (1.0, 1.0), (2,)])
+def test_bad_bounds(survey, survey_targets, bounds):
+    with pytest.raises(ValueError, match="bounds must"):
+        fit(survey, survey_targets, bounds=bounds)
+
+
+def test_one_dimensional_input(survey_targets):
+    with pytest.raises(ValueError, match="Expected a 2-D array"):
+        skb.MarginalBalancer().fit(np.array([0, 1, 1]))
+
+
+def test_infinite_level():
+    with pytest.raises(ValueError, match="contains inf"):
+        skb.MarginalBalancer().fit(np.array([[0.0], [np.inf]]))
+
+
+def test_compute_weights_checks_columns(survey, survey_targets):
+    bal = fit(survey, survey_targets)
+    renamed = survey.rename(columns={"region": "area"})
+    with pytest.raises(ValueError, match="Feature names seen at fit time, yet now missing"):
+        bal.compute_weights(renamed)
+    with pytest.raises(ValueError, match="X has 2 features"):
+        bal.compute_weights(survey.to_numpy()[:, :2])
