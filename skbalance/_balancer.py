@@ -284,7 +284,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
     >>> bal = skb.MarginalBalancer(targets={"sex": {"F": 0.5, "M": 0.5},
     ...                                     "age": {"young": 0.5, "old": 0.5}})
     >>> bal.fit(X).weights_.round(3).tolist()
-    [1.25, 1.25, 1.25, 0.625, 0.625]
+    [1.464, 1.036, 1.036, 0.732, 0.732]
     >>> bal.converged_
     True
     """

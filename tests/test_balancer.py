@@ -284,12 +284,12 @@ def test_inputs_are_not_modified(survey, survey_targets):
     base = np.random.default_rng(8).uniform(1, 3, size=len(survey))
     base_copy = base.copy()
     targets_copy = {c: dict(v) for c, v in survey_targets.items()}
-    skb.MarginalBalancer(targets=survey_targets, bounds=(0.5, 2.0)).fit(
+    skb.MarginalBalancer(targets=survey_targets, bounds=(0.2, 5.0)).fit(
         frame, sample_weight=base)
     pd.testing.assert_frame_equal(frame, survey)
     np.testing.assert_array_equal(base, base_copy)
     assert survey_targets == targets_copy
-    array = np.array([[0, 1], [1, 0], [1, 1]])
+    array = np.array([[0, 1], [1, 0], [1, 1], [0, 0], [0, 0]])
     array_copy = array.copy()
     skb.MarginalBalancer().fit(array)
     np.testing.assert_array_equal(array, array_copy)

@@ -35,7 +35,7 @@ def load_api(kind="clus1"):
     >>> from skbalance.datasets import load_api
     >>> load_api("clus1").shape
     (183, 39)
-    >>> round(load_api("pop")["api00"].mean(), 2)
+    >>> round(float(load_api("pop")["api00"].mean()), 2)
     664.71
     """
     if kind not in _API_FILES:

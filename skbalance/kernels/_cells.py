@@ -54,7 +54,7 @@ def encode_cells(codes, n_levels):
     >>> from skbalance.kernels import encode_cells
     >>> cells, n_cells = encode_cells([np.array([0, 1, 0]), np.array([2, 0, 2])], [2, 3])
     >>> cells.tolist(), n_cells
-    ([1, 0, 1], 2)
+    ([0, 1, 0], 2)
     """
     if len(codes) != len(n_levels):
         raise ValueError("codes and n_levels must have the same length.")
