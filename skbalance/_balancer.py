@@ -37,7 +37,8 @@ def _base_weights(sample_weight, n_rows):
         first = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"Base weights must be positive and finite: {int(bad.sum())} are not "
-            f"(first at row {first}: {base[first]!r})."
+            f"(first at row {first}: {float(base[first])!r}). Rows with zero weight "
+            "have no place in a raking fit: drop them instead."
         )
     return base
 

@@ -20,13 +20,23 @@ def as_table(X):
         if table.ndim != 2:
             raise ValueError(
                 f"Expected a 2-D array or a DataFrame, got an array with {table.ndim} "
-                "dimension(s); reshape a single column with X.reshape(-1, 1)."
+                "dimension(s). Reshape your data with X.reshape(-1, 1) if it is a "
+                "single column."
             )
     n_rows, n_columns = table.shape
     if n_rows == 0:
-        raise ValueError("Found an empty input: 0 sample(s); at least one row is needed.")
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={table.shape}) while a minimum of 1 "
+            "is required."
+        )
     if n_columns == 0:
-        raise ValueError("Found an input with 0 feature(s); at least one column is needed.")
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={table.shape}) while a minimum of 1 "
+            "is required."
+        )
+    dtypes = table.dtypes if isinstance(table, pd.DataFrame) else [table.dtype]
+    if any(np.dtype(d).kind == "c" for d in dtypes if isinstance(d, np.dtype)):
+        raise ValueError("Complex data not supported: levels must be real or labels.")
     return table
 
 

@@ -85,7 +85,7 @@ def test_base_weights_of_wrong_length(survey, survey_targets):
 
 def test_empty_input(survey_targets):
     empty = pd.DataFrame({"age": [], "sex": [], "region": []})
-    with pytest.raises(ValueError, match="0 sample"):
+    with pytest.raises(ValueError, match=r"0 sample\(s\) \(shape=\(0, 3\)\)"):
         fit(empty, survey_targets)
     with pytest.raises(ValueError, match="0 sample"):
         skb.MarginalBalancer().fit(np.empty((0, 2)))
@@ -119,7 +119,7 @@ def test_bad_bounds(survey, survey_targets, bounds):
 
 
 def test_one_dimensional_input(survey_targets):
-    with pytest.raises(ValueError, match="Expected a 2-D array"):
+    with pytest.raises(ValueError, match="Expected a 2-D array.*Reshape your data"):
         skb.MarginalBalancer().fit(np.array([0, 1, 1]))
 
 

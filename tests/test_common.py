@@ -1,0 +1,54 @@
+"""scikit-learn's estimator checks for every skbalance estimator."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import skbalance as skb
+
+# Checks expected to fail, in one place, each with its reason.
+_ZERO_WEIGHTS = (
+    "base weights must be positive: a row with zero design weight has no place in a "
+    "raking fit, so zero weights are rejected rather than read as 'drop this row'"
+)
+EXPECTED_FAILED_CHECKS = {
+    "MarginalBalancer": {
+        "check_sample_weight_equivalence_on_dense_data": _ZERO_WEIGHTS,
+        "check_transformer_n_iter": (
+            "n_iter_ counts balancing steps (the paper's k); data that already meet "
+            "the targets within tol need none, so n_iter_ is 0 there"
+        ),
+    },
+}
+
+
+def _estimators():
+    return [skb.MarginalBalancer(), skb.MarginalBalancer(missing="level")]
+
+
+@parametrize_with_checks(
+    _estimators(),
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", _estimators(), ids=repr)
+def test_clone_get_params_pickle(estimator, survey, survey_targets):
+    estimator = clone(estimator).set_params(targets=survey_targets)
+    params = estimator.get_params()
+    assert params["targets"] is survey_targets
+    fitted = estimator.fit(survey)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.weights_, fitted.weights_)
+    np.testing.assert_allclose(restored.compute_weights(survey), fitted.weights_,
+                               rtol=1e-14)
+    unfitted = clone(fitted)
+    assert not hasattr(unfitted, "weights_")
+    assert unfitted.get_params()["targets"] == survey_targets
+    assert isinstance(fitted.diagnostics_, pd.DataFrame)
