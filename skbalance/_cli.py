@@ -39,10 +39,11 @@ def _summary(balancer):
     )
 
 
-def run_demo(out=sys.stdout):
+def run_demo(out=None):
     """Rake the api cluster sample to population counts and print the report."""
     from .datasets import api_population_targets, load_api
 
+    out = sys.stdout if out is None else out
     sample = load_api("clus1")
     population = load_api("pop")
     targets = api_population_targets(["stype", "sch.wide"])
@@ -116,8 +117,9 @@ def _read_targets(path):
     raise CommandError("targets JSON must be an object or a list of margins.")
 
 
-def run_rake(args, out=sys.stdout):
+def run_rake(args, out=None):
     """Rake a CSV file to the targets of a JSON file and write the weights."""
+    out = sys.stdout if out is None else out
     targets = _read_targets(args.targets)
     columns = list(dict.fromkeys(
         c for key in targets for c in (key if isinstance(key, tuple) else (key,))

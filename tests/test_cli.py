@@ -1,0 +1,104 @@
+"""The command line, run as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import skbalance as skb
+from skbalance._cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "skbalance", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_demo_prints_report():
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "converged" in out and "design effect" in out
+    assert "641.23" in out  # raked mean (R survey's rake + svymean gives 641.23)
+    assert "664.71" in out  # population truth
+    assert "644.17" in out  # unweighted
+
+
+@pytest.fixture
+def files(tmp_path, survey, survey_targets):
+    data = survey.assign(id=np.arange(len(survey)) + 1000,
+                         pw=np.random.default_rng(0).uniform(1, 3, len(survey)))
+    data.to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "targets.json").write_text(json.dumps(survey_targets))
+    return tmp_path, data
+
+
+def test_rake_writes_weights(files, survey_targets, capsys):
+    path, data = files
+    code = main(["rake", str(path / "data.csv"), "--targets", str(path / "targets.json"),
+                 "--out", str(path / "w.csv"), "--weight-column", "pw", "--id-column",
+                 "id", "--tol", "1e-12"])
+    assert code == 0
+    written = pd.read_csv(path / "w.csv")
+    assert list(written.columns) == ["id", "weight"]
+    np.testing.assert_array_equal(written["id"], data["id"])
+    expected = skb.compute_balancing_weights(data, survey_targets,
+                                             sample_weight=data["pw"], tol=1e-12)
+    np.testing.assert_allclose(written["weight"], expected, rtol=1e-15)
+    assert "converged after" in capsys.readouterr().out
+
+
+def test_rake_joint_margin_list_form(files):
+    path, data = files
+    joint = [[[a, s], 1 / 6] for a in ["18-34", "35-54", "55+"] for s in ["F", "M"]]
+    spec = [{"columns": ["age", "sex"], "targets": joint},
+            {"columns": ["region"], "targets": [["north", 1], ["south", 1], ["east", 1],
+                                                ["west", 1]]}]
+    (path / "joint.json").write_text(json.dumps(spec))
+    result = run("rake", str(path / "data.csv"), "--targets", str(path / "joint.json"),
+                 "--out", str(path / "w.csv"))
+    assert result.returncode == 2  # proportions and counts mixed: one-line error
+    assert result.stderr.count("\n") == 1 and "sums to 4" in result.stderr
+    spec[1]["targets"] = [["north", 0.25], ["south", 0.25], ["east", 0.25], ["west", 0.25]]
+    (path / "joint.json").write_text(json.dumps(spec))
+    result = run("rake", str(path / "data.csv"), "--targets", str(path / "joint.json"),
+                 "--out", str(path / "w.csv"), "--tol", "1e-12")
+    assert result.returncode == 0, result.stderr
+    w = pd.read_csv(path / "w.csv")["weight"].to_numpy()
+    shares = pd.Series(w).groupby([data["age"], data["sex"]]).sum() / w.sum()
+    np.testing.assert_allclose(shares.to_numpy(), 1 / 6, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: ["--targets", str(p / "missing.json")], "targets file not found"),
+        (lambda p: ["--weight-column", "nope"], "base-weight column 'nope'"),
+        (lambda p: ["--bounds", "2", "3"], "bounds must satisfy"),
+        (lambda p: ["--targets", str(p / "bad.json")], "not valid JSON"),
+        (lambda p: ["--targets", str(p / "level.json")], "has level"),
+    ],
+)
+def test_rake_bad_input_exits_with_one_line(files, change, message):
+    path, _ = files
+    (path / "bad.json").write_text("{not json")
+    (path / "level.json").write_text(json.dumps({"sex": {"F": 1.0}}))
+    args = ["rake", str(path / "data.csv"), "--targets", str(path / "targets.json"),
+            "--out", str(path / "w.csv"), *change(path)]
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("skbalance: error: ")
+    assert result.stderr.count("\n") == 1
+    assert message in result.stderr
+
+
+def test_rake_not_converged_warns_and_strict_fails(files):
+    path, _ = files
+    base = ["rake", str(path / "data.csv"), "--targets", str(path / "targets.json"),
+            "--out", str(path / "w.csv"), "--max-iter", "2", "--tol", "1e-12"]
+    result = run(*base)
+    assert result.returncode == 0 and "skbalance: warning: Raking did not reach" in result.stderr
+    assert run(*base, "--strict").returncode == 3
