@@ -249,7 +249,12 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         is at most 1e-10 after ``max_iter`` steps).
     marginal_error_ : ndarray of shape (n_iter_ + 1, n_margins)
         Largest absolute error of every margin, in proportions, before the
-        first step (row 0) and after every step.
+        first step (row 0) and after every step. The first and last rows are
+        measured in full; after the other steps, the margin that the next
+        step fits is always measured (so each margin once per sweep), the
+        others only when the stop rule needs them, and entries not measured
+        are NaN. ``np.nanmax(marginal_error_, axis=1)`` is above ``tol`` on
+        every row but the last when the fit converged.
     targets_reachable_ : bool or None
         Set when the fit did not converge: whether any weighting of the
         observed cells (within the bounds) meets every margin; None when it

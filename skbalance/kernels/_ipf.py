@@ -63,13 +63,19 @@ class RakingResult:
     infeasible_levels: list
 
 
-def _margin_errors(cell_mass, codes, targets):
-    """Largest absolute error of every margin, in proportions."""
-    errors = np.empty(len(codes))
-    for j, (margin_codes, target) in enumerate(zip(codes, targets)):
-        current = np.bincount(margin_codes, cell_mass, minlength=target.shape[0])
-        errors[j] = np.max(np.abs(current - target)) if target.shape[0] else 0.0
-    return errors
+def _marginal(mass, margin_codes, target):
+    """Current total mass of every level of one margin."""
+    return np.bincount(margin_codes, mass, minlength=target.shape[0])
+
+
+def _max_abs_diff(current, target):
+    return float(np.max(np.abs(current - target))) if target.shape[0] else 0.0
+
+
+def _measure_all(row, mass, codes, targets):
+    """Fill the unmeasured (NaN) entries of an error row."""
+    for i in np.flatnonzero(np.isnan(row)):
+        row[i] = _max_abs_diff(_marginal(mass, codes[i], targets[i]), targets[i])
 
 
 def _solve_bounded_levels(base_mass, others, codes, target, low, high, log_cap):
@@ -165,14 +171,15 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
     bounded = bounds is not None
 
     level_factors = [np.ones(t.shape[0]) for t in targets]
-    product = np.ones(base_mass.shape[0])  # unclipped prod_j a_j[codes_j]
-    cell_factors = np.clip(product, low, high)
-    cell_mass = base_mass * cell_factors
-    errors = [_margin_errors(cell_mass, codes, targets)]
+    mass = base_mass * np.clip(1.0, low, high)
+    currents = [_marginal(mass, c, t) for c, t in zip(codes, targets)]
+    errors = [np.array([_max_abs_diff(c, t) for c, t in zip(currents, targets)])]
+    current = currents[0] if n_margins else None
+    done = n_margins == 0 or (tol > 0 and errors[0].max() <= tol)
     starved, infeasible_levels = set(), set()
 
     n_iter = 0
-    while n_margins and n_iter < max_iter and not (tol > 0 and errors[-1].max() <= tol):
+    while not done and n_iter < max_iter:
         j = n_iter % n_margins
         margin_codes, target = codes[j], targets[j]
         if bounded:
@@ -185,26 +192,43 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
                 log_cap=_LOG_CAP / n_margins,
             )
             infeasible_levels.update((j, int(lv)) for lv in np.flatnonzero(infeasible))
-            product = others * new[margin_codes]
+            others *= new[margin_codes]
+            mass = base_mass * np.clip(others, low, high, out=others)
         else:
-            current = np.bincount(margin_codes, cell_mass, minlength=target.shape[0])
             missing = (current <= 0) & (target > 0)
             starved.update((j, int(lv)) for lv in np.flatnonzero(missing))
-            ratio = np.divide(
-                target, current, out=np.zeros_like(target), where=current > 0
-            )
-            ratio[missing] = 1.0
+            ratio = np.divide(target, current, out=np.ones_like(target), where=current > 0)
+            ratio[(current <= 0) & (target == 0)] = 0.0
             new = level_factors[j] * ratio
-            product *= ratio[margin_codes]
+            mass *= ratio[margin_codes]
         level_factors[j] = new
-        cell_factors = np.clip(product, low, high) if bounded else product
-        cell_mass = base_mass * cell_factors
         n_iter += 1
-        errors.append(_margin_errors(cell_mass, codes, targets))
+
+        # The next step needs the next margin's current totals anyway; its
+        # error is a lower bound on the largest error. Only when that bound
+        # is within tol are the other margins measured, so the stop rule is
+        # exact at the cost of one group sum per step.
+        following = n_iter % n_margins
+        current = _marginal(mass, codes[following], targets[following])
+        row = np.full(n_margins, np.nan)
+        row[following] = _max_abs_diff(current, targets[following])
+        if tol > 0 and row[following] <= tol:
+            _measure_all(row, mass, codes, targets)
+            done = row.max() <= tol
+        errors.append(row)
 
     errors = np.vstack(errors)
+    _measure_all(errors[-1], mass, codes, targets)
     final = errors[-1].max() if n_margins else 0.0
     converged = bool(final <= (tol if tol > 0 else 1e-10))
+    cell_factors = np.divide(
+        mass, base_mass, out=np.zeros_like(mass), where=base_mass > 0
+    )
+    if bounded:  # exact values, free of the rounding in mass / base_mass
+        product = np.ones_like(base_mass)
+        for margin_codes, factors in zip(codes, level_factors):
+            product *= factors[margin_codes]
+        cell_factors = np.clip(product, low, high)
     return RakingResult(
         cell_factors=cell_factors,
         level_factors=level_factors,
