@@ -154,7 +154,7 @@ def run_skbalance(frame, targets):
 def run_ipfn(frame, targets):
     # ipfn works on a table: aggregate the rows to cells (as its docs do),
     # fit, and map the fitted cell totals back onto the rows.
-    from ipfn import ipfn
+    from ipfn.ipfn import ipfn
 
     columns = list(targets)
     cells = frame.groupby(columns, observed=True, sort=True)
@@ -178,6 +178,7 @@ def run_balance(frame, targets):
     columns = list(targets)
     result = rake(frame[columns], frame["pw"], None, None, variables=columns,
                   transformations=None, target_margins=targets,
+                  target_margins_max_length=1_000_000,
                   convergence_rate=TOL, rate_tolerance=0.0, max_iteration=10000)
     return result["weight"].to_numpy()
 
@@ -209,6 +210,7 @@ NOTES = {
     "ipfn": "rows grouped to cells first (pandas), then ipfn's DataFrame mode",
     "weightipy": "no base-weight support: rakes from equal weights",
     "svy": "pandas -> polars conversion included",
+    "balance": "targets realised as a 10**6-row synthetic frame (its margin API)",
 }
 
 
@@ -247,7 +249,11 @@ def run_peer(name, python, data_path, targets_path, repeat, timeout):
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
-    return {"method": name, "error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    if done.returncode < 0:
+        return {"method": name, "error": f"killed by signal {-done.returncode} "
+                                         "(out of memory?)"}
+    errors = [ln for ln in done.stderr.splitlines() if "Error" in ln or "error" in ln]
+    return {"method": name, "error": (errors or ["failed"])[-1][:200]}
 
 
 def importable(name):
@@ -286,6 +292,7 @@ def main():
     parser.add_argument("--peer", action="append", default=[],
                         help="NAME=PYTHON: run a peer in another environment")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per peer run")
+    parser.add_argument("--only", help="comma-separated peers to run (default: all)")
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -303,7 +310,14 @@ def main():
             frame, targets = load_case(data_path, targets_path)
             rows = [measure("skbalance", frame, targets, args.repeat)]
             print(f"[{case}] skbalance: {rows[-1]['seconds']:.3f} s", file=sys.stderr)
+            if "skbalance" in external:  # the same code in another environment
+                row = run_peer("skbalance", external["skbalance"], data_path,
+                               targets_path, args.repeat, args.timeout)
+                row["method"] = "skbalance (--peer env)"
+                rows.append(row)
             for peer in PEERS:
+                if args.only and peer not in args.only.split(","):
+                    continue
                 if peer in external:
                     row = run_peer(peer, external[peer], data_path, targets_path,
                                    args.repeat, args.timeout)

@@ -1,0 +1,263 @@
+"""SpectralGapAnalyzer: the spectrum of two categorical variables, and what
+balancing them would do to the variance of a mean."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import theory
+from ._balancer import _base_weights
+from ._columns import as_table, column_label, encode_column, get_column
+
+__all__ = ["SpectralGapAnalyzer"]
+
+
+def _observed_codes(values, column):
+    """Codes of a column over its observed levels only."""
+    codes, levels = encode_column(values, column)
+    present = np.bincount(codes, minlength=levels.shape[0]) > 0
+    if present.all():
+        return codes, levels
+    renumber = np.cumsum(present) - 1
+    return renumber[codes], levels[present]
+
+
+class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
+    """Singular values, spectral gap and variance curve of two categorical variables.
+
+    Builds the (base-weighted) empirical joint table ``P`` of two columns and
+    the singular decomposition of its conditional-mean operators:
+    ``s_2`` is the maximal correlation of the two variables and
+    ``1 - s_2`` the spectral gap, which sets how fast balancing converges.
+    The singular functions are the correspondence-analysis coordinates of the
+    levels. Given an outcome ``y``, the plug-in ``sigma_k^2`` tells how much
+    variance ``k`` balancing steps remove from the mean of ``y``.
+
+    Parameters
+    ----------
+    columns : pair of column labels or None, default=None
+        The two columns (names for a DataFrame, positions for an array);
+        None takes the first two columns of ``X``.
+    n_components : int, default=2
+        Number of nontrivial singular functions kept per variable (fewer if
+        the table has fewer).
+    max_k : int, default=20
+        Largest number of balancing steps in ``variance_curve_``.
+    rtol : float, default=0.01
+        ``recommended_k_`` is the smallest ``k`` with
+        ``sigma_k^2 <= (1 + rtol) sigma_inf^2``.
+
+    Attributes
+    ----------
+    singular_values_ : ndarray of shape (min(n_x, n_y),)
+        Descending; the first is 1.
+    spectral_gap_ : float
+        ``1 - s_2`` (1 when a variable has a single level).
+    joint_table_ : ndarray of shape (n_x, n_y)
+        The empirical joint probability table.
+    categories_ : list of two pandas.Index
+        Observed levels of both columns, in the table's order.
+    x_functions_, y_functions_ : ndarray of shape (n_x or n_y, n_components_)
+        Values of the first nontrivial singular functions at every level.
+    n_components_ : int
+        Number of singular functions kept.
+    variance_curve_ : ndarray of shape (max_k + 1,)
+        With ``y``: plug-in ``sigma_k^2`` for ``k = 0..max_k`` (the theory
+        functions on the empirical table and the cell means of ``y``, plus
+        the within-cell variance of ``y``, which balancing leaves untouched).
+    variance_limit_ : float
+        With ``y``: plug-in ``sigma_inf^2``.
+    ipwi_variance_ : float
+        With ``y``: plug-in first-order variance of importance weighting.
+    recommended_k_ : int
+        With ``y``: smallest ``k <= max_k`` within ``rtol`` of the limit
+        (``max_k`` if none).
+    n_features_in_ : int
+        Number of columns seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names seen in fit, when they are all strings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import skbalance as skb
+    >>> X = np.array([[0, 0]] * 3 + [[0, 1]] + [[1, 0]] + [[1, 1]] * 5)
+    >>> sga = skb.SpectralGapAnalyzer().fit(X)
+    >>> sga.singular_values_.round(4).tolist()
+    [1.0, 0.5833]
+    >>> round(sga.spectral_gap_, 4)
+    0.4167
+    """
+
+    _parameter_constraints: dict = {
+        "columns": [tuple, list, None],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "max_k": [Interval(Integral, 0, None, closed="left")],
+        "rtol": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, *, columns=None, n_components=2, max_k=20, rtol=0.01):
+        self.columns = columns
+        self.n_components = n_components
+        self.max_k = max_k
+        self.rtol = rtol
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.target_tags.required = False
+        return tags
+
+    def _column_keys(self, table):
+        if self.columns is not None:
+            if len(self.columns) != 2:
+                raise ValueError(f"columns must name exactly two columns; got {self.columns!r}.")
+            return list(self.columns)
+        if table.shape[1] < 2:
+            raise ValueError(
+                f"SpectralGapAnalyzer needs two categorical columns; X has {table.shape[1]}."
+            )
+        if hasattr(table, "columns"):
+            return list(table.columns[:2])
+        return [0, 1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Build the joint table, its spectrum and (with ``y``) the variance curve.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Holds the two categorical columns.
+        y : array-like of shape (n_samples,), default=None
+            Values of the outcome whose mean would be balanced.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Positive base weights.
+
+        Returns
+        -------
+        self : SpectralGapAnalyzer
+            The fitted analyzer.
+        """
+        table = as_table(X)
+        validate_data(self, table, skip_check_array=True, reset=True)
+        base = _base_weights(sample_weight, table.shape[0])
+        keys = self._column_keys(table)
+        (x_codes, x_levels), (y_codes, y_levels) = (
+            _observed_codes(get_column(table, key), key) for key in keys
+        )
+        shape = (x_levels.shape[0], y_levels.shape[0])
+        cell = x_codes * shape[1] + y_codes
+        mass = np.bincount(cell, base, minlength=shape[0] * shape[1])
+        P = (mass / mass.sum()).reshape(shape)
+
+        s, alpha, beta = theory.singular_functions(P)
+        self._keys = keys
+        self.joint_table_ = P
+        self.categories_ = [x_levels, y_levels]
+        self.singular_values_ = s
+        self.spectral_gap_ = float(1.0 - s[1]) if s.shape[0] > 1 else 1.0
+        self.n_components_ = int(min(self.n_components, max(s.shape[0] - 1, 0)))
+        kept = slice(1, 1 + self.n_components_)
+        self.x_functions_ = alpha[:, kept]
+        self.y_functions_ = beta[:, kept]
+
+        if y is not None:
+            self._fit_variance(np.asarray(y, dtype=np.float64), base, cell, P)
+        return self
+
+    def _fit_variance(self, y, base, cell, P):
+        if y.ndim != 1 or y.shape[0] != base.shape[0]:
+            raise ValueError(f"y must have shape ({base.shape[0]},); got {y.shape}.")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y must be finite.")
+        n_cells = P.size
+        mass = np.bincount(cell, base, minlength=n_cells)
+        occupied = mass > 0
+        safe = np.where(occupied, mass, 1.0)
+        cell_mean = np.bincount(cell, base * y, minlength=n_cells) / safe
+        within = np.bincount(cell, base * (y - cell_mean[cell]) ** 2, minlength=n_cells)
+        noise = float(within.sum() / base.sum())
+        h = np.where(occupied, cell_mean, 0.0).reshape(P.shape)
+        curve, limit = theory.variance_curve(P, h, self.max_k)
+        self.variance_curve_ = curve + noise
+        self.variance_limit_ = limit + noise
+        self.ipwi_variance_ = theory.ipwi_variance(P, h) + noise
+        within_rtol = np.flatnonzero(
+            self.variance_curve_ <= (1 + self.rtol) * self.variance_limit_ + 1e-15
+        )
+        self.recommended_k_ = int(within_rtol[0]) if within_rtol.size else int(self.max_k)
+
+    def transform(self, X):
+        """Correspondence-analysis coordinates of every row's two levels.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows holding the two columns seen in fit.
+
+        Returns
+        -------
+        coordinates : ndarray of shape (n_samples, 2 * n_components_)
+            The first ``n_components_`` nontrivial singular functions of the
+            first column's level, then those of the second column's level.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import skbalance as skb
+        >>> X = np.array([[0, 0]] * 3 + [[0, 1]] + [[1, 0]] + [[1, 1]] * 5)
+        >>> sga = skb.SpectralGapAnalyzer(n_components=1).fit(X)
+        >>> sga.transform(X[:1]).round(4).tolist()
+        [[-1.0, -1.0]]
+        """
+        check_is_fitted(self)
+        table = as_table(X)
+        validate_data(self, table, skip_check_array=True, reset=False)
+        parts = []
+        for key, levels, functions in zip(
+            self._keys, self.categories_, [self.x_functions_, self.y_functions_]
+        ):
+            codes, observed = encode_column(get_column(table, key), key)
+            position = levels.get_indexer(observed)
+            used = np.bincount(codes, minlength=observed.shape[0]) > 0
+            unseen = np.flatnonzero((position < 0) & used)
+            if unseen.size:
+                raise ValueError(
+                    f"{column_label(key)} has level {observed[unseen[0]]!r}, unseen in fit."
+                )
+            parts.append(functions[position[codes]])
+        return np.hstack(parts)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output coordinates: ``<column>_sf1``, ``<column>_sf2``, ...
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored; the names come from the columns seen in fit.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per output column.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"a": [0, 0, 1, 1, 2], "b": [0, 1, 1, 0, 2]})
+        >>> skb.SpectralGapAnalyzer(n_components=1).fit(X).get_feature_names_out().tolist()
+        ['a_sf1', 'b_sf1']
+        """
+        check_is_fitted(self)
+        names = [
+            f"{key if isinstance(key, str) else f'x{key}'}_sf{j + 1}"
+            for key in self._keys
+            for j in range(self.n_components_)
+        ]
+        return np.asarray(names, dtype=object)
