@@ -9,19 +9,36 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import theory
-from ._balancer import _base_weights
 from ._columns import as_table, column_label, encode_column, get_column
 
 __all__ = ["SpectralGapAnalyzer"]
 
 
-def _observed_codes(values, column):
-    """Codes of a column over its observed levels only."""
+def _nonnegative_weights(sample_weight, n_rows):
+    """Base weights for a weighted table: nonnegative, finite, positive sum."""
+    if sample_weight is None:
+        return np.ones(n_rows)
+    base = np.asarray(sample_weight, dtype=np.float64)
+    if base.shape != (n_rows,):
+        raise ValueError(f"sample_weight must have shape ({n_rows},), got {base.shape}.")
+    if not np.all(np.isfinite(base)) or np.any(base < 0) or base.sum() <= 0:
+        raise ValueError(
+            "sample_weight must be finite and nonnegative, with a positive sum "
+            "(not all zero weights)."
+        )
+    return base
+
+
+def _observed_codes(values, column, base):
+    """Codes of a column over its levels with positive weight only.
+
+    Rows of levels that carry no weight get code -1.
+    """
     codes, levels = encode_column(values, column)
-    present = np.bincount(codes, minlength=levels.shape[0]) > 0
+    present = np.bincount(codes, base, minlength=levels.shape[0]) > 0
     if present.all():
         return codes, levels
-    renumber = np.cumsum(present) - 1
+    renumber = np.where(present, np.cumsum(present) - 1, -1)
     return renumber[codes], levels[present]
 
 
@@ -119,7 +136,8 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
             return list(self.columns)
         if table.shape[1] < 2:
             raise ValueError(
-                f"SpectralGapAnalyzer needs two categorical columns; X has {table.shape[1]}."
+                "SpectralGapAnalyzer needs two categorical columns; got "
+                f"n_features = {table.shape[1]}."
             )
         if hasattr(table, "columns"):
             return list(table.columns[:2])
@@ -136,7 +154,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         y : array-like of shape (n_samples,), default=None
             Values of the outcome whose mean would be balanced.
         sample_weight : array-like of shape (n_samples,), default=None
-            Positive base weights.
+            Nonnegative base weights; rows of weight 0 are left out.
 
         Returns
         -------
@@ -145,11 +163,17 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         """
         table = as_table(X)
         validate_data(self, table, skip_check_array=True, reset=True)
-        base = _base_weights(sample_weight, table.shape[0])
+        base = _nonnegative_weights(sample_weight, table.shape[0])
         keys = self._column_keys(table)
         (x_codes, x_levels), (y_codes, y_levels) = (
-            _observed_codes(get_column(table, key), key) for key in keys
+            _observed_codes(get_column(table, key), key, base) for key in keys
         )
+        # Rows of zero weight carry no information; drop them from the table.
+        kept = (x_codes >= 0) & (y_codes >= 0)
+        if not kept.all():
+            x_codes, y_codes, base = x_codes[kept], y_codes[kept], base[kept]
+            if y is not None:
+                y = np.asarray(y)[kept]
         shape = (x_levels.shape[0], y_levels.shape[0])
         cell = x_codes * shape[1] + y_codes
         mass = np.bincount(cell, base, minlength=shape[0] * shape[1])
@@ -213,7 +237,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         >>> X = np.array([[0, 0]] * 3 + [[0, 1]] + [[1, 0]] + [[1, 1]] * 5)
         >>> sga = skb.SpectralGapAnalyzer(n_components=1).fit(X)
         >>> sga.transform(X[:1]).round(4).tolist()
-        [[-1.0, -1.0]]
+        [[1.2247, 1.2247]]
         """
         check_is_fitted(self)
         table = as_table(X)
