@@ -467,17 +467,19 @@ def sweep_contraction_rate(P):
     return float(np.max(np.abs(eigenvalues))) if eigenvalues.size else 0.0
 
 
-def balance_table(P0, targets, k):
+def balance_table(P0, *marginals_and_k):
     """The table after ``k`` balancing steps: ``P^(k)`` of the theory.
+
+    Called as ``balance_table(P0, px, py, k)`` for a two-way table, and with
+    one target marginal per axis in general: ``balance_table(P0, p1, ..., pM, k)``.
 
     Parameters
     ----------
     P0 : array-like
         Starting nonnegative table (normalised to sum 1).
-    targets : sequence of array-like
-        Target marginal of every axis, in order (each summing to 1).
-    k : int
-        Number of single-margin steps, axis 0 first, cyclic.
+    *marginals_and_k : array-like, then int
+        The target marginal of every axis, in order (each summing to 1),
+        then ``k``, the number of single-margin steps (axis 0 first, cyclic).
 
     Returns
     -------
@@ -487,14 +489,18 @@ def balance_table(P0, targets, k):
     Examples
     --------
     >>> from skbalance.theory import balance_table
-    >>> balance_table([[0.3, 0.1], [0.1, 0.5]], [[0.5, 0.5], [0.5, 0.5]], 1).round(4).tolist()
+    >>> balance_table([[0.3, 0.1], [0.1, 0.5]], [0.5, 0.5], [0.5, 0.5], 1).round(4).tolist()
     [[0.375, 0.125], [0.0833, 0.4167]]
     """
     P = np.array(P0, dtype=np.float64)
     if not np.all(np.isfinite(P)) or np.any(P < 0) or P.sum() <= 0:
         raise ValueError("P0 must be finite, nonnegative and not all zero.")
-    if len(targets) != P.ndim:
-        raise ValueError(f"Give one target per axis of P0 ({P.ndim}); got {len(targets)}.")
+    if len(marginals_and_k) != P.ndim + 1:
+        raise ValueError(
+            f"Give one target marginal per axis of P0 ({P.ndim}), then k; got "
+            f"{len(marginals_and_k)} arguments after P0."
+        )
+    *targets, k = marginals_and_k
     targets = [np.asarray(t, dtype=np.float64) for t in targets]
     for axis, t in enumerate(targets):
         if t.shape != (P.shape[axis],):

@@ -162,7 +162,7 @@ def test_balance_table_equals_dense_reference():
     P0 = theory.random_table((3, 4), random_state=rng)
     targets = [rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(4))]
     for k in range(9):
-        np.testing.assert_allclose(theory.balance_table(P0, targets, k),
+        np.testing.assert_allclose(theory.balance_table(P0, *targets, k),
                                    dense_balance(P0, targets, k), rtol=1e-13)
 
 
@@ -190,7 +190,9 @@ def test_bad_tables_get_clear_errors():
     with pytest.raises(ValueError, match="two-way table"):
         theory.singular_values(theory.random_table((2, 2, 2), random_state=0))
     with pytest.raises(ValueError, match="Missing mass"):
-        theory.balance_table([[0.5, 0.5], [0.0, 0.0]], [[0.5, 0.5], [0.5, 0.5]], 1)
+        theory.balance_table([[0.5, 0.5], [0.0, 0.0]], [0.5, 0.5], [0.5, 0.5], 1)
+    with pytest.raises(ValueError, match="one target marginal per axis"):
+        theory.balance_table([[0.5, 0.5], [0.0, 0.0]], [0.5, 0.5], 1)
 
 
 def test_disconnected_support_is_handled():

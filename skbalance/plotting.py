@@ -1,0 +1,198 @@
+"""Diagnostic plots (needs matplotlib: ``pip install skbalance[plot]``).
+
+Every function draws on the given Axes (or a new figure's) and returns it.
+"""
+
+import numpy as np
+
+__all__ = ["plot_margins", "plot_spectrum", "plot_variance_curve", "plot_weights"]
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "skbalance.plotting needs matplotlib: pip install 'skbalance[plot]'"
+        ) from exc
+    return plt.figure(figsize=(6, 4)).add_subplot()
+
+
+def plot_spectrum(spectrum, ax=None):
+    """Bar chart of the singular values, with the spectral gap marked.
+
+    Parameters
+    ----------
+    spectrum : SpectralGapAnalyzer or array-like
+        A fitted analyzer, or singular values in descending order.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure by default.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skbalance.plotting import plot_spectrum
+    >>> ax = plot_spectrum([1.0, 0.6, 0.2])
+    >>> [round(float(p.get_height()), 2) for p in ax.patches]
+    [1.0, 0.6, 0.2]
+    """
+    values = np.asarray(getattr(spectrum, "singular_values_", spectrum), dtype=float)
+    ax = _axes(ax)
+    index = np.arange(1, values.shape[0] + 1)
+    ax.bar(index, values, color="tab:blue")
+    if values.shape[0] > 1:
+        ax.axhline(values[1], color="tab:red", linestyle="--", linewidth=1,
+                   label=f"s_2 = {values[1]:.3f} (spectral gap {1 - values[1]:.3f})")
+        ax.legend(loc="upper right")
+    ax.set_xticks(index)
+    ax.set_xlabel("j")
+    ax.set_ylabel("singular value s_j")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Spectrum of the conditional-mean operators")
+    return ax
+
+
+def plot_variance_curve(curve, limit=None, ipwi=None, *, n=None, ax=None):
+    """``sigma_k^2`` against ``k``, with the limit and the IPWI level.
+
+    Parameters
+    ----------
+    curve : SpectralGapAnalyzer or array-like
+        A fitted analyzer (with ``y``), or ``sigma_k^2`` for ``k = 0, 1, ...``.
+    limit : float, optional
+        ``sigma_inf^2`` (taken from the analyzer when given one).
+    ipwi : float, optional
+        The importance-weighting variance (taken from the analyzer too).
+    n : int, optional
+        Divide everything by ``n``: the variance of the estimate itself.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skbalance.plotting import plot_variance_curve
+    >>> ax = plot_variance_curve([0.21, 0.075, 0.052], limit=0.039, ipwi=0.0975)
+    >>> ax.lines[0].get_ydata().tolist()
+    [0.21, 0.075, 0.052]
+    """
+    if hasattr(curve, "variance_curve_"):
+        limit = curve.variance_limit_ if limit is None else limit
+        ipwi = curve.ipwi_variance_ if ipwi is None else ipwi
+        curve = curve.variance_curve_
+    scale = 1.0 if n is None else 1.0 / n
+    values = np.asarray(curve, dtype=float) * scale
+    ax = _axes(ax)
+    steps = np.arange(values.shape[0])
+    ax.plot(steps, values, marker="o", color="tab:blue", label="balanced, k steps")
+    if limit is not None:
+        ax.axhline(limit * scale, color="tab:green", linestyle="--",
+                   label="limit (k = infinity)")
+    if ipwi is not None:
+        ax.axhline(ipwi * scale, color="tab:orange", linestyle=":",
+                   label="importance weighting")
+    ax.set_xlabel("balancing steps k")
+    ax.set_ylabel("variance" if n is not None else "asymptotic variance sigma_k^2")
+    ax.set_title("Variance of the balanced mean")
+    ax.legend()
+    return ax
+
+
+def plot_margins(balancer, ax=None):
+    """Share of every level before and after balancing, against its target.
+
+    Parameters
+    ----------
+    balancer : MarginalBalancer
+        A fitted balancer.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> from skbalance.plotting import plot_margins
+    >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
+    >>> bal = skb.MarginalBalancer(targets={"g": {"a": .5, "b": .5}}).fit(X)
+    >>> ax = plot_margins(bal)
+    >>> [round(float(p.get_width()), 2) for p in ax.containers[1]]
+    [0.5, 0.5]
+    """
+    table = balancer.diagnostics_
+    ax = _axes(ax)
+    labels = [f"{m}: {lv}" for m, lv in zip(table["margin"], table["level"])]
+    position = np.arange(len(labels))
+    height = 0.4
+    ax.barh(position - height / 2, table["base_share"], height, color="tab:gray",
+            label="before (base weights)")
+    ax.barh(position + height / 2, table["weighted_share"], height, color="tab:blue",
+            label="after balancing")
+    ax.scatter(table["target_share"], position, marker="|", s=300, color="tab:red",
+               zorder=3, label="target")
+    ax.set_yticks(position)
+    ax.set_yticklabels(labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the total weight")
+    ax.set_title("Margins before and after balancing")
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_weights(balancer, ax=None, bins=40):
+    """Histogram of the weights over the base weights, with the design effect.
+
+    Parameters
+    ----------
+    balancer : MarginalBalancer
+        A fitted balancer.
+    ax : matplotlib Axes, optional
+        Where to draw.
+    bins : int, default=40
+        Number of histogram bins.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> import skbalance as skb
+    >>> from skbalance.plotting import plot_weights
+    >>> bal = skb.MarginalBalancer().fit(np.array([[0], [1], [1], [1]]))
+    >>> "design effect" in plot_weights(bal).get_title()
+    True
+    """
+    weights = np.asarray(balancer.weights_)
+    ax = _axes(ax)
+    ax.hist(weights, bins=bins, color="tab:blue", edgecolor="white")
+    ax.axvline(weights.mean(), color="tab:red", linestyle="--", label="mean weight")
+    ax.set_xlabel("weight")
+    ax.set_ylabel("rows")
+    ax.set_title(
+        f"Weights: Kish design effect {balancer.design_effect_:.3f}, "
+        f"effective n {balancer.effective_sample_size_:.0f}"
+    )
+    ax.legend()
+    return ax

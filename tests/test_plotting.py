@@ -1,0 +1,51 @@
+"""Plots draw the numbers they are given; examples run and save their figure."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+import skbalance as skb  # noqa: E402
+from skbalance import plotting  # noqa: E402
+
+EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("plot_*.py"))
+
+
+def test_spectrum_and_curve_plots_show_the_analyzer(survey):
+    sga = skb.SpectralGapAnalyzer(columns=("age", "region"), max_k=6)
+    sga.fit(survey, survey["y"])
+    ax = plotting.plot_spectrum(sga)
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], sga.singular_values_)
+    ax = plotting.plot_variance_curve(sga, n=len(survey))
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), sga.variance_curve_ / len(survey))
+    np.testing.assert_allclose(ax.lines[1].get_ydata()[0], sga.variance_limit_ / len(survey))
+    np.testing.assert_allclose(ax.lines[2].get_ydata()[0], sga.ipwi_variance_ / len(survey))
+
+
+def test_margin_and_weight_plots_show_the_balancer(survey, survey_targets):
+    bal = skb.MarginalBalancer(targets=survey_targets).fit(survey)
+    ax = plotting.plot_margins(bal)
+    before, after = ax.containers[0], ax.containers[1]
+    np.testing.assert_allclose([p.get_width() for p in before], bal.diagnostics_["base_share"])
+    np.testing.assert_allclose([p.get_width() for p in after],
+                               bal.diagnostics_["weighted_share"])
+    ax = plotting.plot_weights(bal)
+    assert sum(p.get_height() for p in ax.patches) == len(survey)
+    assert f"{bal.design_effect_:.3f}" in ax.get_title()
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs_and_saves_its_figure(script, tmp_path):
+    env = dict(os.environ, SKBALANCE_FIGURE_DIR=str(tmp_path), MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    figure = tmp_path / (script.stem + ".png")
+    assert figure.exists() and figure.stat().st_size > 10_000
