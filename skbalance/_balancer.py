@@ -75,6 +75,22 @@ class _Problem:
     cell_base: np.ndarray
     margin_codes: list  # per margin, the target-level index of each cell
     total: object
+    base: np.ndarray  # the validated base weights of the rows
+
+    def importance_factors(self):
+        """Per-cell product of every margin's target / base-weighted share.
+
+        The importance-weighting (IPWI) baseline: all marginal ratios at
+        once, no iteration.
+        """
+        mass = self.cell_base / self.cell_base.sum()
+        factors = np.ones_like(mass)
+        for margin, codes in zip(self.margins, self.margin_codes):
+            share = np.bincount(codes, mass, minlength=margin.proportions.shape[0])
+            ratio = np.divide(margin.proportions, share, out=np.zeros_like(share),
+                              where=share > 0)
+            factors *= ratio[codes]
+        return factors
 
 
 def _joint_levels(columns, cell_codes, encoded):
@@ -162,7 +178,7 @@ def _build_problem(table, targets, missing, base):
         else:
             code_of_cell, observed = _joint_levels(margin.columns, cell_codes, encoded)
         margin_codes.append(_match_levels(margin, observed, code_of_cell, cell_rows))
-    return _Problem(margins, cell_of_row, cell_rows, cell_base, margin_codes, total)
+    return _Problem(margins, cell_of_row, cell_rows, cell_base, margin_codes, total, base)
 
 
 def _targets_reachable(base_mass, codes, targets, bounds):
@@ -336,6 +352,11 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self : MarginalBalancer
             The fitted balancer.
         """
+        self._fit(X, sample_weight)
+        return self
+
+    def _fit(self, X, sample_weight):
+        """Fit, and return the cell problem (for estimators built on top)."""
         table = as_table(X)
         validate_data(self, table, skip_check_array=True, reset=True)
         bounds = _check_bounds(self.bounds)
@@ -373,7 +394,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.diagnostics_ = self._diagnostics(problem, base_mass, result.cell_factors)
         self.targets_reachable_ = None
         self._report(result, base_mass, problem)
-        return self
+        return problem
 
     def _report(self, result, base_mass, problem):
         """Warn about unreachable targets or a fit that stopped short of tol."""

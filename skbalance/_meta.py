@@ -1,0 +1,325 @@
+"""BalancedEstimator: balancing weights fed to any scikit-learn estimator."""
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["BalancedEstimator"]
+
+
+def _base_total(sample_weight, n_rows):
+    if sample_weight is None:
+        return float(n_rows)
+    return float(np.asarray(sample_weight, dtype=np.float64).sum())
+
+
+def _estimator_has(attribute):
+    def check(self):
+        target = self.estimator_ if hasattr(self, "estimator_") else self.estimator
+        return hasattr(target, attribute)
+
+    return check
+
+
+class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
+    """Fit any estimator with balancing weights as its ``sample_weight``.
+
+    At ``fit``, the balancer is fitted on the training rows (with the user's
+    ``sample_weight`` as base weights) and its weights, rescaled to the sum
+    of the base weights, are passed to the estimator's ``fit``. Inside
+    cross-validation this happens on each training fold, so
+    ``GridSearchCV(BalancedEstimator(bal, clf), {"balancer__max_iter": [...]})``
+    tunes the number of balancing steps ``k``.
+
+    ``score`` weights the held-out rows too: they are raked to the
+    balancer's targets until convergence (whatever ``k`` the training uses,
+    so that scores for different ``k`` are comparable), and the estimator's
+    score is computed with those weights.
+
+    Parameters
+    ----------
+    balancer : MarginalBalancer
+        Holds the targets; cloned at fit.
+    estimator : estimator object
+        Any estimator whose ``fit`` accepts ``sample_weight``; cloned at fit.
+
+    Attributes
+    ----------
+    balancer_ : MarginalBalancer
+        The balancer fitted on the training rows.
+    estimator_ : estimator object
+        The estimator fitted with the balancing weights.
+    classes_ : ndarray
+        The classes, when the estimator is a classifier.
+    n_features_in_ : int
+        Number of columns seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names seen in fit, when they are all strings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> import skbalance as skb
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 3, size=(300, 2)).astype(float)
+    >>> y = (X[:, 0] + rng.normal(size=300) > 1).astype(int)
+    >>> bal = skb.MarginalBalancer(targets={0: {0: .2, 1: .3, 2: .5}})
+    >>> search = GridSearchCV(skb.BalancedEstimator(bal, LogisticRegression()),
+    ...                       {"balancer__max_iter": [0, 1]}, cv=3).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['balancer__max_iter']
+    """
+
+    _parameter_constraints: dict = {
+        "balancer": [HasMethods(["fit", "compute_weights"])],
+        "estimator": [HasMethods(["fit"])],
+    }
+
+    def __init__(self, balancer, estimator):
+        self.balancer = balancer
+        self.estimator = estimator
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = self.estimator.__sklearn_tags__()
+        tags.estimator_type = inner.estimator_type
+        tags.target_tags = inner.target_tags
+        tags.classifier_tags = inner.classifier_tags
+        tags.regressor_tags = inner.regressor_tags
+        tags.transformer_tags = inner.transformer_tags
+        tags.input_tags.string = inner.input_tags.string
+        tags.input_tags.categorical = inner.input_tags.categorical
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.input_tags.sparse = False
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Fit the balancer, then the estimator with the balancing weights.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Training rows: the balancing columns and the estimator's features.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets of the estimator.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Base weights of the rows.
+        **fit_params : dict
+            Passed on to the estimator's ``fit`` (routed when metadata
+            routing is enabled).
+
+        Returns
+        -------
+        self : BalancedEstimator
+            The fitted meta-estimator.
+        """
+        if _routing_enabled():
+            routed = process_routing(self, "fit", **fit_params)
+            estimator_params = routed.estimator.fit
+        else:
+            _raise_for_params(fit_params, self, "fit")
+            estimator_params = fit_params
+        self.balancer_ = clone(self.balancer).fit(X, sample_weight=sample_weight)
+        weights = self.balancer_.weights_
+        base_total = _base_total(sample_weight, len(weights))
+        weights = weights * (base_total / weights.sum())
+        self.estimator_ = clone(self.estimator).fit(
+            X, y, sample_weight=weights, **estimator_params
+        )
+        self.n_features_in_ = self.balancer_.n_features_in_
+        if hasattr(self.balancer_, "feature_names_in_"):
+            self.feature_names_in_ = self.balancer_.feature_names_in_
+        return self
+
+    def score_weights(self, X, sample_weight=None):
+        """Weights of held-out rows: raked to the targets until convergence.
+
+        Falls back to the fitted factors (with a warning) when the rows
+        cannot be raked on their own, e.g. when a level with a positive
+        target is missing from them.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Held-out rows.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Their base weights.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            Rescaled to the sum of the base weights.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LinearRegression
+        >>> import skbalance as skb
+        >>> X = np.array([[0.0], [1.0], [1.0], [1.0]])
+        >>> est = skb.BalancedEstimator(skb.MarginalBalancer(), LinearRegression())
+        >>> est.fit(X, [0.0, 1.0, 1.0, 1.0]).score_weights(X).round(4).tolist()
+        [2.0, 0.6667, 0.6667, 0.6667]
+        """
+        check_is_fitted(self)
+        balancer = clone(self.balancer)
+        tol = balancer.tol if balancer.tol > 0 else 1e-8
+        balancer.set_params(max_iter=max(balancer.max_iter, 1000), tol=tol)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=UserWarning)
+                weights = balancer.fit(X, sample_weight=sample_weight).weights_
+        except ValueError as exc:
+            warnings.warn(
+                f"Held-out rows could not be raked on their own ({exc}); scoring with "
+                "the factors learned in fit instead.",
+                UserWarning,
+            )
+            weights = self.balancer_.compute_weights(X, sample_weight=sample_weight)
+        return weights * (_base_total(sample_weight, len(weights)) / weights.sum())
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y, sample_weight=None):
+        """The estimator's score on rows raked to the targets.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Held-out rows.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Their targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Their base weights.
+
+        Returns
+        -------
+        score : float
+            ``estimator_.score(X, y, sample_weight=score_weights(X))``.
+        """
+        weights = self.score_weights(X, sample_weight=sample_weight)
+        return self.estimator_.score(X, y, sample_weight=weights)
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X, **params):
+        """Predict with the fitted estimator.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows to predict.
+        **params : dict
+            Passed to the estimator's ``predict``.
+
+        Returns
+        -------
+        y_pred : ndarray
+            The estimator's predictions.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict(X, **params)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities from the fitted estimator.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows to predict.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            The estimator's probabilities.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities from the fitted estimator.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows to predict.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            The estimator's log probabilities.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the fitted estimator.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        scores : ndarray
+            The estimator's decision function.
+        """
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X):
+        """Transform with the fitted estimator.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows to transform.
+
+        Returns
+        -------
+        X_new : ndarray
+            The estimator's output.
+        """
+        check_is_fitted(self)
+        return self.estimator_.transform(X)
+
+    @property
+    def classes_(self):
+        """Classes of the fitted estimator."""
+        return self.estimator_.classes_
+
+    def get_metadata_routing(self):
+        """Route ``fit`` metadata other than ``sample_weight`` to the estimator.
+
+        ``sample_weight`` is this meta-estimator's own: it becomes the
+        balancer's base weights, and the estimator always receives the
+        balancing weights.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing information.
+        """
+        router = MetadataRouter(owner=self.__class__.__name__).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping()
+            .add(caller="fit", callee="fit")
+            .add(caller="predict", callee="predict"),
+        )
+        return router
