@@ -12,8 +12,9 @@ from sklearn.utils.metadata_routing import (
     _routing_enabled,
     process_routing,
 )
+from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 __all__ = ["BalancedEstimator"]
 
@@ -22,6 +23,26 @@ def _base_total(sample_weight, n_rows):
     if sample_weight is None:
         return float(n_rows)
     return float(np.asarray(sample_weight, dtype=np.float64).sum())
+
+
+def _fit_weighted(estimator, X, y, weights, params):
+    """``estimator.fit`` with ``weights`` as sample_weight.
+
+    A Pipeline takes them on its last step (``<step>__sample_weight``) unless
+    metadata routing is enabled, where the steps that request sample_weight
+    receive it.
+    """
+    params = dict(params)
+    if isinstance(estimator, Pipeline) and not _routing_enabled():
+        params[f"{estimator.steps[-1][0]}__sample_weight"] = weights
+    elif isinstance(estimator, Pipeline) or has_fit_parameter(estimator, "sample_weight"):
+        params["sample_weight"] = weights
+    else:
+        raise TypeError(
+            f"{type(estimator).__name__}.fit does not accept sample_weight, so it "
+            "cannot receive balancing weights."
+        )
+    return estimator.fit(X, y, **params)
 
 
 def _estimator_has(attribute):
@@ -52,7 +73,9 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
     balancer : MarginalBalancer
         Holds the targets; cloned at fit.
     estimator : estimator object
-        Any estimator whose ``fit`` accepts ``sample_weight``; cloned at fit.
+        Any estimator whose ``fit`` accepts ``sample_weight``, or a Pipeline
+        (the weights go to its last step; with metadata routing enabled, to
+        the steps that request them); cloned at fit.
 
     Attributes
     ----------
@@ -107,7 +130,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None, **fit_params):
+    def fit(self, X, y=None, sample_weight=None, **fit_params):
         """Fit the balancer, then the estimator with the balancing weights.
 
         Parameters
@@ -137,9 +160,8 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         weights = self.balancer_.weights_
         base_total = _base_total(sample_weight, len(weights))
         weights = weights * (base_total / weights.sum())
-        self.estimator_ = clone(self.estimator).fit(
-            X, y, sample_weight=weights, **estimator_params
-        )
+        self.estimator_ = _fit_weighted(clone(self.estimator), X, y, weights,
+                                        estimator_params)
         self.n_features_in_ = self.balancer_.n_features_in_
         if hasattr(self.balancer_, "feature_names_in_"):
             self.feature_names_in_ = self.balancer_.feature_names_in_

@@ -1,0 +1,182 @@
+"""BalancedFunctionalEstimator: estimates, standard errors, coverage, choosing k."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import GridSearchCV, KFold
+
+import skbalance as skb
+from skbalance import theory
+
+
+def _api():
+    sample = skb.datasets.load_api("clus1")
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    return sample, targets
+
+
+def _linearization_se_by_loops(columns, base, weights, y, estimate, k):
+    """THEORY section 3 with plain Python loops over rows."""
+    n = len(y)
+    g = [value - estimate for value in y]
+    for step in range(k, 0, -1):
+        column = columns[(step - 1) % len(columns)]
+        total, mass = {}, {}
+        for level, d, value in zip(column, base, g):
+            total[level] = total.get(level, 0.0) + d * value
+            mass[level] = mass.get(level, 0.0) + d
+        g = [value - total[level] / mass[level] for level, value in zip(column, g)]
+    squares = sum((w * value) ** 2 for w, value in zip(weights, g))
+    return (n / (n - 1) * squares) ** 0.5 / sum(weights)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, None])
+def test_api_estimate_and_standard_error(k):
+    sample, targets = _api()
+    y, base = sample["api00"].to_numpy(), sample["pw"].to_numpy()
+    max_iter, tol = (k, 0) if k is not None else (1000, 1e-12)
+    balancer = skb.MarginalBalancer(targets=targets, max_iter=max_iter, tol=tol)
+    est = skb.BalancedFunctionalEstimator(balancer).fit(sample, y, sample_weight=base)
+    weights = skb.compute_balancing_weights(sample, targets, sample_weight=base,
+                                            max_iter=max_iter, tol=tol)
+    assert est.estimate_ == pytest.approx(np.sum(weights * y) / weights.sum(), rel=1e-13)
+    steps = est.n_steps_
+    assert steps == (k if k is not None else est.balancer_.n_iter_)
+    columns = [list(sample["stype"]), list(sample["sch.wide"])]
+    expected = _linearization_se_by_loops(columns, base, weights, y, est.estimate_, steps)
+    assert est.std_error_ == pytest.approx(expected, rel=1e-10)
+    if k is None:
+        assert est.estimate_ == pytest.approx(641.2303, abs=1e-4)
+
+
+def test_api_standard_error_matches_rerake_bootstrap():
+    sample, targets = _api()
+    X = sample[["stype", "sch.wide"]]
+    y, base = sample["api00"].to_numpy(), sample["pw"].to_numpy()
+    est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=targets, tol=1e-10))
+    est.fit(X, y, sample_weight=base)
+    rng = np.random.default_rng(0)
+    replicates = []
+    for _ in range(2000):
+        rows = rng.integers(0, len(y), size=len(y))
+        w = skb.compute_balancing_weights(X.iloc[rows], targets, sample_weight=base[rows],
+                                          tol=1e-10)
+        replicates.append(np.sum(w * y[rows]) / w.sum())
+    assert est.std_error_ == pytest.approx(np.std(replicates, ddof=1), rel=0.05)
+
+
+def test_empirical_and_ipwi_by_hand():
+    sample, targets = _api()
+    y, base = sample["api00"].to_numpy(), sample["pw"].to_numpy()
+    balancer = skb.MarginalBalancer(targets=targets)
+    empirical = skb.BalancedFunctionalEstimator(balancer, method="empirical").fit(
+        sample, y, sample_weight=base)
+    assert empirical.estimate_ == pytest.approx(np.average(y, weights=base), rel=1e-13)
+    n = len(y)
+    residual = y - empirical.estimate_
+    se = np.sqrt(n / (n - 1) * np.sum((base * residual) ** 2)) / base.sum()
+    assert empirical.std_error_ == pytest.approx(se, rel=1e-12)
+
+    ipwi = skb.BalancedFunctionalEstimator(balancer, method="ipwi").fit(
+        sample, y, sample_weight=base)
+    ratio = np.ones(n)
+    for column in ["stype", "sch.wide"]:
+        share = pd.Series(base).groupby(sample[column].to_numpy()).sum() / base.sum()
+        target = targets[column] / targets[column].sum()
+        ratio *= sample[column].map(target / share).to_numpy()
+    assert ipwi.estimate_ == pytest.approx(np.sum(base * ratio * y) / base.sum(), rel=1e-12)
+    np.testing.assert_allclose(ipwi.weights_, base * ratio, rtol=1e-12)
+
+
+def test_several_outputs_equal_separate_fits(survey, survey_targets):
+    outcomes = np.column_stack([survey["y"], survey["y"] ** 2, np.arange(len(survey))])
+    balancer = skb.MarginalBalancer(targets=survey_targets, tol=0, max_iter=5)
+    joint = skb.BalancedFunctionalEstimator(balancer).fit(survey, outcomes)
+    assert joint.estimate_.shape == (3,)
+    for j in range(3):
+        single = skb.BalancedFunctionalEstimator(balancer).fit(survey, outcomes[:, j])
+        assert joint.estimate_[j] == pytest.approx(single.estimate_, rel=1e-13)
+        assert joint.std_error_[j] == pytest.approx(single.std_error_, rel=1e-12)
+    low, high = joint.confidence_interval(0.1)
+    np.testing.assert_allclose(high - low, 2 * 1.6448536269514722 * joint.std_error_,
+                               rtol=1e-12)
+
+
+def test_score_is_minus_squared_error_to_held_out_mean(survey, survey_targets):
+    est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=survey_targets))
+    est.fit(survey, survey["y"])
+    held = survey.iloc[:50]
+    w = np.arange(1.0, 51.0)
+    expected = -(est.estimate_ - np.sum(w * held["y"]) / w.sum()) ** 2
+    assert est.score(held, held["y"], sample_weight=w) == pytest.approx(expected, rel=1e-13)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        est.fit(survey, None)
+
+
+def _table_rows(P, n, rng):
+    cells = rng.choice(P.size, size=n, p=P.ravel())
+    return np.column_stack(np.unravel_index(cells, P.shape)), cells
+
+
+@pytest.mark.parametrize(
+    "label, method, max_iter, tol",
+    [("k=1", "balanced", 1, 0), ("k=2", "balanced", 2, 0),
+     ("converged", "balanced", 1000, 1e-10), ("empirical", "empirical", 0, 0),
+     ("ipwi", "ipwi", 0, 0)],
+)
+def test_confidence_intervals_cover(label, method, max_iter, tol):
+    rng = np.random.default_rng(sum(map(ord, label)))
+    P = theory.random_table((4, 5), concentration=3.0, random_state=11)
+    h = np.random.default_rng(12).normal(size=(4, 5))
+    truth = np.sum(P * h)
+    targets = {0: dict(enumerate(P.sum(1))), 1: dict(enumerate(P.sum(0)))}
+    balancer = skb.MarginalBalancer(targets=targets, max_iter=max_iter, tol=tol)
+    covered, replications = 0, 1000
+    for _ in range(replications):
+        X, cells = _table_rows(P, 400, rng)
+        y = h.ravel()[cells] + rng.normal(size=cells.shape[0])
+        est = skb.BalancedFunctionalEstimator(balancer, method=method).fit(X, y)
+        low, high = est.confidence_interval(0.05)
+        covered += low <= truth <= high
+    assert 0.93 <= covered / replications <= 0.97
+
+
+def _noisy_problem():
+    """Dependent table, nearly additive h, and misspecified target margins."""
+    rng = np.random.default_rng(27)
+    P = theory.dependence_table(rng.dirichlet(np.full(4, 3.0)), 0.5)
+    h = rng.normal(size=(4, 1)) + rng.normal(size=(1, 4)) + 0.5 * rng.normal(size=(4, 4))
+    tilted = P * np.exp(0.3 * rng.normal(size=(4, 4)))
+    tilted /= tilted.sum()
+    return P, h, tilted.sum(axis=1), tilted.sum(axis=0)
+
+
+def test_grid_search_chooses_k_with_lower_mse_than_either_end():
+    P, h, p_x, p_y = _noisy_problem()
+    grid, n = [0, 1, 2, 4, 8], 2000
+    truth = np.sum(P * h)
+    # Theory puts the best k strictly inside the grid: bias_k^2 + sigma_k^2 / n.
+    mse = [(np.sum(theory.balance_table(P, p_x, p_y, k) * h) - truth) ** 2
+           + theory.asymptotic_variance(P, h, k) / n for k in grid]
+    assert 0 < int(np.argmin(mse)) < len(grid) - 1
+
+    targets = {0: dict(enumerate(p_x)), 1: dict(enumerate(p_y))}
+    rng = np.random.default_rng(0)
+    errors = {"search": [], 0: [], 8: []}
+    for replication in range(200):
+        X, cells = _table_rows(P, n, rng)
+        y = h.ravel()[cells]
+        est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=targets, tol=0))
+        search = GridSearchCV(est, {"balancer__max_iter": grid},
+                              cv=KFold(10, shuffle=True, random_state=replication))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            search.fit(X, y)
+        errors["search"].append((search.best_estimator_.estimate_ - truth) ** 2)
+        for k in (0, 8):
+            fixed = est.set_params(balancer__max_iter=k).fit(X, y)
+            errors[k].append((fixed.estimate_ - truth) ** 2)
+    mean = {key: np.mean(value) for key, value in errors.items()}
+    assert mean["search"] < mean[0] and mean["search"] < mean[8]
