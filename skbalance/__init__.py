@@ -1,11 +1,12 @@
 """skbalance: data balancing (raking, iterative proportional fitting, Sinkhorn)
 for scikit-learn, with the variance theory of k-step balancing."""
 
-from . import datasets, theory
+from . import datasets, ssl, theory
 from ._balancer import MarginalBalancer, compute_balancing_weights
 from ._functional import BalancedFunctionalEstimator
 from ._meta import BalancedEstimator
 from ._spectral import SpectralGapAnalyzer
+from .kernels import SinkhornResult, sinkhorn
 
 __version__ = "0.1.0"
 
@@ -13,9 +14,12 @@ __all__ = [
     "BalancedEstimator",
     "BalancedFunctionalEstimator",
     "MarginalBalancer",
+    "SinkhornResult",
     "SpectralGapAnalyzer",
     "__version__",
     "compute_balancing_weights",
     "datasets",
+    "sinkhorn",
+    "ssl",
     "theory",
 ]

@@ -1,6 +1,15 @@
-"""Pure array kernels: cell encoding and raking. No scikit-learn imports."""
+"""Pure array kernels: cell encoding, raking and Sinkhorn. No estimators here."""
 
 from ._cells import encode_cells, first_occurrence, group_sum
 from ._ipf import RakingResult, rake_cells
+from ._sinkhorn import SinkhornResult, sinkhorn
 
-__all__ = ["RakingResult", "encode_cells", "first_occurrence", "group_sum", "rake_cells"]
+__all__ = [
+    "RakingResult",
+    "SinkhornResult",
+    "encode_cells",
+    "first_occurrence",
+    "group_sum",
+    "rake_cells",
+    "sinkhorn",
+]

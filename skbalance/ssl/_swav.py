@@ -1,0 +1,64 @@
+"""SwaV's Sinkhorn-Knopp cluster codes."""
+
+import math
+
+from array_api_compat import array_namespace
+
+from ._contrastive import _logsumexp
+
+__all__ = ["swav_codes"]
+
+
+def swav_codes(scores, epsilon=0.05, n_iter=3):
+    """Soft cluster assignments of SwaV (and DINOv2's Sinkhorn centring).
+
+    Exactly SwaV's ``distributed_sinkhorn`` on one process: ``Q = exp(scores
+    / epsilon)`` normalised to total 1, then ``n_iter`` times: every
+    prototype (column) gets mass ``1 / K``, then every sample (row) mass
+    ``1 / B``; finally rows are scaled to sum to 1 (with ``n_iter >= 1``).
+    The normalisations run on ``log Q`` (log-sum-exp), which gives the same
+    values while no temperature, however small, can overflow or turn a
+    prototype far from every sample into ``0 / 0``.
+
+    Parameters
+    ----------
+    scores : array of shape (B, K)
+        Similarities of B samples to K prototypes (any Array API array).
+    epsilon : float, default=0.05
+        Temperature (SwaV's default).
+    n_iter : int, default=3
+        Sinkhorn iterations (SwaV's default).
+
+    Returns
+    -------
+    codes : array of shape (B, K)
+        Rows sum to 1; columns sum to ``B / K`` when converged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance.ssl import swav_codes
+    >>> codes = swav_codes(np.array([[0.9, 0.1], [0.8, 0.3], [0.2, 0.7]]))
+    >>> codes.sum(axis=1).round(12).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    xp = array_namespace(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be (B, K); got shape {tuple(scores.shape)}.")
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be positive; got {epsilon!r}.")
+    if isinstance(n_iter, bool) or int(n_iter) != n_iter or n_iter < 0:
+        raise ValueError(f"n_iter must be a nonnegative integer; got {n_iter!r}.")
+    if not xp.isdtype(scores.dtype, "real floating"):
+        scores = xp.astype(scores, xp.float64)
+    if not bool(xp.all(xp.isfinite(scores))):
+        raise ValueError("scores contain NaN or Inf.")
+    n_samples, n_prototypes = scores.shape
+    # SwaV's normalisations, carried out on log Q: identical values, but a
+    # prototype that no sample is close to cannot underflow to 0 / 0.
+    log_q = scores / epsilon
+    log_q = log_q - _logsumexp(xp, log_q, axis=None)
+    for _ in range(int(n_iter)):
+        log_q = log_q - _logsumexp(xp, log_q, axis=0) - math.log(n_prototypes)
+        log_q = log_q - _logsumexp(xp, log_q, axis=1) - math.log(n_samples)
+    return xp.exp(log_q + math.log(n_samples))

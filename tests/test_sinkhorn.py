@@ -1,0 +1,176 @@
+"""Sinkhorn against plain loops, across layouts, dtypes and temperatures."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.exceptions import ConvergenceWarning
+
+import skbalance as skb
+
+
+def plain_loop_plan(K, a, b, k):
+    """k single-margin steps, rows first, with explicit loops over entries."""
+    P = np.array(K, dtype=float)
+    P = P * (a.sum() / P.sum())
+    m, l = P.shape
+    for step in range(k):
+        if step % 2 == 0:
+            for i in range(m):
+                row = sum(P[i, j] for j in range(l))
+                for j in range(l):
+                    P[i, j] *= a[i] / row
+        else:
+            for j in range(l):
+                col = sum(P[i, j] for i in range(m))
+                for i in range(m):
+                    P[i, j] *= b[j] / col
+    return P
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    K = rng.uniform(0.05, 1.0, size=(5, 7))
+    a = rng.dirichlet(np.ones(5))
+    b = rng.dirichlet(np.ones(7))
+    return K, a, b
+
+
+@pytest.mark.parametrize("k", range(1, 9))
+def test_plan_after_k_steps_equals_plain_loop(problem, k):
+    K, a, b = problem
+    expected = plain_loop_plan(K, a, b, k)
+    result = skb.sinkhorn(K, a, b, max_iter=k, tol=0)
+    assert result.n_iter == k
+    np.testing.assert_allclose(result.plan, expected, rtol=1e-9, atol=0)
+    logits = skb.sinkhorn(np.log(K) * 1.0, a, b, max_iter=k, tol=0, logits=True)
+    np.testing.assert_allclose(logits.plan, expected, rtol=1e-9, atol=0)
+
+
+def test_zero_steps_rescales_the_kernel(problem):
+    K, a, b = problem
+    result = skb.sinkhorn(K, a, b, max_iter=0, tol=0)
+    np.testing.assert_allclose(result.plan, K / K.sum(), rtol=1e-12)
+    np.testing.assert_allclose(skb.sinkhorn(np.log(K), a, b, max_iter=0, tol=0,
+                                            logits=True).plan, K / K.sum(), rtol=1e-12)
+
+
+def test_converges_to_both_marginals(problem):
+    K, a, b = problem
+    result = skb.sinkhorn(K, a, b, tol=1e-13, max_iter=10000)
+    assert result.converged
+    np.testing.assert_allclose(result.plan.sum(axis=1), a, atol=1e-13)
+    np.testing.assert_allclose(result.plan.sum(axis=0), b, atol=1e-13)
+    errors = result.marginal_error
+    assert errors.shape == (result.n_iter + 1,)
+    assert errors[-1] <= 1e-13 and np.all(errors[:-1] > 1e-13)
+    # each recorded error is what the plan at that step shows
+    again = skb.sinkhorn(K, a, b, max_iter=result.n_iter - 1, tol=0).plan
+    shown = max(np.abs(again.sum(1) - a).max(), np.abs(again.sum(0) - b).max())
+    assert errors[-2] == pytest.approx(shown, rel=1e-6)
+
+
+def test_batched_equals_loop_over_batch():
+    rng = np.random.default_rng(1)
+    K = rng.uniform(0.1, 1.0, size=(4, 6, 5))
+    a = rng.dirichlet(np.ones(6), size=4)
+    b = rng.dirichlet(np.ones(5), size=4)
+    for k in (3, 8):
+        batch = skb.sinkhorn(K, a, b, max_iter=k, tol=0).plan
+        for i in range(4):
+            single = skb.sinkhorn(K[i], a[i], b[i], max_iter=k, tol=0).plan
+            np.testing.assert_allclose(batch[i], single, rtol=1e-12)
+        logits = skb.sinkhorn(np.log(K), a, b, max_iter=k, tol=0, logits=True).plan
+        np.testing.assert_allclose(logits, batch, rtol=1e-10)
+    # shared marginals broadcast over the batch
+    shared = skb.sinkhorn(K, a[0], b[0], max_iter=4, tol=0).plan
+    np.testing.assert_allclose(shared[2], skb.sinkhorn(K[2], a[0], b[0], max_iter=4,
+                                                       tol=0).plan, rtol=1e-12)
+
+
+def test_sparse_equals_dense():
+    rng = np.random.default_rng(2)
+    dense = rng.uniform(0.1, 1.0, size=(30, 40)) * (rng.random((30, 40)) < 0.3)
+    dense[np.arange(30), np.arange(30)] = 1.0  # keep rows and columns nonempty
+    dense[np.arange(10), np.arange(30, 40)] = 1.0
+    for k, tol in [(5, 0), (10000, 1e-12)]:
+        expected = skb.sinkhorn(dense, max_iter=k, tol=tol)
+        result = skb.sinkhorn(sparse.csr_array(dense), max_iter=k, tol=tol)
+        assert result.n_iter == expected.n_iter
+        np.testing.assert_allclose(result.plan.toarray(), expected.plan, rtol=1e-10,
+                                   atol=1e-15)
+
+
+def test_float32_within_float32_tolerance(problem):
+    K, a, b = problem
+    expected = skb.sinkhorn(K, a, b, max_iter=6, tol=0).plan
+    for logits, kernel in [(False, K), (True, np.log(K))]:
+        result = skb.sinkhorn(kernel.astype(np.float32), a.astype(np.float32),
+                              b.astype(np.float32), max_iter=6, tol=0, logits=logits)
+        assert result.plan.dtype == np.float32
+        np.testing.assert_allclose(result.plan, expected, rtol=2e-5)
+
+
+def _cosine_scores(seed, n=200, dim=16):
+    rng = np.random.default_rng(seed)
+    X, Y = rng.normal(size=(n, dim)), rng.normal(size=(n, dim))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    return X @ Y.T
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("temperature, tol", [(1e-2, 1e-12), (1e-3, 1e-6)])
+def test_small_temperatures_converge_without_overflow(temperature, tol, dtype):
+    if dtype == np.float32:
+        tol = max(tol, 1e-6)  # float32 resolves shares of 1/200 to about 1e-9
+    scores = _cosine_scores(0).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning, no ConvergenceWarning
+        result = skb.sinkhorn(scores / dtype(temperature), logits=True, tol=tol,
+                              max_iter=20000)
+    assert result.converged and result.n_iter <= 20000
+    plan = result.plan
+    assert plan.dtype == dtype
+    for array in (plan, result.u, result.v):
+        assert np.all(np.isfinite(array))
+    np.testing.assert_allclose(plan.sum(axis=1), 1 / 200, atol=tol * 1.01)
+    np.testing.assert_allclose(plan.sum(axis=0), 1 / 200, atol=tol * 1.01)
+
+
+def test_large_logits_do_not_overflow_in_exact_steps():
+    scores = _cosine_scores(1, n=50) / 1e-3  # exp would overflow without care
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = skb.sinkhorn(scores, logits=True, max_iter=7, tol=0)
+    plan = result.plan
+    assert np.all(np.isfinite(plan))
+    np.testing.assert_allclose(plan.sum(axis=1), 1 / 50, rtol=1e-9)  # last step: rows
+
+
+def test_non_convergence_warns(problem):
+    K, a, b = problem
+    with pytest.warns(ConvergenceWarning, match="did not reach tol"):
+        result = skb.sinkhorn(K, a, b, max_iter=3, tol=1e-12)
+    assert not result.converged
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"K": np.array([[1.0, np.nan], [1.0, 1.0]])}, "NaN or Inf"),
+        ({"K": np.array([[1.0, np.inf], [1.0, 1.0]]), "logits": True}, "NaN or Inf"),
+        ({"K": np.array([[1.0, -1.0], [1.0, 1.0]])}, "nonnegative"),
+        ({"a": np.array([0.2, 0.3, 0.5])}, "length 2"),
+        ({"b": np.array([0.2, 0.3])}, "same positive total"),
+        ({"a": np.array([-0.5, 1.5])}, "finite and nonnegative"),
+        ({"K": np.array([[0.0, 0.0], [1.0, 1.0]])}, "row of K is all zero"),
+        ({"K": np.ones(3)}, "2-D"),
+    ],
+)
+def test_bad_input_errors(kwargs, message):
+    arguments = {"K": np.ones((2, 2))} | kwargs
+    with pytest.raises(ValueError, match=message):
+        skb.sinkhorn(**arguments)
