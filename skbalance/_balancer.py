@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._columns import as_table, column_label, encode_column, get_column
 from ._targets import Margin, margin_label, margin_name, parse_targets
-from .kernels import encode_cells, first_occurrence, group_sum, rake_cells
+from .kernels import encode_cells, group_sum, rake_cells
 
 __all__ = ["MarginalBalancer", "compute_balancing_weights"]
 
@@ -32,6 +32,8 @@ def _base_weights(sample_weight, n_rows):
         raise ValueError(
             f"sample_weight must have shape ({n_rows},), got {base.shape}."
         )
+    if base.size and base.min() > 0 and np.isfinite(base.sum()):
+        return base  # two reductions, no temporary: the common case
     bad = ~np.isfinite(base) | (base <= 0)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
@@ -97,9 +99,8 @@ def _joint_levels(columns, cell_codes, encoded):
     """Per-cell code of a joint margin and the observed level tuples."""
     codes = [cell_codes[c] for c in columns]
     sizes = [encoded[c][1].shape[0] for c in columns]
-    combo_of_cell, n_combos = encode_cells(codes, sizes)
-    first = first_occurrence(combo_of_cell, n_combos)
-    arrays = [encoded[c][1][cell_codes[c][first]] for c in columns]
+    combo_of_cell, _, combo_codes = encode_cells(codes, sizes, return_cell_codes=True)
+    arrays = [encoded[c][1][code] for c, code in zip(columns, combo_codes)]
     return combo_of_cell, pd.MultiIndex.from_arrays(arrays)
 
 
@@ -162,12 +163,11 @@ def _build_problem(table, targets, missing, base):
     }
     if margins is None:
         margins = _uniform_margins(table, encoded)
-    cell_of_row, n_cells = encode_cells(
-        [encoded[c][0] for c in columns], [encoded[c][1].shape[0] for c in columns]
+    cell_of_row, n_cells, codes_of_cells, cell_rows = encode_cells(
+        [encoded[c][0] for c in columns], [encoded[c][1].shape[0] for c in columns],
+        return_cell_codes=True, return_counts=True,
     )
-    first = first_occurrence(cell_of_row, n_cells)
-    cell_codes = {c: encoded[c][0][first] for c in columns}
-    cell_rows = group_sum(cell_of_row, None, n_cells)
+    cell_codes = dict(zip(columns, codes_of_cells))
     cell_base = group_sum(cell_of_row, base, n_cells)
 
     margin_codes = []
@@ -373,7 +373,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         target_total = base_total if problem.total is None else problem.total
 
         self.weight_scale_ = target_total / base_total
-        self.weights_ = base * self.weight_scale_ * result.cell_factors[problem.cell_of_row]
+        self.weights_ = (self.weight_scale_ * result.cell_factors)[problem.cell_of_row]
+        self.weights_ *= base
         self.margins_ = [m.key for m in problem.margins]
         self.categories_ = {m.key: m.levels for m in problem.margins}
         self.factors_ = {
@@ -388,10 +389,12 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self._margins = problem.margins
         self._bounds = bounds
         self.effective_sample_size_ = float(
-            self.weights_.sum() ** 2 / np.sum(self.weights_**2)
+            self.weights_.sum() ** 2 / np.dot(self.weights_, self.weights_)
         )
         self.design_effect_ = table.shape[0] / self.effective_sample_size_
-        self.diagnostics_ = self._diagnostics(problem, base_mass, result.cell_factors)
+        self._diagnostic_data = self._diagnostic_columns(
+            problem, base_mass, result.cell_factors
+        )
         self.targets_reachable_ = None
         self._report(result, base_mass, problem)
         return problem
@@ -441,28 +444,47 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
             warnings.warn(" ".join(p[0].upper() + p[1:] for p in problems), ConvergenceWarning)
             self.converged_ = False
 
-    def _diagnostics(self, problem, base_mass, cell_factors):
-        frames = []
+    def _diagnostic_columns(self, problem, base_mass, cell_factors):
+        """Per margin, the level statistics behind ``diagnostics_`` (cheap)."""
+        columns = []
         n_rows = problem.cell_rows.sum()
-        for margin, code, a in zip(problem.margins, problem.margin_codes, self.factors_.values()):
+        weighted_mass = base_mass * cell_factors
+        weighted_total = weighted_mass.sum()
+        for margin, code in zip(problem.margins, problem.margin_codes):
             n_levels = margin.levels.shape[0]
             rows = np.bincount(code, problem.cell_rows, minlength=n_levels)
-            weighted = np.bincount(code, base_mass * cell_factors, minlength=n_levels)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "margin": margin_name(margin.key),
-                        "level": list(margin.levels),
-                        "n_rows": rows.astype(np.int64),
-                        "sample_share": rows / n_rows,
-                        "base_share": np.bincount(code, base_mass, minlength=n_levels),
-                        "weighted_share": weighted,
-                        "target_share": margin.proportions,
-                        "residual": weighted - margin.proportions,
-                        "factor": a.to_numpy(),
-                    }
-                )
-            )
+            weighted = np.bincount(code, weighted_mass, minlength=n_levels) / weighted_total
+            columns.append({
+                "n_rows": rows.astype(np.int64),
+                "sample_share": rows / n_rows,
+                "base_share": np.bincount(code, base_mass, minlength=n_levels),
+                "weighted_share": weighted,
+                "target_share": margin.proportions,
+                "residual": weighted - margin.proportions,
+            })
+        return columns
+
+    @property
+    def diagnostics_(self):
+        """Per margin and level: rows, shares before and after, target, residual.
+
+        A DataFrame with columns ``margin``, ``level``, ``n_rows``,
+        ``sample_share`` (share of rows), ``base_share`` (share of the base
+        weights), ``weighted_share`` (share of the balancing weights),
+        ``target_share``, ``residual`` (weighted minus target) and ``factor``.
+        Built on access from statistics kept at fit.
+        """
+        check_is_fitted(self, "weights_")
+        frames = []
+        for margin, columns in zip(self._margins, self._diagnostic_data):
+            frames.append(pd.DataFrame({
+                "margin": margin_name(margin.key),
+                "level": list(margin.levels),
+                **{name: values for name, values in columns.items()
+                   if name in ("n_rows", "sample_share", "base_share",
+                               "weighted_share", "target_share", "residual")},
+                "factor": self.factors_[margin.key].to_numpy(),
+            }))
         return pd.concat(frames, ignore_index=True)
 
     def compute_weights(self, X, sample_weight=None):
@@ -511,13 +533,13 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         if len(margin.columns) == 1:
             codes, observed = encoded[margin.columns[0]]
         else:
-            codes, n_combos = encode_cells(
+            codes, _, combo_codes = encode_cells(
                 [encoded[c][0] for c in margin.columns],
                 [encoded[c][1].shape[0] for c in margin.columns],
+                return_cell_codes=True,
             )
-            first = first_occurrence(codes, n_combos)
             observed = pd.MultiIndex.from_arrays(
-                [encoded[c][1][encoded[c][0][first]] for c in margin.columns]
+                [encoded[c][1][code] for c, code in zip(margin.columns, combo_codes)]
             )
         position = margin.levels.get_indexer(observed)
         rows = np.bincount(codes, minlength=observed.shape[0])

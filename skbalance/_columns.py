@@ -85,27 +85,27 @@ def encode_column(values, column, missing="error"):
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy().astype(np.int64)
         levels = pd.Index(values.cat.categories, tupleize_cols=False)
+        if codes.size and codes.min() < 0:  # categoricals code missing as -1
+            codes = np.where(codes < 0, levels.shape[0], codes)
+            levels = levels.append(pd.Index([np.nan], dtype=object))
     else:
-        codes, levels = pd.factorize(values, use_na_sentinel=True)
+        # Missing values get a code of their own, so finding them costs a
+        # look at the (few) levels instead of a pass over the rows.
+        codes, levels = pd.factorize(values, use_na_sentinel=False)
         codes = codes.astype(np.int64, copy=False)
         levels = pd.Index(levels, tupleize_cols=False)
-    if levels.dtype.kind in "fc":
-        infinite = ~np.isfinite(levels.to_numpy())
-        if infinite.any():
-            raise ValueError(
-                f"Balancing column {column_label(column)} contains inf; levels must be "
-                "finite (or NaN with missing='level')."
-            )
-    is_missing = codes < 0
-    n_missing = int(np.count_nonzero(is_missing))
-    if n_missing:
-        if missing != "level":
-            raise ValueError(
-                f"Balancing column {column_label(column)} has {n_missing} missing "
-                f"value(s) (NaN/None) in {codes.shape[0]} rows; fill them, or pass "
-                "missing='level' to treat missing as a level of its own (its "
-                "target keyed by None)."
-            )
-        codes = np.where(is_missing, levels.shape[0], codes)
-        levels = levels.append(pd.Index([np.nan], dtype=object))
+    if levels.dtype.kind in "fc" and np.isinf(levels.to_numpy()).any():
+        raise ValueError(
+            f"Balancing column {column_label(column)} contains inf; levels must be "
+            "finite (or NaN with missing='level')."
+        )
+    if missing != "level" and levels.hasnans:
+        nan_codes = np.flatnonzero(levels.isna())
+        n_missing = int(np.count_nonzero(np.isin(codes, nan_codes)))
+        raise ValueError(
+            f"Balancing column {column_label(column)} has {n_missing} missing "
+            f"value(s) (NaN/None) in {codes.shape[0]} rows; fill them, or pass "
+            "missing='level' to treat missing as a level of its own (its "
+            "target keyed by None)."
+        )
     return codes, levels

@@ -155,7 +155,7 @@ def parse_targets(targets):
         if total <= 0:
             raise ValueError(f"Targets of {label} sum to 0; at least one must be positive.")
         index = _level_index(levels, joint)
-        if index.has_duplicates:
+        if len(set(index)) != len(index):
             dup = index[index.duplicated()][0]
             raise ValueError(f"Level {dup!r} of {label} is listed twice.")
         margins.append(Margin(key, tuple(columns), index, values / total))

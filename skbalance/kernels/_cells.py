@@ -20,18 +20,22 @@ _KEY_LIMIT = 1 << 62
 
 
 def _compress_keys(keys, key_space):
-    """Renumber integer keys in [0, key_space) to 0..n_distinct-1."""
+    """Renumber integer keys in [0, key_space) to 0..n_distinct-1.
+
+    Returns the new codes, the distinct keys in the order of the codes, and
+    how often each occurs.
+    """
     if key_space <= max(_DENSE_LIMIT, 2 * keys.shape[0]):
-        occupied = np.zeros(key_space, dtype=bool)
-        occupied[keys] = True
+        counts = np.bincount(keys, minlength=key_space)
+        occupied = counts > 0
         lookup = np.cumsum(occupied, dtype=np.int64) - 1
-        n_distinct = int(lookup[-1]) + 1 if key_space else 0
-        return lookup[keys], n_distinct
+        return lookup[keys], np.flatnonzero(occupied), counts[occupied]
     codes, uniques = pd.factorize(keys, sort=False)
-    return codes.astype(np.int64, copy=False), uniques.shape[0]
+    codes = codes.astype(np.int64, copy=False)
+    return codes, np.asarray(uniques), np.bincount(codes, minlength=uniques.shape[0])
 
 
-def encode_cells(codes, n_levels):
+def encode_cells(codes, n_levels, *, return_cell_codes=False, return_counts=False):
     """Number the distinct combinations of level codes.
 
     Parameters
@@ -40,6 +44,10 @@ def encode_cells(codes, n_levels):
         Level code of every row in each column, in ``[0, n_levels[j])``.
     n_levels : sequence of int
         Number of possible levels of each column.
+    return_cell_codes : bool, default=False
+        Also return every cell's level code in each column.
+    return_counts : bool, default=False
+        Also return the number of rows in every cell.
 
     Returns
     -------
@@ -47,6 +55,12 @@ def encode_cells(codes, n_levels):
         Index of the cell of every row, in ``[0, n_cells)``.
     n_cells : int
         Number of distinct observed combinations.
+    cell_codes : list of ndarray of shape (n_cells,)
+        Only with ``return_cell_codes``: the level code of every cell in each
+        column (decoded from the cell keys, without another pass over rows
+        when the keys never needed renumbering).
+    cell_rows : ndarray of float64, shape (n_cells,)
+        Only with ``return_counts``: rows per cell.
 
     Examples
     --------
@@ -60,15 +74,45 @@ def encode_cells(codes, n_levels):
         raise ValueError("codes and n_levels must have the same length.")
     if len(codes) == 0:
         raise ValueError("At least one column is needed to form cells.")
+    sizes = [max(int(levels), 1) for levels in n_levels]
     keys = np.asarray(codes[0], dtype=np.int64)
-    key_space = max(int(n_levels[0]), 1)
-    for column_codes, levels in zip(codes[1:], n_levels[1:]):
-        levels = max(int(levels), 1)
+    key_space = sizes[0]
+    owned = False  # whether `keys` is our own array, safe to update in place
+    renumbered = False
+    for column_codes, levels in zip(codes[1:], sizes[1:]):
         if key_space * levels >= _KEY_LIMIT:
-            keys, key_space = _compress_keys(keys, key_space)
-        keys = keys * levels + np.asarray(column_codes, dtype=np.int64)
+            keys, distinct, _ = _compress_keys(keys, key_space)
+            key_space, owned, renumbered = distinct.shape[0], True, True
+        if owned:
+            keys *= levels
+        else:
+            keys = keys * levels
+            owned = True
+        keys += np.asarray(column_codes, dtype=np.int64)
         key_space *= levels
-    return _compress_keys(keys, key_space)
+    cell_of_row, distinct, rows = _compress_keys(keys, key_space)
+    n_cells = int(distinct.shape[0])
+    if not (return_cell_codes or return_counts):
+        return cell_of_row, n_cells
+    extra = []
+    if return_cell_codes:
+        extra.append(_cell_codes(codes, sizes, cell_of_row, distinct, renumbered))
+    if return_counts:
+        extra.append(rows.astype(np.float64))
+    return (cell_of_row, n_cells, *extra)
+
+
+def _cell_codes(codes, sizes, cell_of_row, distinct, renumbered):
+    """Level code of every cell in each column."""
+    if renumbered:
+        first = first_occurrence(cell_of_row, distinct.shape[0])
+        return [np.asarray(c, dtype=np.int64)[first] for c in codes]
+    cell_codes, remainder = [], distinct.astype(np.int64)
+    for levels in reversed(sizes):
+        remainder, code = np.divmod(remainder, levels)
+        cell_codes.append(code)
+    cell_codes.reverse()
+    return cell_codes
 
 
 def first_occurrence(cell_of_row, n_cells):

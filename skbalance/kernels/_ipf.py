@@ -195,10 +195,14 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
             others *= new[margin_codes]
             mass = base_mass * np.clip(others, low, high, out=others)
         else:
-            missing = (current <= 0) & (target > 0)
-            starved.update((j, int(lv)) for lv in np.flatnonzero(missing))
-            ratio = np.divide(target, current, out=np.ones_like(target), where=current > 0)
-            ratio[(current <= 0) & (target == 0)] = 0.0
+            if current.min() > 0:
+                ratio = target / current
+            else:  # a level without mass: 0 if its target is 0, else unreachable
+                missing = (current <= 0) & (target > 0)
+                starved.update((j, int(lv)) for lv in np.flatnonzero(missing))
+                ratio = np.divide(target, current, out=np.ones_like(target),
+                                  where=current > 0)
+                ratio[(current <= 0) & (target == 0)] = 0.0
             new = level_factors[j] * ratio
             mass *= ratio[margin_codes]
         level_factors[j] = new
