@@ -137,9 +137,14 @@ def _validate(K, a, b, logits):
             raise ValueError(f"K must be 2-D (m, l) or 3-D (B, m, l); got {K.ndim}-D.")
         if not xp.isdtype(K.dtype, "real floating"):
             K = xp.astype(K, xp.float64)
-        if not bool(xp.all(xp.isfinite(K))):
+        # Reductions only (min and max propagate NaN): no temporary of K's size.
+        smallest = float(xp.min(K))
+        largest = float(xp.max(K)) if logits else 0.0
+        if math.isnan(smallest) or not math.isfinite(largest) or (
+            logits and not math.isfinite(smallest)
+        ):
             raise ValueError("K contains NaN or Inf.")
-        if not logits and bool(xp.any(K < 0)):
+        if not logits and smallest < 0:
             raise ValueError("K must be nonnegative (pass logits=True for log-kernels).")
         batch_shape = tuple(K.shape[:-2])
         device = getattr(K, "device", None)
@@ -183,19 +188,13 @@ def _max_abs(xp, x):
     return float(xp.max(xp.abs(x))) if x.shape[-1] else 0.0
 
 
-def _row_col_sums(K, xp):
-    if _is_sparse(K):
-        return np.asarray(K.sum(axis=1)).ravel(), np.asarray(K.sum(axis=0)).ravel()
-    return xp.sum(K, axis=-1), xp.sum(K, axis=-2)
-
-
-def _check_support(K, a, b, xp):
-    rows, cols = _row_col_sums(K, xp)
+def _check_support(rows, cols, a, b, xp):
+    if not math.isfinite(float(xp.sum(rows))):
+        raise ValueError("K contains NaN or Inf.")
     if bool(xp.any((rows <= 0) & (a > 0))):
         raise ValueError("A row of K is all zero but its marginal in a is positive.")
     if bool(xp.any((cols <= 0) & (b > 0))):
         raise ValueError("A column of K is all zero but its marginal in b is positive.")
-    return rows
 
 
 def _divide(xp, target, current):
@@ -204,26 +203,54 @@ def _divide(xp, target, current):
     return xp.where(target > 0, target / safe, xp.zeros_like(target))
 
 
+class _Residual:
+    """``max |scale * product - target|`` with reusable NumPy buffers."""
+
+    def __init__(self, xp, like_a, like_b):
+        self.xp = xp
+        self.numpy = is_numpy_namespace(xp)
+        if self.numpy:
+            self.buffers = {id(like_a): np.empty_like(like_a),
+                            id(like_b): np.empty_like(like_b)}
+
+    def __call__(self, scale, product, target):
+        if not self.numpy:
+            return _max_abs(self.xp, scale * product - target)
+        buffer = self.buffers.get(id(target))
+        if buffer is None or target.size == 0:
+            return _max_abs(self.xp, scale * product - target)
+        np.multiply(scale, product, out=buffer)
+        np.subtract(buffer, target, out=buffer)
+        np.abs(buffer, out=buffer)
+        return float(buffer.max())
+
+
 def _scaling_path(K, a, b, xp, max_iter, tol):
     matvec, rmatvec = _products(K, xp)
-    rows = _check_support(K, a, b, xp)
-    total = xp.sum(a, axis=-1, keepdims=True)
-    kernel_total = xp.sum(rows, axis=-1, keepdims=True)
-    # k = 0: K rescaled to the total mass; then rows first.
-    u = xp.ones_like(a) * (total / kernel_total)
+    # The first products double as the support check and the k = 0 error.
     v = xp.ones_like(b)
-    Kv, Ktu = matvec(v), rmatvec(u)
-    errors = [max(_max_abs(xp, u * Kv - a), _max_abs(xp, v * Ktu - b))]
+    rows, cols = matvec(v), rmatvec(xp.ones_like(a))
+    _check_support(rows, cols, a, b, xp)
+    # k = 0: K rescaled to the total mass; then rows first.
+    scale = xp.sum(a, axis=-1, keepdims=True) / xp.sum(rows, axis=-1, keepdims=True)
+    u = xp.ones_like(a) * scale
+    Kv, Ktu = rows, cols * scale
+    residual = _Residual(xp, a, b)
+    errors = [max(residual(u, Kv, a), residual(v, Ktu, b))]
+    # Rows or columns of K that are all zero (with a zero target) would give
+    # 0 / 0; only then is the slower, guarded division needed.
+    guarded = bool(xp.any(rows <= 0)) or bool(xp.any(cols <= 0))
+    divide = (lambda t, c: _divide(xp, t, c)) if guarded else (lambda t, c: t / c)
     n_iter = 0
     while n_iter < max_iter and not (tol > 0 and errors[-1] <= tol):
         if n_iter % 2 == 0:
-            u = _divide(xp, a, Kv)
+            u = divide(a, Kv)
             Ktu = rmatvec(u)
-            errors.append(_max_abs(xp, v * Ktu - b))  # rows are exact now
+            errors.append(residual(v, Ktu, b))  # rows are exact now
         else:
-            v = _divide(xp, b, Ktu)
+            v = divide(b, Ktu)
             Kv = matvec(v)
-            errors.append(_max_abs(xp, u * Kv - a))
+            errors.append(residual(u, Kv, a))
         n_iter += 1
     return u, v, n_iter, errors
 
