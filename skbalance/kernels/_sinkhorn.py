@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
 
+from ..utils._array_api import device_of, float_dtype, has_float64
+
 __all__ = ["SinkhornResult", "sinkhorn"]
 
 
@@ -135,8 +137,7 @@ def _validate(K, a, b, logits):
         xp = array_namespace(K)
         if K.ndim not in (2, 3):
             raise ValueError(f"K must be 2-D (m, l) or 3-D (B, m, l); got {K.ndim}-D.")
-        if not xp.isdtype(K.dtype, "real floating"):
-            K = xp.astype(K, xp.float64)
+        K = xp.astype(K, float_dtype(xp, K), copy=False)
         # Reductions only (min and max propagate NaN): no temporary of K's size.
         smallest = float(xp.min(K))
         largest = float(xp.max(K)) if logits else 0.0
@@ -266,7 +267,7 @@ def _logsumexp(xp, x, axis):
 
 
 def _safe_log(xp, x):
-    tiny = xp.finfo(x.dtype).tiny
+    tiny = xp.finfo(x.dtype).smallest_normal
     return xp.log(xp.where(x > 0, x, xp.full_like(x, tiny)))
 
 
@@ -294,7 +295,7 @@ class _LogState:
 
     def _absorb_if_large(self):
         xp = self.xp
-        tiny = xp.finfo(self.u.dtype).tiny
+        tiny = xp.finfo(self.u.dtype).smallest_normal
         largest = max(float(xp.max(xp.abs(xp.log(xp.maximum(s, tiny)))))
                       for s in (self.u, self.v))
         if largest > self.log_tau:
@@ -370,8 +371,9 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=100):
     Backtracking keeps every trial point finite. Works in float64.
     """
     dtype = L.dtype
-    L, a, b = (xp.astype(x, xp.float64) for x in (L, a, b))
-    f, g = xp.astype(f, xp.float64), xp.astype(g, xp.float64)
+    work = xp.float64 if has_float64(xp, L) else dtype
+    L, a, b = (xp.astype(x, work, copy=False) for x in (L, a, b))
+    f, g = xp.astype(f, work, copy=False), xp.astype(g, work, copy=False)
     m = L.shape[0]
 
     def evaluate(f, g):
@@ -407,7 +409,7 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=100):
             if not bool(xp.all(xp.isfinite(direction))):
                 continue
             d_f = direction[:m]
-            d_g = xp.concat([direction[m:], xp.zeros(1, dtype=xp.float64)])
+            d_g = xp.concat([direction[m:], xp.zeros(1, dtype=work, device=device_of(L))])
             slope = float(xp.sum(gradient * direction))
             t = 1.0
             while t > 1e-6:
@@ -424,12 +426,12 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=100):
         steps += 1
         _, r, c, _ = state
         errors.append(max(_max_abs(xp, a - r), _max_abs(xp, b - c)))
-    return xp.astype(f, dtype), xp.astype(g, dtype), steps, errors
+    return xp.astype(f, dtype, copy=False), xp.astype(g, dtype, copy=False), steps, errors
 
 
 def _diag(xp, values):
     n = values.shape[0]
-    return xp.eye(n, dtype=values.dtype) * values[None, :]
+    return xp.eye(n, dtype=values.dtype, device=device_of(values)) * values[None, :]
 
 
 def _logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):

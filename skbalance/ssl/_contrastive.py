@@ -2,6 +2,8 @@
 
 from array_api_compat import array_namespace
 
+from ..utils._array_api import float_dtype
+
 __all__ = ["balanced_contrastive_loss"]
 
 
@@ -69,8 +71,7 @@ def balanced_contrastive_loss(logits, n_steps=2, *, return_grad=False):
         )
     if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 0:
         raise ValueError(f"n_steps must be a nonnegative integer; got {n_steps!r}.")
-    if not xp.isdtype(logits.dtype, "real floating"):
-        logits = xp.astype(logits, xp.float64)
+    logits = xp.astype(logits, float_dtype(xp, logits), copy=False)
     if not bool(xp.all(xp.isfinite(logits))):
         raise ValueError("logits contain NaN or Inf.")
     m = logits.shape[0]

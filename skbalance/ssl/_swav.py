@@ -4,6 +4,8 @@ import math
 
 from array_api_compat import array_namespace
 
+from ..utils._array_api import float_dtype
+
 from ._contrastive import _logsumexp
 
 __all__ = ["swav_codes"]
@@ -49,8 +51,7 @@ def swav_codes(scores, epsilon=0.05, n_iter=3):
         raise ValueError(f"epsilon must be positive; got {epsilon!r}.")
     if isinstance(n_iter, bool) or int(n_iter) != n_iter or n_iter < 0:
         raise ValueError(f"n_iter must be a nonnegative integer; got {n_iter!r}.")
-    if not xp.isdtype(scores.dtype, "real floating"):
-        scores = xp.astype(scores, xp.float64)
+    scores = xp.astype(scores, float_dtype(xp, scores), copy=False)
     if not bool(xp.all(xp.isfinite(scores))):
         raise ValueError("scores contain NaN or Inf.")
     n_samples, n_prototypes = scores.shape
