@@ -76,6 +76,12 @@ def _conditional_mean(P, g, axis):
     return np.broadcast_to(mean, P.shape)
 
 
+def _variance(P, g):
+    """Var_P(g)."""
+    mean = np.sum(P * g)
+    return float(np.sum(P * (g - mean) ** 2))
+
+
 def _two_way(P):
     if P.ndim != 2:
         raise ValueError(f"This needs a two-way table (two margins); P has {P.ndim} axes.")
@@ -345,9 +351,7 @@ def asymptotic_variance_limit(P, h):
     """
     P = _check_table(P)
     h = _check_function(h, P)
-    residual = _additive_residual(P, h)
-    mean = np.sum(P * residual)
-    return float(np.sum(P * (residual - mean) ** 2))
+    return _variance(P, _additive_residual(P, h))
 
 
 def ipwi_variance(P, h):
@@ -377,9 +381,7 @@ def ipwi_variance(P, h):
     """
     P = _check_table(P)
     h = _check_function(h, P)
-    g = h - sum(_conditional_mean(P, h, axis) for axis in range(P.ndim))
-    mean = np.sum(P * g)
-    return float(np.sum(P * (g - mean) ** 2))
+    return _variance(P, h - sum(_conditional_mean(P, h, axis) for axis in range(P.ndim)))
 
 
 def variance_curve(P, h, max_k):

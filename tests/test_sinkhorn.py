@@ -174,3 +174,13 @@ def test_bad_input_errors(kwargs, message):
     arguments = {"K": np.ones((2, 2))} | kwargs
     with pytest.raises(ValueError, match=message):
         skb.sinkhorn(**arguments)
+
+
+def test_running_out_of_steps_during_epsilon_scaling_reports_the_real_error():
+    scores = _cosine_scores(2, n=60) / 1e-3
+    with pytest.warns(ConvergenceWarning, match="did not reach tol"):
+        result = skb.sinkhorn(scores, logits=True, tol=1e-9, max_iter=5)
+    plan = result.plan
+    assert np.all(np.isfinite(plan)) and not result.converged
+    real = max(np.abs(plan.sum(1) - 1 / 60).max(), np.abs(plan.sum(0) - 1 / 60).max())
+    assert result.marginal_error[-1] == pytest.approx(real, rel=1e-9)

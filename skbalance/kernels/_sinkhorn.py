@@ -443,7 +443,7 @@ def _logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
     g = xp.zeros_like(b)
     schedule = _temperature_schedule(L, xp) if epsilon_scaling else [1.0]
     can_refine = epsilon_scaling and L.ndim == 2 and sum(L.shape) <= _NEWTON_MAX_SIZE
-    errors, n_iter, n_newton = [], 0, 0
+    errors, n_iter, n_newton, finished_by_newton = [], 0, 0, False
     for stage, scale in enumerate(schedule):
         last = stage == len(schedule) - 1
         if stage:
@@ -470,12 +470,17 @@ def _logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
                 errors.extend(newton_errors)
                 can_refine = False
                 if newton_errors and newton_errors[-1] <= tol:
-                    error = newton_errors[-1]
+                    finished_by_newton = True
                     break
                 state = _LogState(L, a, b, xp, f, g)
                 stage_errors, step = [state.error()], 0
-        f, g = state.potentials() if not (errors[-1] <= tol and n_newton) else (f, g)
-        if n_iter >= max_iter:
+        if not finished_by_newton:
+            f, g = state.potentials()
+        if n_iter >= max_iter and not last:
+            # Out of steps at a larger temperature: carry the potentials to
+            # the real one and report the real error (not converged).
+            f, g = f / scale, g / scale
+            errors.append(_LogState(L, a, b, xp, f, g).error())
             break
     return f, g, n_iter, errors, n_newton
 
