@@ -1,5 +1,6 @@
 """MarginalBalancer: raking weights to known marginal distributions."""
 
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from array_api_compat import array_namespace
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -15,6 +17,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._columns import as_table, column_label, encode_column, get_column
 from ._targets import Margin, margin_label, margin_name, parse_targets
 from .kernels import encode_cells, group_sum, rake_cells
+from .utils._array_api import (
+    device_of,
+    dispatch_namespace,
+    float_dtype,
+    from_numpy,
+    to_numpy,
+)
 
 __all__ = ["MarginalBalancer", "compute_balancing_weights"]
 
@@ -43,6 +52,21 @@ def _base_weights(sample_weight, n_rows):
             "have no place in a raking fit: drop them instead."
         )
     return base
+
+
+def _column(weights):
+    """Weights as one column, in their namespace."""
+    if isinstance(weights, np.ndarray):
+        return weights.reshape(-1, 1)
+    return array_namespace(weights).reshape(weights, (-1, 1))
+
+
+def _kish(weights):
+    """Kish's effective sample size, (sum w)^2 / sum w^2, in any namespace."""
+    if isinstance(weights, np.ndarray):
+        return float(weights.sum() ** 2 / np.dot(weights, weights))
+    xp = array_namespace(weights)
+    return float(xp.sum(weights)) ** 2 / float(xp.sum(weights * weights))
 
 
 def _check_bounds(bounds):
@@ -136,11 +160,11 @@ def _match_levels(margin, observed, code_of_cell, cell_rows):
     return code
 
 
-def _uniform_margins(table, encoded):
+def _uniform_margins(encoded):
     """targets=None: uniform over the observed levels of every column."""
     margins = []
     for column, (codes, levels) in encoded.items():
-        observed = np.bincount(codes, minlength=levels.shape[0]) > 0
+        observed = to_numpy(group_sum(codes, None, levels.shape[0])) > 0
         kept = levels[observed]
         margins.append(
             Margin(column, (column,), kept, np.full(kept.shape[0], 1.0 / kept.shape[0]))
@@ -148,7 +172,98 @@ def _uniform_margins(table, encoded):
     return margins
 
 
-def _build_problem(table, targets, missing, base):
+def _frame_column(table, column, missing):
+    return encode_column(get_column(table, column), column, missing)
+
+
+def _gather(values, index):
+    """``values[index]`` for a small host array and row codes in any namespace."""
+    if isinstance(index, np.ndarray):
+        return values[index]
+    xp = array_namespace(index)
+    return xp.take(from_numpy(values, xp, device_of(index)), index)
+
+
+def _device_table(X, xp):
+    """Shape checks for a 2-D array that stays on its device."""
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2-D array or a DataFrame, got an array with {X.ndim} "
+            "dimension(s). Reshape your data with X.reshape(-1, 1) if it is a "
+            "single column."
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"Found array with shape {tuple(X.shape)} while a minimum of 1 sample and "
+            "1 feature is required."
+        )
+    return X
+
+
+def _device_column(table, column, missing):
+    """Codes (on the table's device) and host levels of one column."""
+    xp, where = array_namespace(table), device_of(table)
+    if isinstance(column, bool) or not isinstance(column, (int, np.integer)) or not (
+        0 <= column < table.shape[1]
+    ):
+        raise KeyError(
+            f"Unknown column {column!r}: with array input, margins are keyed by "
+            f"column position 0..{table.shape[1] - 1}."
+        )
+    values = table[:, column]
+    n_missing = 0
+    if xp.isdtype(values.dtype, "real floating"):
+        if bool(xp.any(xp.isinf(values))):
+            raise ValueError(
+                f"Balancing column {column_label(column)} contains inf; levels must be "
+                "finite (or NaN with missing='level')."
+            )
+        is_nan = xp.isnan(values)
+        n_missing = int(xp.sum(xp.astype(is_nan, xp.int64)))
+        if n_missing and missing != "level":
+            raise ValueError(
+                f"Balancing column {column_label(column)} has {n_missing} missing "
+                f"value(s) (NaN/None) in {values.shape[0]} rows; fill them, or pass "
+                "missing='level' to treat missing as a level of its own (its "
+                "target keyed by None)."
+            )
+        if n_missing:  # one level for all NaNs (unique_inverse keeps NaNs apart)
+            infinity = xp.asarray(float("inf"), dtype=values.dtype, device=where)
+            values = xp.where(is_nan, infinity, values)
+    uniques, codes = xp.unique_inverse(values)
+    levels = to_numpy(uniques)
+    if n_missing:
+        levels = np.where(np.isinf(levels), np.nan, levels)
+    return xp.astype(codes, xp.int64), pd.Index(levels, tupleize_cols=False)
+
+
+def _device_base_weights(xp, sample_weight, n_rows, where, dtype):
+    if sample_weight is None:
+        return xp.ones(n_rows, dtype=dtype, device=where)
+    base = sample_weight
+    if not (hasattr(base, "__array_namespace__") or type(base).__module__.startswith(
+        ("cupy", "torch")
+    )):
+        base = np.asarray(base, dtype=np.float64)
+    base = xp.astype(xp.asarray(base, device=where), dtype)
+    if base.ndim != 1 or base.shape[0] != n_rows:
+        raise ValueError(f"sample_weight must have shape ({n_rows},), got {base.shape}.")
+    if not (float(xp.min(base)) > 0 and math.isfinite(float(xp.sum(base)))):
+        bad = int(xp.sum(xp.astype(~(xp.isfinite(base) & (base > 0)), xp.int64)))
+        raise ValueError(
+            f"Base weights must be positive and finite: {bad} are not. Rows with zero "
+            "weight have no place in a raking fit: drop them instead."
+        )
+    return base
+
+
+def _build_problem(table, targets, missing, base, encode=_frame_column):
+    """Encode the balancing columns, form the cells, map the margins.
+
+    ``encode(table, column, missing)`` gives a column's integer codes (in
+    the table's namespace) and its levels (a host pandas Index); everything
+    of the cells' size is brought to NumPy, the row-level arrays stay put.
+    """
     if targets is None:
         columns = list(table.columns) if isinstance(table, pd.DataFrame) else list(
             range(table.shape[1])
@@ -157,18 +272,16 @@ def _build_problem(table, targets, missing, base):
     else:
         margins, total = parse_targets(targets)
         columns = list(dict.fromkeys(c for m in margins for c in m.columns))
-    encoded = {
-        column: encode_column(get_column(table, column), column, missing)
-        for column in columns
-    }
+    encoded = {column: encode(table, column, missing) for column in columns}
     if margins is None:
-        margins = _uniform_margins(table, encoded)
+        margins = _uniform_margins(encoded)
     cell_of_row, n_cells, codes_of_cells, cell_rows = encode_cells(
         [encoded[c][0] for c in columns], [encoded[c][1].shape[0] for c in columns],
         return_cell_codes=True, return_counts=True,
     )
-    cell_codes = dict(zip(columns, codes_of_cells))
-    cell_base = group_sum(cell_of_row, base, n_cells)
+    cell_codes = {c: to_numpy(codes) for c, codes in zip(columns, codes_of_cells)}
+    cell_rows = to_numpy(cell_rows)
+    cell_base = to_numpy(group_sum(cell_of_row, base, n_cells)).astype(np.float64)
 
     margin_codes = []
     for margin in margins:
@@ -332,6 +445,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = self.missing == "level"
         tags.target_tags.required = False
+        tags.array_api_support = True
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -357,12 +471,21 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         """Fit, and return the cell problem (for estimators built on top)."""
-        table = as_table(X)
+        xp, on_device = dispatch_namespace(X)
+        if on_device:  # stays on its device; only cell-sized arrays visit the host
+            table = _device_table(X, xp)
+            dtype = float_dtype(xp, xp.ones(1, device=device_of(X)))
+            base = _device_base_weights(xp, sample_weight, table.shape[0],
+                                        device_of(X), dtype)
+            encode = _device_column
+        else:
+            table = as_table(X)
+            base = _base_weights(sample_weight, table.shape[0])
+            encode = _frame_column
         validate_data(self, table, skip_check_array=True, reset=True)
         bounds = _check_bounds(self.bounds)
-        base = _base_weights(sample_weight, table.shape[0])
-        problem = _build_problem(table, self.targets, self.missing, base)
-        base_total = float(base.sum())
+        problem = _build_problem(table, self.targets, self.missing, base, encode=encode)
+        base_total = float(problem.cell_base.sum())
         base_mass = problem.cell_base / base_total
         targets = [m.proportions for m in problem.margins]
 
@@ -373,7 +496,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         target_total = base_total if problem.total is None else problem.total
 
         self.weight_scale_ = target_total / base_total
-        self.weights_ = (self.weight_scale_ * result.cell_factors)[problem.cell_of_row]
+        self.weights_ = _gather(self.weight_scale_ * result.cell_factors,
+                                problem.cell_of_row)
         self.weights_ *= base
         self.margins_ = [m.key for m in problem.margins]
         self.categories_ = {m.key: m.levels for m in problem.margins}
@@ -388,15 +512,16 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.total_ = target_total
         self._margins = problem.margins
         self._bounds = bounds
-        self.effective_sample_size_ = float(
-            self.weights_.sum() ** 2 / np.dot(self.weights_, self.weights_)
-        )
+        self.effective_sample_size_ = _kish(self.weights_)
         self.design_effect_ = table.shape[0] / self.effective_sample_size_
         self._diagnostic_data = self._diagnostic_columns(
             problem, base_mass, result.cell_factors
         )
         self.targets_reachable_ = None
         self._report(result, base_mass, problem)
+        self._namespace = xp.__name__ if on_device else None
+        if on_device:  # every fitted array follows the data
+            self.marginal_error_ = from_numpy(self.marginal_error_, xp, device_of(X), dtype)
         return problem
 
     def _report(self, result, base_mass, problem):
@@ -511,22 +636,43 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         >>> bal.compute_weights(pd.DataFrame({"sex": ["M", "F"]})).tolist()
         [0.6666666666666666, 2.0]
         """
+        return self._weights(X, sample_weight, "compute_weights")
+
+    def _weights(self, X, sample_weight, method):
+        """compute_weights, with the public method's name for error messages."""
         check_is_fitted(self)
-        table = as_table(X)
+        xp, on_device = dispatch_namespace(X)
+        if on_device:
+            table = _device_table(X, xp)
+            dtype = float_dtype(xp, xp.ones(1, device=device_of(X)))
+            base = _device_base_weights(xp, sample_weight, table.shape[0],
+                                        device_of(X), dtype)
+            encode = _device_column
+        else:
+            table = as_table(X)
+            base = _base_weights(sample_weight, table.shape[0])
+            encode = _frame_column
         validate_data(self, table, skip_check_array=True, reset=False)
-        base = _base_weights(sample_weight, table.shape[0])
-        encoded = {}
-        factor = np.ones(table.shape[0])
+        used = xp.__name__ if on_device else None
+        if used != getattr(self, "_namespace", None):
+            raise ValueError(
+                f"{type(self).__name__}.{method}() must use the same namespace as fit: "
+                f"fitted on {self._namespace or 'NumPy/pandas'} data, given "
+                f"{used or 'NumPy/pandas'} data."
+            )
+        encoded, factor = {}, None
         for margin in self._margins:
             for column in margin.columns:
                 if column not in encoded:
-                    encoded[column] = encode_column(
-                        get_column(table, column), column, self.missing
-                    )
-            factor *= self._row_factors(margin, encoded)
+                    encoded[column] = encode(table, column, self.missing)
+            row_factors = self._row_factors(margin, encoded)
+            factor = row_factors if factor is None else factor * row_factors
         if self._bounds is not None:
-            factor = np.clip(factor, *self._bounds)
-        return base * self.weight_scale_ * factor
+            low, high = self._bounds
+            factor = np.clip(factor, low, high) if isinstance(factor, np.ndarray) else (
+                array_namespace(factor).clip(factor, low, high)
+            )
+        return base * (self.weight_scale_ * factor)
 
     def _row_factors(self, margin, encoded):
         """Factor of every row's level of one margin; unseen levels raise."""
@@ -539,10 +685,10 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
                 return_cell_codes=True,
             )
             observed = pd.MultiIndex.from_arrays(
-                [encoded[c][1][code] for c, code in zip(margin.columns, combo_codes)]
+                [encoded[c][1][to_numpy(code)] for c, code in zip(margin.columns, combo_codes)]
             )
         position = margin.levels.get_indexer(observed)
-        rows = np.bincount(codes, minlength=observed.shape[0])
+        rows = to_numpy(group_sum(codes, None, observed.shape[0]))
         unseen = np.flatnonzero((position < 0) & (rows > 0))
         if unseen.size:
             raise ValueError(
@@ -551,7 +697,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
                 "from fit."
             )
         factors = self.factors_[margin.key].to_numpy()
-        return factors[position][codes]
+        return _gather(factors[position], codes)
 
     def transform(self, X, sample_weight=None):
         """The weights of ``X`` as one column.
@@ -578,7 +724,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         >>> bal.set_output(transform="pandas").fit_transform(X)["weight"].tolist()
         [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
         """
-        return self.compute_weights(X, sample_weight=sample_weight).reshape(-1, 1)
+        weights = self._weights(X, sample_weight, "transform")
+        return _column(weights)
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit, then return the training weights ``weights_`` as one column.
@@ -604,7 +751,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         >>> skb.MarginalBalancer().fit_transform(np.array([[0], [1], [1]])).ravel().tolist()
         [1.5, 0.75, 0.75]
         """
-        return self.fit(X, sample_weight=sample_weight).weights_.reshape(-1, 1)
+        return _column(self.fit(X, sample_weight=sample_weight).weights_)
 
     def get_feature_names_out(self, input_features=None):
         """The name of the output column: ``["weight"]``.

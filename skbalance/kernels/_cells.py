@@ -8,6 +8,7 @@ without ever materialising the Cartesian product of all levels.
 
 import numpy as np
 import pandas as pd
+from array_api_compat import array_namespace, device
 
 __all__ = ["encode_cells", "first_occurrence", "group_sum"]
 
@@ -75,6 +76,8 @@ def encode_cells(codes, n_levels, *, return_cell_codes=False, return_counts=Fals
     if len(codes) == 0:
         raise ValueError("At least one column is needed to form cells.")
     sizes = [max(int(levels), 1) for levels in n_levels]
+    if not isinstance(codes[0], np.ndarray):
+        return _encode_cells_any(codes, sizes, return_cell_codes, return_counts)
     keys = np.asarray(codes[0], dtype=np.int64)
     key_space = sizes[0]
     owned = False  # whether `keys` is our own array, safe to update in place
@@ -115,6 +118,42 @@ def _cell_codes(codes, sizes, cell_of_row, distinct, renumbered):
     return cell_codes
 
 
+def _encode_cells_any(codes, sizes, return_cell_codes, return_counts):
+    """encode_cells for any Array API namespace: sort-based, on the device."""
+    xp = array_namespace(*codes)
+    keys = xp.astype(codes[0], xp.int64)
+    key_space, renumbered = sizes[0], False
+    for column_codes, levels in zip(codes[1:], sizes[1:]):
+        if key_space * levels >= _KEY_LIMIT:
+            distinct, keys = xp.unique_inverse(keys)
+            key_space, renumbered = int(distinct.shape[0]), True
+        keys = keys * levels + xp.astype(column_codes, xp.int64)
+        key_space *= levels
+    distinct, cell_of_row = xp.unique_inverse(keys)
+    cell_of_row = xp.astype(cell_of_row, xp.int64)
+    n_cells = int(distinct.shape[0])
+    result = [cell_of_row, n_cells]
+    if return_cell_codes:
+        if renumbered:  # keys no longer decode: read the codes at each cell's first row
+            order = xp.argsort(cell_of_row, stable=True)
+            starts = xp.searchsorted(
+                xp.take(cell_of_row, order),
+                xp.arange(n_cells, dtype=xp.int64, device=device(cell_of_row)),
+            )
+            first = xp.take(order, starts)
+            cell_codes = [xp.take(xp.astype(c, xp.int64), first) for c in codes]
+        else:
+            cell_codes, remainder = [], distinct
+            for levels in reversed(sizes):
+                cell_codes.append(remainder % levels)
+                remainder = remainder // levels
+            cell_codes.reverse()
+        result.append(cell_codes)
+    if return_counts:
+        result.append(group_sum(cell_of_row, None, n_cells))
+    return tuple(result)
+
+
 def first_occurrence(cell_of_row, n_cells):
     """Index of the first row of every cell.
 
@@ -142,6 +181,23 @@ def group_sum(group, values, n_groups):
     >>> group_sum(np.array([0, 2, 0]), np.array([1.0, 2.0, 3.0]), 3).tolist()
     [4.0, 0.0, 2.0]
     """
-    return np.bincount(group, weights=values, minlength=n_groups).astype(
-        np.float64, copy=False
+    if isinstance(group, np.ndarray) and (values is None or isinstance(values, np.ndarray)):
+        return np.bincount(group, weights=values, minlength=n_groups).astype(
+            np.float64, copy=False
+        )
+    xp = array_namespace(group) if values is None else array_namespace(group, values)
+    where = device(group)
+    dtype = xp.float64 if values is None else values.dtype
+    if values is None:
+        values = xp.ones(group.shape, dtype=dtype, device=where)
+    bincount = getattr(xp, "bincount", None)
+    if bincount is not None:  # NumPy, CuPy and torch have a native one
+        return xp.astype(bincount(group, weights=values, minlength=n_groups), dtype)
+    # Portable fallback: sort, cumulative sums, differences at group edges.
+    order = xp.argsort(group)
+    sorted_group = xp.take(group, order)
+    totals = xp.cumulative_sum(xp.take(values, order), include_initial=True)
+    edges = xp.searchsorted(
+        sorted_group, xp.arange(n_groups + 1, dtype=group.dtype, device=where)
     )
+    return xp.take(totals, edges[1:]) - xp.take(totals, edges[:-1])

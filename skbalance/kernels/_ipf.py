@@ -17,6 +17,9 @@ bounded raking solution of Deville and Sarndal.
 from dataclasses import dataclass
 
 import numpy as np
+from array_api_compat import array_namespace, device
+
+from ..utils._array_api import from_numpy, to_numpy
 
 __all__ = ["RakingResult", "rake_cells"]
 
@@ -164,6 +167,18 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
     >>> result.n_iter
     2
     """
+    if not isinstance(base_mass, np.ndarray):
+        # The cell table is small: iterate on the host, return to the caller's
+        # namespace and device.
+        xp, where = array_namespace(base_mass), device(base_mass)
+        result = rake_cells(
+            to_numpy(base_mass), [to_numpy(c) for c in codes],
+            [to_numpy(t) for t in targets], max_iter=max_iter, tol=tol, bounds=bounds,
+        )
+        result.cell_factors = from_numpy(result.cell_factors, xp, where, base_mass.dtype)
+        result.level_factors = [from_numpy(a, xp, where, base_mass.dtype)
+                                for a in result.level_factors]
+        return result
     base_mass = np.asarray(base_mass, dtype=np.float64)
     targets = [np.asarray(t, dtype=np.float64) for t in targets]
     n_margins = len(codes)

@@ -1,6 +1,15 @@
 """Namespace and device helpers: the array follows the data."""
 
-__all__ = ["device_of", "float_dtype", "has_float64"]
+import numpy as np
+
+__all__ = [
+    "device_of",
+    "dispatch_namespace",
+    "float_dtype",
+    "from_numpy",
+    "has_float64",
+    "to_numpy",
+]
 
 
 def device_of(x):
@@ -24,3 +33,49 @@ def float_dtype(xp, x):
     if xp.isdtype(x.dtype, "real floating"):
         return x.dtype
     return xp.float64 if has_float64(xp, x) else xp.float32
+
+
+def dispatch_namespace(X):
+    """The namespace to compute X in, following scikit-learn's switch.
+
+    With ``sklearn.set_config(array_api_dispatch=True)`` an array from any
+    Array API library (CuPy, torch, ...) is balanced where it lives; without
+    it, as with NumPy input, everything runs in NumPy. Returns the namespace
+    and whether it is not NumPy.
+    """
+    import sklearn
+    from array_api_compat import array_namespace, is_array_api_obj, is_numpy_namespace
+
+    if not is_array_api_obj(X) or isinstance(X, np.ndarray):
+        return None, False
+    if not sklearn.get_config().get("array_api_dispatch", False):
+        return None, False
+    xp = array_namespace(X)
+    return xp, not is_numpy_namespace(xp)
+
+
+def to_numpy(x):
+    """A NumPy copy of a small array from any namespace (device to host)."""
+    if isinstance(x, np.ndarray):
+        return x
+    module = type(x).__module__
+    if module.startswith("cupy"):
+        return x.get()
+    if module.startswith("torch"):
+        return x.detach().cpu().numpy()
+    from array_api_compat import array_namespace
+
+    xp = array_namespace(x)
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is not None:
+        x = xp.asarray(x, device=info().default_device())
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, RuntimeError, BufferError, AttributeError):
+        return np.asarray(x)
+
+
+def from_numpy(x, xp, device, dtype=None):
+    """Put a NumPy array into namespace xp on the given device (and dtype)."""
+    out = xp.asarray(np.asarray(x), device=device)
+    return out if dtype is None else xp.astype(out, dtype, copy=False)
