@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from array_api_compat import array_namespace, device
 
+from ..utils._array_api import has_float64
+
 __all__ = ["encode_cells", "first_occurrence", "group_sum"]
 
 # A dense lookup table over the product of level counts is the fastest way to
@@ -187,7 +189,10 @@ def group_sum(group, values, n_groups):
         )
     xp = array_namespace(group) if values is None else array_namespace(group, values)
     where = device(group)
-    dtype = xp.float64 if values is None else values.dtype
+    if values is None:
+        dtype = xp.float64 if has_float64(xp, group) else xp.float32
+    else:
+        dtype = values.dtype
     if values is None:
         values = xp.ones(group.shape, dtype=dtype, device=where)
     bincount = getattr(xp, "bincount", None)

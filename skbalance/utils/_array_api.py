@@ -19,13 +19,7 @@ def device_of(x):
 
 def has_float64(xp, x):
     """Whether the device holding ``x`` supports float64 (some GPUs do not)."""
-    info = getattr(xp, "__array_namespace_info__", None)
-    if info is None:
-        return True
-    try:
-        return "float64" in info().dtypes(device=device_of(x))
-    except (TypeError, ValueError, AttributeError):
-        return True
+    return _device_has_float64(xp, device_of(x))
 
 
 def float_dtype(xp, x):
@@ -76,6 +70,24 @@ def to_numpy(x):
 
 
 def from_numpy(x, xp, device, dtype=None):
-    """Put a NumPy array into namespace xp on the given device (and dtype)."""
-    out = xp.asarray(np.asarray(x), device=device)
+    """Put a NumPy array into namespace xp on the given device (and dtype).
+
+    float64 data go to a device without float64 as float32.
+    """
+    array = np.asarray(x)
+    if array.dtype == np.float64 and (
+        (dtype is not None and dtype == xp.float32) or not _device_has_float64(xp, device)
+    ):
+        array = array.astype(np.float32)
+    out = xp.asarray(array, device=device)
     return out if dtype is None else xp.astype(out, dtype, copy=False)
+
+
+def _device_has_float64(xp, device):
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is None:
+        return True
+    try:
+        return "float64" in info().dtypes(device=device)
+    except (TypeError, ValueError, AttributeError):
+        return True
