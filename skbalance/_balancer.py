@@ -241,9 +241,9 @@ def _device_base_weights(xp, sample_weight, n_rows, where, dtype):
     if sample_weight is None:
         return xp.ones(n_rows, dtype=dtype, device=where)
     base = sample_weight
-    if not (hasattr(base, "__array_namespace__") or type(base).__module__.startswith(
-        ("cupy", "torch")
-    )):
+    if isinstance(base, np.ndarray) or not (
+        hasattr(base, "__array_namespace__") or type(base).__module__.startswith(("cupy", "torch"))
+    ):
         base = np.asarray(base, dtype=np.float64)
     base = xp.astype(xp.asarray(base, device=where), dtype)
     if base.ndim != 1 or base.shape[0] != n_rows:

@@ -1,13 +1,16 @@
 """BalancedFunctionalEstimator: balanced means with standard errors."""
 
 import numpy as np
+from array_api_compat import array_namespace
 from scipy.stats import norm
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._balancer import MarginalBalancer
+from ._balancer import MarginalBalancer, _device_table, _gather, _kish
 from ._columns import as_table
+from .kernels import group_sum
+from .utils._array_api import device_of, dispatch_namespace, from_numpy, to_numpy
 
 __all__ = ["BalancedFunctionalEstimator", "linearized_residuals"]
 
@@ -46,7 +49,7 @@ def linearized_residuals(problem, y, estimate, steps):
     cell, base = problem.cell_of_row, problem.base
     cell_mass = problem.cell_base
     n_cells = cell_mass.shape[0]
-    cell_total = np.bincount(cell, base * y, minlength=n_cells)
+    cell_total = to_numpy(group_sum(cell, base * y, n_cells)).astype(np.float64)
     cell_mean = np.divide(cell_total, cell_mass, out=np.zeros_like(cell_total),
                           where=cell_mass > 0)
     centred = cell_mean - estimate
@@ -62,7 +65,7 @@ def linearized_residuals(problem, y, estimate, steps):
         for step in range(steps, 0, -1):
             j = (step - 1) % n_margins
             g = g - _level_means(cell_mass, problem.margin_codes[j], g, sizes[j])
-    return y - cell_mean[cell] + g[cell]
+    return y - _gather(cell_mean - g, cell)
 
 
 class BalancedFunctionalEstimator(BaseEstimator):
@@ -147,6 +150,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         tags.target_tags.required = True
         tags.target_tags.single_output = False
         tags.target_tags.multi_output = True
+        tags.array_api_support = True
         return tags
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -171,31 +175,35 @@ class BalancedFunctionalEstimator(BaseEstimator):
         if self.method != "balanced":
             balancer.set_params(max_iter=0, tol=0)
         problem = balancer._fit(X, sample_weight)
-        outcomes = _check_outcomes(y, problem.base.shape[0])
-        single = outcomes.shape[1] == 1 and np.asarray(y).ndim == 1
         base = problem.base
+        outcomes, single = _check_outcomes(y, base)
         if self.method == "balanced":
-            weights, steps, denominator = balancer.weights_, balancer.n_iter_, None
+            weights, steps = balancer.weights_, balancer.n_iter_
         elif self.method == "empirical":
-            weights, steps, denominator = base, 0, None
+            weights, steps = base, 0
         else:
-            weights = base * problem.importance_factors()[problem.cell_of_row]
-            steps, denominator = "ipwi", base.sum()
-        total = weights.sum() if denominator is None else denominator
+            weights = base * _gather(problem.importance_factors(), problem.cell_of_row)
+            steps = "ipwi"
+        # IPWI divides by the base total (THEORY section 2); the others by their own.
+        total = _sum(base) if steps == "ipwi" else _sum(weights)
 
         n = base.shape[0]
+        factor = n / (n - 1) if n > 1 else np.nan
         estimates, variances = [], []
-        for column in outcomes.T:
-            estimate = float(weights @ column / total)
+        for column in outcomes:
+            estimate = _sum(weights * column) / total
             g = linearized_residuals(problem, column, estimate, steps)
-            factor = n / (n - 1) if n > 1 else np.nan
-            variances.append(factor * np.sum((weights * g) ** 2) / weights.sum() ** 2)
+            variances.append(factor * _sum((weights * g) ** 2) / _sum(weights) ** 2)
             estimates.append(estimate)
         self.estimate_ = estimates[0] if single else np.array(estimates)
         self.variance_ = float(variances[0]) if single else np.array(variances)
         self.std_error_ = float(np.sqrt(self.variance_)) if single else np.sqrt(self.variance_)
+        if not single and not isinstance(base, np.ndarray):  # arrays follow the data
+            xp, where = array_namespace(base), device_of(base)
+            for name in ("estimate_", "variance_", "std_error_"):
+                setattr(self, name, from_numpy(getattr(self, name), xp, where, base.dtype))
         self.weights_ = weights
-        self.effective_sample_size_ = float(weights.sum() ** 2 / np.sum(weights**2))
+        self.effective_sample_size_ = _kish(weights)
         self.n_steps_ = 0 if steps == "ipwi" else int(steps)
         self.balancer_ = balancer
         self.n_features_in_ = balancer.n_features_in_
@@ -229,7 +237,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         check_is_fitted(self)
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1); got {alpha!r}.")
-        z = float(norm.ppf(1 - alpha / 2))
+        z = float(norm.ppf(1 - alpha / 2))  # arrays of any namespace scale by a float
         low = self.estimate_ - z * self.std_error_
         high = self.estimate_ + z * self.std_error_
         return low, high
@@ -261,28 +269,48 @@ class BalancedFunctionalEstimator(BaseEstimator):
         -1.0
         """
         check_is_fitted(self)
-        table = as_table(X)
+        xp, on_device = dispatch_namespace(X)
+        table = _device_table(X, xp) if on_device else as_table(X)
         validate_data(self, table, skip_check_array=True, reset=False)
-        outcomes = _check_outcomes(y, table.shape[0])
-        weights = None if sample_weight is None else np.asarray(sample_weight, float)
-        held_out = np.average(outcomes, axis=0, weights=weights)
-        return -float(np.mean((np.atleast_1d(self.estimate_) - held_out) ** 2))
+        weights = None if sample_weight is None else np.asarray(to_numpy(sample_weight), float)
+        outcomes, _ = _check_outcomes(to_numpy(y) if y is not None else None,
+                                      np.ones(table.shape[0]))
+        held_out = np.average(np.column_stack(outcomes), axis=0, weights=weights)
+        return -float(np.mean((np.atleast_1d(to_numpy(self.estimate_)) - held_out) ** 2))
 
 
-def _check_outcomes(y, n_rows):
+def _sum(x):
+    """Sum of an array from any namespace, as a float."""
+    if isinstance(x, np.ndarray):
+        return float(x.sum())
+    return float(array_namespace(x).sum(x))
+
+
+def _check_outcomes(y, base):
+    """The outcome columns, in the namespace and on the device of ``base``.
+
+    Returns the list of columns and whether ``y`` was one-dimensional.
+    """
     if y is None:
         raise ValueError(
             "BalancedFunctionalEstimator requires y to be passed, but the target y is None."
         )
-    outcomes = np.asarray(y, dtype=np.float64)
-    if outcomes.ndim == 1:
+    n_rows = base.shape[0]
+    if isinstance(base, np.ndarray):
+        outcomes = np.asarray(y, dtype=np.float64)
+        finite = bool(np.all(np.isfinite(outcomes)))
+    else:
+        xp = array_namespace(base)
+        outcomes = xp.astype(xp.asarray(y, device=device_of(base)), base.dtype)
+        finite = bool(xp.all(xp.isfinite(outcomes)))
+    single = outcomes.ndim == 1
+    if single:
         outcomes = outcomes[:, None]
     if outcomes.ndim != 2 or outcomes.shape[0] != n_rows:
         raise ValueError(
             f"y must have shape ({n_rows},) or ({n_rows}, n_outputs); got "
-            f"{np.shape(y)}."
+            f"{tuple(np.shape(y)) if isinstance(y, np.ndarray) else tuple(y.shape)}."
         )
-    if not np.all(np.isfinite(outcomes)):
+    if not finite:
         raise ValueError("y contains NaN or infinite values.")
-    return outcomes
-
+    return [outcomes[:, j] for j in range(outcomes.shape[1])], single

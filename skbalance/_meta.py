@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+from array_api_compat import array_namespace, is_array_api_obj
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metadata_routing import (
@@ -16,13 +17,25 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from .utils._array_api import dispatch_namespace
+
 __all__ = ["BalancedEstimator"]
 
 
 def _base_total(sample_weight, n_rows):
     if sample_weight is None:
         return float(n_rows)
-    return float(np.asarray(sample_weight, dtype=np.float64).sum())
+    if isinstance(sample_weight, np.ndarray) or not is_array_api_obj(sample_weight):
+        return float(np.asarray(sample_weight, dtype=np.float64).sum())
+    return float(array_namespace(sample_weight).sum(sample_weight))
+
+
+def _rescaled(weights, total):
+    """Weights rescaled to sum to ``total``, in their namespace."""
+    current = float(weights.sum()) if isinstance(weights, np.ndarray) else float(
+        array_namespace(weights).sum(weights)
+    )
+    return weights * (total / current)
 
 
 def _fit_weighted(estimator, X, y, weights, params):
@@ -127,6 +140,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         tags.input_tags.categorical = inner.input_tags.categorical
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
         tags.input_tags.sparse = False
+        tags.array_api_support = inner.array_api_support
         return tags
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -158,10 +172,11 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             estimator_params = fit_params
         self.balancer_ = clone(self.balancer).fit(X, sample_weight=sample_weight)
         weights = self.balancer_.weights_
-        base_total = _base_total(sample_weight, len(weights))
-        weights = weights * (base_total / weights.sum())
+        weights = _rescaled(weights, _base_total(sample_weight, weights.shape[0]))
         self.estimator_ = _fit_weighted(clone(self.estimator), X, y, weights,
                                         estimator_params)
+        xp, on_device = dispatch_namespace(X)
+        self._namespace = xp.__name__ if on_device else None
         self.n_features_in_ = self.balancer_.n_features_in_
         if hasattr(self.balancer_, "feature_names_in_"):
             self.feature_names_in_ = self.balancer_.feature_names_in_
@@ -211,7 +226,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
                 UserWarning,
             )
             weights = self.balancer_.compute_weights(X, sample_weight=sample_weight)
-        return weights * (_base_total(sample_weight, len(weights)) / weights.sum())
+        return _rescaled(weights, _base_total(sample_weight, weights.shape[0]))
 
     @available_if(_estimator_has("score"))
     def score(self, X, y, sample_weight=None):
@@ -251,6 +266,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's predictions.
         """
         check_is_fitted(self)
+        self._check_namespace(X, "predict")
         return self.estimator_.predict(X, **params)
 
     @available_if(_estimator_has("predict_proba"))
@@ -268,6 +284,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's probabilities.
         """
         check_is_fitted(self)
+        self._check_namespace(X, "predict_proba")
         return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("predict_log_proba"))
@@ -285,6 +302,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's log probabilities.
         """
         check_is_fitted(self)
+        self._check_namespace(X, "predict_log_proba")
         return self.estimator_.predict_log_proba(X)
 
     @available_if(_estimator_has("decision_function"))
@@ -302,6 +320,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's decision function.
         """
         check_is_fitted(self)
+        self._check_namespace(X, "decision_function")
         return self.estimator_.decision_function(X)
 
     @available_if(_estimator_has("transform"))
@@ -319,7 +338,18 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's output.
         """
         check_is_fitted(self)
+        self._check_namespace(X, "transform")
         return self.estimator_.transform(X)
+
+    def _check_namespace(self, X, method):
+        xp, on_device = dispatch_namespace(X)
+        used = xp.__name__ if on_device else None
+        if used != getattr(self, "_namespace", None):
+            raise ValueError(
+                f"{type(self).__name__}.{method}() must use the same namespace as fit: "
+                f"fitted on {self._namespace or 'NumPy/pandas'} data, given "
+                f"{used or 'NumPy/pandas'} data."
+            )
 
     @property
     def classes_(self):

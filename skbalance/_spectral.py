@@ -4,24 +4,44 @@ balancing them would do to the variance of a mean."""
 from numbers import Integral, Real
 
 import numpy as np
+from array_api_compat import array_namespace
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import theory
-from ._columns import as_table, column_label, encode_column, get_column
+from ._balancer import _device_column, _device_table, _frame_column, _gather
+from ._columns import as_table, column_label
+from .kernels import group_sum
+from .utils._array_api import (
+    device_of,
+    dispatch_namespace,
+    float_dtype,
+    from_numpy,
+    to_numpy,
+)
 
 __all__ = ["SpectralGapAnalyzer"]
 
 
-def _nonnegative_weights(sample_weight, n_rows):
+def _nonnegative_weights(sample_weight, n_rows, xp=None, where=None, dtype=None):
     """Base weights for a weighted table: nonnegative, finite, positive sum."""
-    if sample_weight is None:
-        return np.ones(n_rows)
-    base = np.asarray(sample_weight, dtype=np.float64)
-    if base.shape != (n_rows,):
+    if xp is None:
+        if sample_weight is None:
+            return np.ones(n_rows)
+        base = np.asarray(sample_weight, dtype=np.float64)
+        smallest, total = (float(base.min()), float(base.sum())) if base.size else (0, 0)
+    else:
+        if sample_weight is None:
+            return xp.ones(n_rows, dtype=dtype, device=where)
+        base = sample_weight
+        if isinstance(base, np.ndarray) or not hasattr(base, "__array_namespace__"):
+            base = np.asarray(base, dtype=np.float64)
+        base = xp.astype(xp.asarray(base, device=where), dtype)
+        smallest, total = float(xp.min(base)), float(xp.sum(base))
+    if tuple(base.shape) != (n_rows,):
         raise ValueError(f"sample_weight must have shape ({n_rows},), got {base.shape}.")
-    if not np.all(np.isfinite(base)) or np.any(base < 0) or base.sum() <= 0:
+    if not (smallest >= 0 and np.isfinite(total) and total > 0):
         raise ValueError(
             "sample_weight must be finite and nonnegative, with a positive sum "
             "(not all zero weights)."
@@ -29,17 +49,18 @@ def _nonnegative_weights(sample_weight, n_rows):
     return base
 
 
-def _observed_codes(values, column, base):
-    """Codes of a column over its levels with positive weight only.
+def _weighted_codes(codes, levels, base):
+    """Keep the levels that carry weight; renumber the codes to them.
 
-    Rows of levels that carry no weight get code -1.
+    Rows of a level without weight contribute nothing to any sum, so their
+    code is set to 0 rather than dropping the rows.
     """
-    codes, levels = encode_column(values, column)
-    present = np.bincount(codes, base, minlength=levels.shape[0]) > 0
+    mass = to_numpy(group_sum(codes, base, levels.shape[0]))
+    present = mass > 0
     if present.all():
         return codes, levels
-    renumber = np.where(present, np.cumsum(present) - 1, -1)
-    return renumber[codes], levels[present]
+    lookup = np.where(present, np.cumsum(present) - 1, 0)
+    return _gather(lookup, codes), levels[present]
 
 
 class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
@@ -127,6 +148,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         tags.target_tags.required = False
+        tags.array_api_support = True
         return tags
 
     def _column_keys(self, table):
@@ -161,26 +183,29 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         self : SpectralGapAnalyzer
             The fitted analyzer.
         """
-        table = as_table(X)
+        xp, on_device = dispatch_namespace(X)
+        if on_device:
+            table = _device_table(X, xp)
+            dtype = float_dtype(xp, xp.ones(1, device=device_of(X)))
+            base = _nonnegative_weights(sample_weight, table.shape[0], xp, device_of(X), dtype)
+            encode = _device_column
+        else:
+            table = as_table(X)
+            base = _nonnegative_weights(sample_weight, table.shape[0])
+            encode = _frame_column
         validate_data(self, table, skip_check_array=True, reset=True)
-        base = _nonnegative_weights(sample_weight, table.shape[0])
         keys = self._column_keys(table)
         (x_codes, x_levels), (y_codes, y_levels) = (
-            _observed_codes(get_column(table, key), key, base) for key in keys
+            _weighted_codes(*encode(table, key, "error"), base) for key in keys
         )
-        # Rows of zero weight carry no information; drop them from the table.
-        kept = (x_codes >= 0) & (y_codes >= 0)
-        if not kept.all():
-            x_codes, y_codes, base = x_codes[kept], y_codes[kept], base[kept]
-            if y is not None:
-                y = np.asarray(y)[kept]
         shape = (x_levels.shape[0], y_levels.shape[0])
         cell = x_codes * shape[1] + y_codes
-        mass = np.bincount(cell, base, minlength=shape[0] * shape[1])
+        mass = to_numpy(group_sum(cell, base, shape[0] * shape[1])).astype(np.float64)
         P = (mass / mass.sum()).reshape(shape)
 
         s, alpha, beta = theory.singular_functions(P)
         self._keys = keys
+        self._namespace = xp.__name__ if on_device else None
         self.joint_table_ = P
         self.categories_ = [x_levels, y_levels]
         self.singular_values_ = s
@@ -191,22 +216,34 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         self.y_functions_ = beta[:, kept]
 
         if y is not None:
-            self._fit_variance(np.asarray(y, dtype=np.float64), base, cell, P)
+            self._fit_variance(y, base, cell, P)
+        self._functions = [self.x_functions_, self.y_functions_]
+        if on_device:  # fitted arrays follow the data; host copies serve transform
+            for name in ("joint_table_", "singular_values_", "x_functions_", "y_functions_",
+                         "variance_curve_"):
+                if hasattr(self, name):
+                    setattr(self, name, from_numpy(getattr(self, name), xp, device_of(X),
+                                                   dtype))
         return self
 
     def _fit_variance(self, y, base, cell, P):
+        if isinstance(base, np.ndarray):
+            y = np.asarray(y, dtype=np.float64)
+        else:
+            xp = array_namespace(base)
+            y = xp.astype(xp.asarray(y, device=device_of(base)), base.dtype)
         if y.ndim != 1 or y.shape[0] != base.shape[0]:
-            raise ValueError(f"y must have shape ({base.shape[0]},); got {y.shape}.")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y must be finite.")
+            raise ValueError(f"y must have shape ({base.shape[0]},); got {tuple(y.shape)}.")
         n_cells = P.size
-        mass = np.bincount(cell, base, minlength=n_cells)
+        mass = to_numpy(group_sum(cell, base, n_cells)).astype(np.float64)
+        sums = to_numpy(group_sum(cell, base * y, n_cells)).astype(np.float64)
+        if not np.all(np.isfinite(sums)):
+            raise ValueError("y must be finite.")
         occupied = mass > 0
-        safe = np.where(occupied, mass, 1.0)
-        cell_mean = np.bincount(cell, base * y, minlength=n_cells) / safe
-        within = np.bincount(cell, base * (y - cell_mean[cell]) ** 2, minlength=n_cells)
-        noise = float(within.sum() / base.sum())
-        h = np.where(occupied, cell_mean, 0.0).reshape(P.shape)
+        cell_mean = np.divide(sums, mass, out=np.zeros_like(sums), where=occupied)
+        spread = base * (y - _gather(cell_mean, cell)) ** 2
+        noise = float(to_numpy(group_sum(cell, spread, n_cells)).sum() / mass.sum())
+        h = cell_mean.reshape(P.shape)
         curve, limit = theory.variance_curve(P, h, self.max_k)
         self.variance_curve_ = curve + noise
         self.variance_limit_ = limit + noise
@@ -240,22 +277,32 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         [[1.2247, 1.2247]]
         """
         check_is_fitted(self)
-        table = as_table(X)
+        xp, on_device = dispatch_namespace(X)
+        used_namespace = xp.__name__ if on_device else None
+        if used_namespace != self._namespace:
+            raise ValueError(
+                f"{type(self).__name__}.transform() must use the same namespace as fit: "
+                f"fitted on {self._namespace or 'NumPy/pandas'} data, given "
+                f"{used_namespace or 'NumPy/pandas'} data."
+            )
+        table = _device_table(X, xp) if on_device else as_table(X)
+        encode = _device_column if on_device else _frame_column
         validate_data(self, table, skip_check_array=True, reset=False)
         parts = []
-        for key, levels, functions in zip(
-            self._keys, self.categories_, [self.x_functions_, self.y_functions_]
-        ):
-            codes, observed = encode_column(get_column(table, key), key)
+        for key, levels, functions in zip(self._keys, self.categories_, self._functions):
+            codes, observed = encode(table, key, "error")
             position = levels.get_indexer(observed)
-            used = np.bincount(codes, minlength=observed.shape[0]) > 0
+            used = to_numpy(group_sum(codes, None, observed.shape[0])) > 0
             unseen = np.flatnonzero((position < 0) & used)
             if unseen.size:
                 raise ValueError(
                     f"{column_label(key)} has level {observed[unseen[0]]!r}, unseen in fit."
                 )
-            parts.append(functions[position[codes]])
-        return np.hstack(parts)
+            rows = _gather(np.maximum(position, 0), codes)
+            parts.extend(_gather(functions[:, j], rows) for j in range(functions.shape[1]))
+        if on_device:
+            return xp.stack(parts, axis=1)
+        return np.column_stack(parts) if parts else np.empty((table.shape[0], 0))
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output coordinates: ``<column>_sf1``, ``<column>_sf2``, ...

@@ -18,7 +18,12 @@ With two margins, the conditional-mean operators have the singular values of
 spectral gap.
 """
 
+import functools
+
 import numpy as np
+from array_api_compat import array_namespace, device, is_array_api_obj
+
+from .utils._array_api import from_numpy, to_numpy
 
 __all__ = [
     "asymptotic_variance",
@@ -34,15 +39,41 @@ __all__ = [
     "variance_curve",
 ]
 
+def _follows_input(function):
+    """Tables are small: compute in NumPy, return arrays where P came from."""
+
+    @functools.wraps(function)
+    def wrapper(P, *args, **kwargs):
+        if not is_array_api_obj(P) or isinstance(P, np.ndarray):
+            return function(P, *args, **kwargs)
+        xp, where, dtype = array_namespace(P), device(P), P.dtype
+        args = [to_numpy(a) if is_array_api_obj(a) else a for a in args]
+        result = function(to_numpy(P), *args, **kwargs)
+
+        def back(value):
+            if isinstance(value, np.ndarray):
+                return from_numpy(value, xp, where, dtype)
+            if isinstance(value, tuple):
+                return tuple(back(v) for v in value)
+            return value
+
+        return back(result)
+
+    return wrapper
+
+
 def _check_table(P, name="P"):
     """A validated float copy of a joint probability table."""
-    P = np.array(P, dtype=np.float64)
+    given = np.asarray(P)
+    # Single-precision tables sum to 1 only to single precision.
+    tolerance = 1e-5 if given.dtype == np.float32 else 1e-9
+    P = np.array(given, dtype=np.float64)
     if P.ndim < 1 or P.size == 0:
         raise ValueError(f"{name} must be a non-empty table.")
     if not np.all(np.isfinite(P)) or np.any(P < 0):
         raise ValueError(f"{name} must be finite and nonnegative.")
     total = P.sum()
-    if abs(total - 1.0) > 1e-9:
+    if abs(total - 1.0) > tolerance:
         raise ValueError(f"{name} must sum to 1 (a probability table); it sums to {total:.12g}.")
     for axis in range(P.ndim):
         marginal = _marginal(P, axis)
@@ -87,6 +118,7 @@ def _two_way(P):
         raise ValueError(f"This needs a two-way table (two margins); P has {P.ndim} axes.")
 
 
+@_follows_input
 def singular_values(P):
     """Singular values of the conditional-mean operators of a two-way table.
 
@@ -109,6 +141,7 @@ def singular_values(P):
     return singular_functions(P)[0]
 
 
+@_follows_input
 def singular_functions(P):
     """Singular values and singular functions of a two-way table.
 
@@ -165,6 +198,7 @@ def _pivot_signs(functions):
     return signs
 
 
+@_follows_input
 def asymptotic_variance(P, h, k):
     """``sigma_k^2``: n times the variance of the k-step balanced estimate.
 
@@ -211,6 +245,7 @@ def _check_steps(k):
     return int(k)
 
 
+@_follows_input
 def asymptotic_variance_closed_form(P, h, k):
     """``sigma_k^2`` from the singular decomposition (two margins).
 
@@ -325,6 +360,7 @@ def _additive_residual(P, h):
     return h - _additive_projector(P)(h)
 
 
+@_follows_input
 def asymptotic_variance_limit(P, h):
     """``sigma_inf^2``: the variance after infinitely many balancing steps.
 
@@ -354,6 +390,7 @@ def asymptotic_variance_limit(P, h):
     return _variance(P, _additive_residual(P, h))
 
 
+@_follows_input
 def ipwi_variance(P, h):
     """First-order variance of the importance-weighted (IPWI) estimator.
 
@@ -384,6 +421,7 @@ def ipwi_variance(P, h):
     return _variance(P, h - sum(_conditional_mean(P, h, axis) for axis in range(P.ndim)))
 
 
+@_follows_input
 def variance_curve(P, h, max_k):
     """``sigma_k^2`` for ``k = 0..max_k`` and the limit ``sigma_inf^2``.
 
@@ -422,9 +460,10 @@ def variance_curve(P, h, max_k):
         for step in range(k, 0, -1):
             g_k = g_k - _conditional_mean(P, g_k, (step - 1) % P.ndim)
         curve[k] = np.sum(P * g_k**2)
-    return curve, asymptotic_variance_limit(P, h)
+    return curve, _variance(P, _additive_residual(P, h))
 
 
+@_follows_input
 def sweep_contraction_rate(P):
     """Per-sweep rate at which ``sigma_k^2`` approaches its limit.
 
@@ -469,6 +508,7 @@ def sweep_contraction_rate(P):
     return float(np.max(np.abs(eigenvalues))) if eigenvalues.size else 0.0
 
 
+@_follows_input
 def balance_table(P0, *marginals_and_k):
     """The table after ``k`` balancing steps: ``P^(k)`` of the theory.
 

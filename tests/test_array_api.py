@@ -3,6 +3,7 @@ its device, and equal NumPy's to the dtype's tolerance."""
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 import skbalance as skb
 from skbalance.ssl import balanced_contrastive_loss, swav_codes
@@ -173,3 +174,56 @@ def test_without_dispatch_arrays_are_converted_or_refused():
         on_device = skb.MarginalBalancer().fit(strict)
     with pytest.raises(ValueError, match=r"MarginalBalancer.transform\(\) must use the same"):
         on_device.transform(X)
+
+
+@pytest.mark.parametrize("name, device, dtype", NAMESPACES)
+def test_theory_follows_the_data(name, device, dtype):
+    from skbalance import theory
+
+    P = theory.random_table((3, 4), random_state=4)
+    h = np.random.default_rng(4).normal(size=(3, 4))
+    P_x, h_x = convert(P, name, device, dtype), convert(h, name, device, dtype)
+    assert_follows(theory.singular_values(P_x), theory.singular_values(P), name, device,
+                   dtype, exact_dtype=False)
+    curve, limit = theory.variance_curve(P_x, h_x, 5)
+    reference, reference_limit = theory.variance_curve(P, h, 5)
+    assert_follows(curve, reference, name, device, dtype, exact_dtype=False)
+    assert limit == pytest.approx(reference_limit, rel=1e-5)
+    assert theory.asymptotic_variance(P_x, h_x, 3) == pytest.approx(
+        theory.asymptotic_variance(P, h, 3), rel=1e-5)
+    margins = [P.sum(1), P.sum(0)]
+    assert_follows(theory.balance_table(P_x, *margins, 3),
+                   theory.balance_table(P, *margins, 3), name, device, dtype,
+                   exact_dtype=False)
+
+
+@pytest.mark.parametrize("name, device, dtype", NAMESPACES)
+def test_estimators_follow_the_data(name, device, dtype):
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 3, size=(400, 2)).astype(float)
+    y = X[:, 0] + rng.normal(size=400)
+    base = rng.uniform(1, 2, size=400)
+    targets = {0: {0.0: 0.2, 1.0: 0.3, 2.0: 0.5}, 1: {0.0: 0.4, 1.0: 0.4, 2.0: 0.2}}
+    tolerance = 1e-9 if dtype == "float64" else 1e-4
+    X_x, y_x = convert(X, name, device, dtype), convert(y, name, device, dtype)
+    base_x = convert(base, name, device, dtype)
+    for method in ("balanced", "ipwi", "empirical"):
+        est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=targets),
+                                              method=method)
+        reference = est.fit(X, y, sample_weight=base)
+        expected = (reference.estimate_, reference.std_error_)
+        with _dispatch():
+            fitted = clone(est).fit(X_x, y_x, sample_weight=base_x)
+        assert fitted.estimate_ == pytest.approx(expected[0], rel=tolerance)
+        assert fitted.std_error_ == pytest.approx(expected[1], rel=tolerance * 10)
+        assert_follows(fitted.weights_, reference.weights_, name, device, dtype,
+                       exact_dtype=False)
+    sga = skb.SpectralGapAnalyzer(n_components=1)
+    reference = sga.fit(X, y, sample_weight=base)
+    expected_curve, expected_coords = reference.variance_curve_, reference.transform(X)
+    with _dispatch():
+        fitted = skb.SpectralGapAnalyzer(n_components=1).fit(X_x, y_x, sample_weight=base_x)
+        assert_follows(fitted.transform(X_x), expected_coords, name, device, dtype,
+                       exact_dtype=False)
+    assert_follows(fitted.variance_curve_, expected_curve, name, device, dtype,
+                   exact_dtype=False)

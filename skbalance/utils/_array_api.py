@@ -50,8 +50,10 @@ def dispatch_namespace(X):
 
 def to_numpy(x):
     """A NumPy copy of a small array from any namespace (device to host)."""
-    if isinstance(x, np.ndarray):
-        return x
+    from array_api_compat import is_array_api_obj
+
+    if isinstance(x, np.ndarray) or not is_array_api_obj(x):
+        return np.asarray(x)
     module = type(x).__module__
     if module.startswith("cupy"):
         return x.get()
@@ -61,8 +63,8 @@ def to_numpy(x):
 
     xp = array_namespace(x)
     info = getattr(xp, "__array_namespace_info__", None)
-    if info is not None:
-        x = xp.asarray(x, device=info().default_device())
+    if info is not None and hasattr(x, "to_device"):
+        x = x.to_device(info().default_device())
     try:
         return np.from_dlpack(x)
     except (TypeError, RuntimeError, BufferError, AttributeError):
