@@ -1,5 +1,6 @@
 """MarginalBalancer: raking weights to known marginal distributions."""
 
+import copy
 import math
 import warnings
 from collections.abc import Mapping
@@ -174,6 +175,57 @@ def _uniform_margins(encoded):
 
 def _frame_column(table, column, missing):
     return encode_column(get_column(table, column), column, missing)
+
+
+def _is_dask(X):
+    return type(X).__module__.startswith("dask") and hasattr(X, "npartitions")
+
+
+def _balancing_columns(frame, targets):
+    """The columns the targets mention (every column when targets is None)."""
+    if targets is None:
+        return list(frame.columns)
+    margins, _ = parse_targets(targets)
+    columns = list(dict.fromkeys(c for m in margins for c in m.columns))
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"Unknown column {missing[0]!r}: the data has columns {list(frame.columns)}."
+        )
+    return columns
+
+
+_WEIGHT = "__skbalance_base__"
+
+
+def _cell_table(frame, columns, sample_weight):
+    """Rows, base-weight sum and sum of squares per observed cell.
+
+    Works on pandas and dask frames alike (for dask, one distributed
+    group-by; the result is a lazy frame to compute).
+    """
+    if sample_weight is None:
+        frame = frame[columns].assign(**{_WEIGHT: 1.0})
+    elif _is_dask(frame):
+        frame = frame[columns].assign(**{_WEIGHT: sample_weight})
+    else:
+        base = _base_weights(sample_weight, frame.shape[0])
+        frame = frame[columns].assign(**{_WEIGHT: base})
+    frame = frame.assign(__squares=frame[_WEIGHT] ** 2)
+    grouped = frame.groupby(columns, observed=True, dropna=False, sort=False)
+    cells = grouped.agg(
+        rows=(_WEIGHT, "count"), base=(_WEIGHT, "sum"), base_squares=("__squares", "sum"),
+        smallest=(_WEIGHT, "min"),
+    ).reset_index()
+    return cells
+
+
+def _merge_cells(old, new, columns):
+    both = pd.concat([old, new], ignore_index=True)
+    grouped = both.groupby(columns, observed=True, dropna=False, sort=False)
+    return grouped.agg(rows=("rows", "sum"), base=("base", "sum"),
+                       base_squares=("base_squares", "sum"),
+                       smallest=("smallest", "min")).reset_index()
 
 
 def _gather(values, index):
@@ -471,6 +523,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         """Fit, and return the cell problem (for estimators built on top)."""
+        if _is_dask(X):
+            return self._fit_dask(X, sample_weight)
         xp, on_device = dispatch_namespace(X)
         if on_device:  # stays on its device; only cell-sized arrays visit the host
             table = _device_table(X, xp)
@@ -483,22 +537,30 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
             base = _base_weights(sample_weight, table.shape[0])
             encode = _frame_column
         validate_data(self, table, skip_check_array=True, reset=True)
-        bounds = _check_bounds(self.bounds)
         problem = _build_problem(table, self.targets, self.missing, base, encode=encode)
+        result = self._rake(problem)
+        self.weights_ = _gather(self.weight_scale_ * result.cell_factors,
+                                problem.cell_of_row)
+        self.weights_ *= base
+        self.effective_sample_size_ = _kish(self.weights_)
+        self.design_effect_ = table.shape[0] / self.effective_sample_size_
+        self._namespace = xp.__name__ if on_device else None
+        if on_device:  # every fitted array follows the data
+            self.marginal_error_ = from_numpy(self.marginal_error_, xp, device_of(X), dtype)
+        return problem
+
+    def _rake(self, problem):
+        """Rake the cell problem and set every cell-level fitted attribute."""
+        bounds = _check_bounds(self.bounds)
         base_total = float(problem.cell_base.sum())
         base_mass = problem.cell_base / base_total
         targets = [m.proportions for m in problem.margins]
-
         result = rake_cells(
             base_mass, problem.margin_codes, targets,
             max_iter=self.max_iter, tol=self.tol, bounds=bounds,
         )
         target_total = base_total if problem.total is None else problem.total
-
         self.weight_scale_ = target_total / base_total
-        self.weights_ = _gather(self.weight_scale_ * result.cell_factors,
-                                problem.cell_of_row)
-        self.weights_ *= base
         self.margins_ = [m.key for m in problem.margins]
         self.categories_ = {m.key: m.levels for m in problem.margins}
         self.factors_ = {
@@ -512,17 +574,106 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.total_ = target_total
         self._margins = problem.margins
         self._bounds = bounds
-        self.effective_sample_size_ = _kish(self.weights_)
-        self.design_effect_ = table.shape[0] / self.effective_sample_size_
         self._diagnostic_data = self._diagnostic_columns(
             problem, base_mass, result.cell_factors
         )
         self.targets_reachable_ = None
+        self._namespace = None
         self._report(result, base_mass, problem)
-        self._namespace = xp.__name__ if on_device else None
-        if on_device:  # every fitted array follows the data
-            self.marginal_error_ = from_numpy(self.marginal_error_, xp, device_of(X), dtype)
+        return result
+
+    def _fit_cells(self, cells, columns):
+        """Fit from a cell table (one row per observed cell, with ``rows``,
+        ``base`` and ``base_squares``): the distributed and streaming paths."""
+        for column in columns:  # count missing rows, not cells
+            missing = cells[column].isna().to_numpy()
+            if missing.any() and self.missing != "level":
+                n_missing = int(cells["rows"].to_numpy()[missing].sum())
+                raise ValueError(
+                    f"Balancing column {column_label(column)} has {n_missing} missing "
+                    "value(s) (NaN/None); fill them, or pass missing='level' to treat "
+                    "missing as a level of its own (its target keyed by None)."
+                )
+        base = cells["base"].to_numpy(dtype=np.float64)
+        smallest = cells["smallest"].to_numpy(dtype=np.float64)
+        if not (np.all(smallest > 0) and np.all(np.isfinite(base))):
+            raise ValueError(
+                "Base weights must be positive and finite; some are not. Rows with zero "
+                "weight have no place in a raking fit: drop them instead."
+            )
+        problem = _build_problem(cells[columns], self.targets, self.missing, base)
+        problem.cell_rows = group_sum(problem.cell_of_row, cells["rows"].to_numpy(
+            dtype=np.float64), problem.cell_base.shape[0])
+        result = self._rake(problem)
+        scale = self.weight_scale_ * result.cell_factors
+        squares = group_sum(problem.cell_of_row, cells["base_squares"].to_numpy(
+            dtype=np.float64), problem.cell_base.shape[0])
+        total = float(np.sum(scale * problem.cell_base))
+        self.effective_sample_size_ = total**2 / float(np.sum(scale**2 * squares))
+        n_rows = float(problem.cell_rows.sum())
+        self.design_effect_ = n_rows / self.effective_sample_size_
         return problem
+
+    def _fit_dask(self, X, sample_weight):
+        """One distributed group-by to the cell table; iterations in memory."""
+        validate_data(self, X._meta, skip_check_array=True, reset=True)
+        columns = _balancing_columns(X, self.targets)
+        cells = _cell_table(X, columns, sample_weight).compute()
+        problem = self._fit_cells(cells, columns)
+        self.weights_ = self.compute_weights(X, sample_weight)
+        return problem
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Add a chunk of rows to the cell table and refit the factors.
+
+        For data that arrive in chunks: the rows are reduced to the cell
+        table (rows, base weight per observed cell) and added to what earlier
+        chunks gave; the factors are refitted on the accumulated table (the
+        iterations cost nothing per row). The result equals ``fit`` on all
+        the rows at once; use :meth:`compute_weights` for the weights of any
+        rows.
+
+        Parameters
+        ----------
+        X : DataFrame (pandas or dask)
+            A chunk of rows with the balancing columns.
+        y : None
+            Ignored.
+        sample_weight : array-like or dask Series of shape (n_samples,), default=None
+            Positive base weights of the chunk.
+
+        Returns
+        -------
+        self : MarginalBalancer
+            The balancer, fitted on every chunk so far.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}})
+        >>> for chunk in (pd.DataFrame({"g": ["a", "b"]}), pd.DataFrame({"g": ["b", "b"]})):
+        ...     bal = bal.partial_fit(chunk)
+        >>> bal.factors_["g"].round(3).tolist()
+        [2.0, 0.667]
+        """
+        first = not hasattr(self, "_accumulated_cells")
+        frame = X if _is_dask(X) else as_table(X)
+        if not isinstance(frame, pd.DataFrame) and not _is_dask(frame):
+            frame = pd.DataFrame(frame)
+        meta = frame._meta if _is_dask(frame) else frame
+        validate_data(self, meta, skip_check_array=True, reset=first)
+        if first:
+            self._partial_columns = _balancing_columns(frame, self.targets)
+        columns = self._partial_columns
+        cells = _cell_table(frame, columns, sample_weight)
+        if _is_dask(cells):
+            cells = cells.compute()
+        if not first:
+            cells = _merge_cells(self._accumulated_cells, cells, columns)
+        self._accumulated_cells = cells
+        self._fit_cells(cells, columns)
+        return self
 
     def _report(self, result, base_mass, problem):
         """Warn about unreachable targets or a fit that stopped short of tol."""
@@ -599,7 +750,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         ``target_share``, ``residual`` (weighted minus target) and ``factor``.
         Built on access from statistics kept at fit.
         """
-        check_is_fitted(self, "weights_")
+        check_is_fitted(self, "factors_")
         frames = []
         for margin, columns in zip(self._margins, self._diagnostic_data):
             frames.append(pd.DataFrame({
@@ -640,6 +791,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
 
     def _weights(self, X, sample_weight, method):
         """compute_weights, with the public method's name for error messages."""
+        if _is_dask(X):
+            return self._dask_weights(X, sample_weight)
         check_is_fitted(self)
         xp, on_device = dispatch_namespace(X)
         if on_device:
@@ -673,6 +826,22 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
                 array_namespace(factor).clip(factor, low, high)
             )
         return base * (self.weight_scale_ * factor)
+
+    def _dask_weights(self, X, sample_weight):
+        """A lazy dask Series of weights, partition by partition."""
+        check_is_fitted(self, "factors_")
+        fitted = copy.copy(self)  # what the workers need, without lazy weights
+        fitted.__dict__.pop("weights_", None)
+        fitted.__dict__.pop("_accumulated_cells", None)
+        columns = list(X.columns)
+
+        def weigh(part):
+            base = None if sample_weight is None else part[_WEIGHT]
+            values = fitted.compute_weights(part[columns], sample_weight=base)
+            return pd.Series(values, index=part.index, name="weight")
+
+        frame = X if sample_weight is None else X.assign(**{_WEIGHT: sample_weight})
+        return frame.map_partitions(weigh, meta=("weight", "f8"))
 
     def _row_factors(self, margin, encoded):
         """Factor of every row's level of one margin; unseen levels raise."""
