@@ -462,6 +462,14 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
     --------
     compute_balancing_weights : The same as a function.
 
+    Notes
+    -----
+    ``X`` may also be a 2-D array from any Array API library (CuPy, torch,
+    ...) when scikit-learn's ``array_api_dispatch`` is on: the weights then
+    stay on the input's device. A dask DataFrame is reduced to the cell
+    table by one distributed group-by; ``weights_`` is then a lazy dask
+    Series. :meth:`partial_fit` accumulates the cell table over chunks.
+
     Examples
     --------
     >>> import pandas as pd
