@@ -228,12 +228,13 @@ def _merge_cells(old, new, columns):
                        smallest=("smallest", "min")).reset_index()
 
 
-def _gather(values, index):
-    """``values[index]`` for a small host array and row codes in any namespace."""
+def _gather(values, index, dtype=None):
+    """``values[index]`` for a small host array and row codes in any namespace
+    (as ``dtype`` there, when given)."""
     if isinstance(index, np.ndarray):
         return values[index]
     xp = array_namespace(index)
-    return xp.take(from_numpy(values, xp, device_of(index)), index)
+    return xp.take(from_numpy(values, xp, device_of(index), dtype), index)
 
 
 def _device_table(X, xp):
@@ -536,7 +537,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         xp, on_device = dispatch_namespace(X)
         if on_device:  # stays on its device; only cell-sized arrays visit the host
             table = _device_table(X, xp)
-            dtype = float_dtype(xp, xp.ones(1, device=device_of(X)))
+            dtype = float_dtype(xp, X)
             base = _device_base_weights(xp, sample_weight, table.shape[0],
                                         device_of(X), dtype)
             encode = _device_column
@@ -548,7 +549,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         problem = _build_problem(table, self.targets, self.missing, base, encode=encode)
         result = self._rake(problem)
         self.weights_ = _gather(self.weight_scale_ * result.cell_factors,
-                                problem.cell_of_row)
+                                problem.cell_of_row, getattr(base, "dtype", None))
         self.weights_ *= base
         self.effective_sample_size_ = _kish(self.weights_)
         self.design_effect_ = table.shape[0] / self.effective_sample_size_
@@ -805,7 +806,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         xp, on_device = dispatch_namespace(X)
         if on_device:
             table = _device_table(X, xp)
-            dtype = float_dtype(xp, xp.ones(1, device=device_of(X)))
+            dtype = float_dtype(xp, X)
             base = _device_base_weights(xp, sample_weight, table.shape[0],
                                         device_of(X), dtype)
             encode = _device_column
@@ -826,7 +827,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
             for column in margin.columns:
                 if column not in encoded:
                     encoded[column] = encode(table, column, self.missing)
-            row_factors = self._row_factors(margin, encoded)
+            row_factors = self._row_factors(margin, encoded, getattr(base, "dtype", None)
+                                            if not isinstance(base, np.ndarray) else None)
             factor = row_factors if factor is None else factor * row_factors
         if self._bounds is not None:
             low, high = self._bounds
@@ -851,7 +853,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         frame = X if sample_weight is None else X.assign(**{_WEIGHT: sample_weight})
         return frame.map_partitions(weigh, meta=("weight", "f8"))
 
-    def _row_factors(self, margin, encoded):
+    def _row_factors(self, margin, encoded, dtype=None):
         """Factor of every row's level of one margin; unseen levels raise."""
         if len(margin.columns) == 1:
             codes, observed = encoded[margin.columns[0]]
@@ -874,7 +876,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
                 "from fit."
             )
         factors = self.factors_[margin.key].to_numpy()
-        return _gather(factors[position], codes)
+        return _gather(factors[position], codes, dtype)
 
     def transform(self, X, sample_weight=None):
         """The weights of ``X`` as one column.

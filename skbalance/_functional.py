@@ -65,7 +65,7 @@ def linearized_residuals(problem, y, estimate, steps):
         for step in range(steps, 0, -1):
             j = (step - 1) % n_margins
             g = g - _level_means(cell_mass, problem.margin_codes[j], g, sizes[j])
-    return y - _gather(cell_mean - g, cell)
+    return y - _gather(cell_mean - g, cell, None if isinstance(y, np.ndarray) else y.dtype)
 
 
 class BalancedFunctionalEstimator(BaseEstimator):
@@ -182,7 +182,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
         elif self.method == "empirical":
             weights, steps = base, 0
         else:
-            weights = base * _gather(problem.importance_factors(), problem.cell_of_row)
+            weights = base * _gather(problem.importance_factors(), problem.cell_of_row,
+                                     None if isinstance(base, np.ndarray) else base.dtype)
             steps = "ipwi"
         # IPWI divides by the base total (THEORY section 2); the others by their own.
         total = _sum(base) if steps == "ipwi" else _sum(weights)

@@ -186,7 +186,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         xp, on_device = dispatch_namespace(X)
         if on_device:
             table = _device_table(X, xp)
-            dtype = float_dtype(xp, xp.ones(1, device=device_of(X)))
+            dtype = float_dtype(xp, X)
             base = _nonnegative_weights(sample_weight, table.shape[0], xp, device_of(X), dtype)
             encode = _device_column
         else:
@@ -241,7 +241,8 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
             raise ValueError("y must be finite.")
         occupied = mass > 0
         cell_mean = np.divide(sums, mass, out=np.zeros_like(sums), where=occupied)
-        spread = base * (y - _gather(cell_mean, cell)) ** 2
+        spread = base * (y - _gather(cell_mean, cell, getattr(base, "dtype", None)
+                                     if not isinstance(base, np.ndarray) else None)) ** 2
         noise = float(to_numpy(group_sum(cell, spread, n_cells)).sum() / mass.sum())
         h = cell_mean.reshape(P.shape)
         curve, limit = theory.variance_curve(P, h, self.max_k)
@@ -299,7 +300,9 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
                     f"{column_label(key)} has level {observed[unseen[0]]!r}, unseen in fit."
                 )
             rows = _gather(np.maximum(position, 0), codes)
-            parts.extend(_gather(functions[:, j], rows) for j in range(functions.shape[1]))
+            dtype = None if isinstance(rows, np.ndarray) else float_dtype(xp, X)
+            parts.extend(_gather(functions[:, j], rows, dtype)
+                         for j in range(functions.shape[1]))
         if on_device:
             return xp.stack(parts, axis=1)
         return np.column_stack(parts) if parts else np.empty((table.shape[0], 0))

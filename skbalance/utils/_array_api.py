@@ -9,6 +9,7 @@ __all__ = [
     "from_numpy",
     "has_float64",
     "to_numpy",
+    "widest_float",
 ]
 
 
@@ -22,11 +23,16 @@ def has_float64(xp, x):
     return _device_has_float64(xp, device_of(x))
 
 
+def widest_float(xp, x):
+    """float64 where the device of ``x`` has it, else float32."""
+    return xp.float64 if has_float64(xp, x) else xp.float32
+
+
 def float_dtype(xp, x):
     """``x``'s dtype if it is real floating, else the widest the device has."""
     if xp.isdtype(x.dtype, "real floating"):
         return x.dtype
-    return xp.float64 if has_float64(xp, x) else xp.float32
+    return widest_float(xp, x)
 
 
 def dispatch_namespace(X):
