@@ -148,7 +148,9 @@ def _match_levels(margin, observed, code_of_cell, cell_rows):
             f"{label} has level {_level_repr(first)} in {int(rows[unmatched[0]])} "
             f"row(s) but no target; {unmatched.size} data level(s) have no target{hint}."
         )
-    code = position[code_of_cell]
+    # Levels without a target occur only in empty cells (else we raised
+    # above); those cells carry no mass, so any valid code will do.
+    code = np.maximum(position, 0)[code_of_cell]
     rows_per_target = np.bincount(code, cell_rows, minlength=margin.levels.shape[0])
     absent = np.flatnonzero((rows_per_target == 0) & (margin.proportions > 0))
     if absent.size:
@@ -353,6 +355,9 @@ def _targets_reachable(base_mass, codes, targets, bounds):
     A feasibility linear program over the cell masses (within the bounds, if
     any). Returns None when the table is too large to decide quickly.
     """
+    observed = base_mass > 0  # cells without rows cannot take any mass
+    base_mass = base_mass[observed]
+    codes = [c[observed] for c in codes]
     if base_mass.shape[0] > _MAX_CELLS_FOR_DIAGNOSIS:
         return None
     from scipy import sparse
@@ -526,6 +531,15 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         -------
         self : MarginalBalancer
             The fitted balancer.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
+        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}}).fit(X)
+        >>> bal.n_iter_, bal.converged_
+        (1, True)
         """
         self._fit(X, sample_weight)
         return self
@@ -579,7 +593,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.marginal_error_ = result.errors
-        self.n_cells_ = int(base_mass.shape[0])
+        self.n_cells_ = int(np.count_nonzero(problem.cell_rows))
         self.total_ = target_total
         self._margins = problem.margins
         self._bounds = bounds
@@ -773,7 +787,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         return pd.concat(frames, ignore_index=True)
 
     def compute_weights(self, X, sample_weight=None):
-        """Weights of new rows, with the factors learned in fit.
+        """Compute the weights of new rows with the factors learned in fit.
 
         Parameters
         ----------

@@ -170,6 +170,16 @@ class BalancedFunctionalEstimator(BaseEstimator):
         -------
         self : BalancedFunctionalEstimator
             The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import skbalance as skb
+        >>> X = np.repeat([[0], [1]], [30, 10], axis=0)
+        >>> y = np.r_[np.zeros(30), np.ones(10)]
+        >>> bal = skb.MarginalBalancer(targets={0: {0: 0.5, 1: 0.5}})
+        >>> skb.BalancedFunctionalEstimator(bal).fit(X, y).estimate_
+        0.5
         """
         balancer = MarginalBalancer() if self.balancer is None else clone(self.balancer)
         if self.method != "balanced":
@@ -244,7 +254,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         return low, high
 
     def score(self, X, y, sample_weight=None):
-        """Minus the squared error of the estimate against held-out rows' mean.
+        """Score the estimate: minus its squared distance to held-out rows' mean.
 
         Parameters
         ----------

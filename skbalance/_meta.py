@@ -163,6 +163,16 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         -------
         self : BalancedEstimator
             The fitted meta-estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LinearRegression
+        >>> import skbalance as skb
+        >>> X = np.array([[0.0], [1.0], [1.0], [1.0]])
+        >>> est = skb.BalancedEstimator(skb.MarginalBalancer(), LinearRegression())
+        >>> est.fit(X, [0.0, 1.0, 1.0, 1.0]).balancer_.weights_.round(3).tolist()
+        [2.0, 0.667, 0.667, 0.667]
         """
         if _routing_enabled():
             routed = process_routing(self, "fit", **fit_params)
@@ -183,7 +193,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self
 
     def score_weights(self, X, sample_weight=None):
-        """Weights of held-out rows: raked to the targets until convergence.
+        """Compute the weights of held-out rows, raked to the targets to convergence.
 
         Falls back to the fitted factors (with a warning) when the rows
         cannot be raked on their own, e.g. when a level with a positive
@@ -367,6 +377,14 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         -------
         routing : MetadataRouter
             The routing information.
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> import skbalance as skb
+        >>> meta = skb.BalancedEstimator(skb.MarginalBalancer(), LogisticRegression())
+        >>> type(meta.get_metadata_routing()).__name__
+        'MetadataRouter'
         """
         router = MetadataRouter(owner=self.__class__.__name__).add(
             estimator=self.estimator,

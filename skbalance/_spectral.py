@@ -182,6 +182,14 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         -------
         self : SpectralGapAnalyzer
             The fitted analyzer.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import skbalance as skb
+        >>> X = np.array([[0, 0]] * 3 + [[0, 1]] + [[1, 0]] + [[1, 1]] * 5)
+        >>> skb.SpectralGapAnalyzer().fit(X, y=X[:, 0] * 1.0).recommended_k_
+        1
         """
         xp, on_device = dispatch_namespace(X)
         if on_device:
@@ -255,7 +263,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         self.recommended_k_ = int(within_rtol[0]) if within_rtol.size else int(self.max_k)
 
     def transform(self, X):
-        """Correspondence-analysis coordinates of every row's two levels.
+        """Map rows to the correspondence-analysis coordinates of their two levels.
 
         Parameters
         ----------
@@ -308,7 +316,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         return np.column_stack(parts) if parts else np.empty((table.shape[0], 0))
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output coordinates: ``<column>_sf1``, ``<column>_sf2``, ...
+        """Get the names of the output coordinates: ``<column>_sf1``, ...
 
         Parameters
         ----------

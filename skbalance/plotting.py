@@ -33,6 +33,7 @@ def plot_spectrum(spectrum, ax=None):
     Returns
     -------
     ax : matplotlib Axes
+        The Axes drawn on.
 
     Examples
     --------
@@ -78,6 +79,7 @@ def plot_variance_curve(curve, limit=None, ipwi=None, *, n=None, ax=None):
     Returns
     -------
     ax : matplotlib Axes
+        The Axes drawn on.
 
     Examples
     --------
@@ -123,6 +125,7 @@ def plot_margins(balancer, ax=None):
     Returns
     -------
     ax : matplotlib Axes
+        The Axes drawn on.
 
     Examples
     --------
@@ -172,6 +175,7 @@ def plot_weights(balancer, ax=None, bins=40):
     Returns
     -------
     ax : matplotlib Axes
+        The Axes drawn on.
 
     Examples
     --------

@@ -218,6 +218,7 @@ def asymptotic_variance(P, h, k):
     Returns
     -------
     float
+        ``sigma_k^2``.
 
     See Also
     --------
@@ -273,6 +274,7 @@ def asymptotic_variance_closed_form(P, h, k):
     Returns
     -------
     float
+        ``sigma_k^2``, from the closed form.
 
     Examples
     --------
@@ -378,6 +380,7 @@ def asymptotic_variance_limit(P, h):
     Returns
     -------
     float
+        ``sigma_inf^2``.
 
     Examples
     --------
@@ -409,6 +412,7 @@ def ipwi_variance(P, h):
     Returns
     -------
     float
+        The first-order variance of IPWI (times n).
 
     Examples
     --------
@@ -485,6 +489,7 @@ def sweep_contraction_rate(P):
     Returns
     -------
     float
+        The spectral radius of one sweep on the additive functions.
 
     Examples
     --------
@@ -567,7 +572,7 @@ def balance_table(P0, *marginals_and_k):
 
 
 def dependence_table(p, s):
-    """``P_s = (1 - s) p p^T + s diag(p)``: a table whose ``s_2`` is exactly ``s``.
+    """Build ``P_s = (1 - s) p p^T + s diag(p)``, a table whose ``s_2`` is exactly ``s``.
 
     Parameters
     ----------
@@ -580,6 +585,7 @@ def dependence_table(p, s):
     Returns
     -------
     ndarray of shape (m, m)
+        The joint probability table.
 
     Examples
     --------
@@ -609,7 +615,8 @@ def random_table(shape, *, concentration=1.0, random_state=None):
 
     Returns
     -------
-    ndarray of the given shape, summing to 1.
+    ndarray of the given shape
+        Positive entries summing to 1.
 
     Examples
     --------

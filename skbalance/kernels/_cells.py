@@ -31,6 +31,10 @@ def _compress_keys(keys, key_space):
     if key_space <= max(_DENSE_LIMIT, 2 * keys.shape[0]):
         counts = np.bincount(keys, minlength=key_space)
         occupied = counts > 0
+        if 2 * int(np.count_nonzero(occupied)) >= key_space:
+            # Most combinations occur: the keys themselves number the cells
+            # (a few empty cells cost less than renumbering every row).
+            return keys, np.arange(key_space), counts
         lookup = np.cumsum(occupied, dtype=np.int64) - 1
         return lookup[keys], np.flatnonzero(occupied), counts[occupied]
     codes, uniques = pd.factorize(keys, sort=False)
@@ -57,7 +61,8 @@ def encode_cells(codes, n_levels, *, return_cell_codes=False, return_counts=Fals
     cell_of_row : ndarray of int64, shape (n_rows,)
         Index of the cell of every row, in ``[0, n_cells)``.
     n_cells : int
-        Number of distinct observed combinations.
+        Number of cells: the distinct observed combinations, plus, when most
+        combinations of the levels occur, the few that do not (with no rows).
     cell_codes : list of ndarray of shape (n_cells,)
         Only with ``return_cell_codes``: the level code of every cell in each
         column (decoded from the cell keys, without another pass over rows
@@ -159,6 +164,18 @@ def _encode_cells_any(codes, sizes, return_cell_codes, return_counts):
 def first_occurrence(cell_of_row, n_cells):
     """Index of the first row of every cell.
 
+    Parameters
+    ----------
+    cell_of_row : ndarray of int, shape (n_rows,)
+        Cell of every row, in ``[0, n_cells)``.
+    n_cells : int
+        Number of cells (each with at least one row).
+
+    Returns
+    -------
+    first : ndarray of int64, shape (n_cells,)
+        The smallest row index of every cell.
+
     Examples
     --------
     >>> import numpy as np
@@ -175,6 +192,23 @@ def first_occurrence(cell_of_row, n_cells):
 
 def group_sum(group, values, n_groups):
     """Sum ``values`` within each group (``values=None`` counts members).
+
+    NumPy, CuPy and torch use their ``bincount``; other Array API libraries
+    a sort-based fallback. The result is in the namespace of ``group``.
+
+    Parameters
+    ----------
+    group : array of int, shape (n,)
+        Group of every element, in ``[0, n_groups)``.
+    values : array of shape (n,) or None
+        What to sum; None counts the elements of every group.
+    n_groups : int
+        Number of groups.
+
+    Returns
+    -------
+    sums : array of shape (n_groups,)
+        Float sums (counts as floats).
 
     Examples
     --------

@@ -35,7 +35,7 @@ _LOG_CAP = 700.0
 class RakingResult:
     """Outcome of :func:`rake_cells`.
 
-    Attributes
+    Parameters
     ----------
     cell_factors : ndarray of shape (n_cells,)
         ``g[c]``: balanced mass over base mass for every cell.
@@ -55,6 +55,15 @@ class RakingResult:
     infeasible_levels : list of (int, int)
         ``(margin, level)`` pairs whose target lies outside what the bounds
         allow for that level alone.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance.kernels import rake_cells
+    >>> result = rake_cells(np.array([0.2, 0.8]), [np.array([0, 1])],
+    ...                     [np.array([0.5, 0.5])], max_iter=10, tol=1e-12)
+    >>> result.cell_factors.tolist(), result.n_iter, result.converged
+    ([2.5, 0.625], 1, True)
     """
 
     cell_factors: np.ndarray
@@ -151,6 +160,8 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
     Returns
     -------
     RakingResult
+        Cell and level factors, steps taken, error history and what could not
+        be met.
 
     Examples
     --------

@@ -23,7 +23,6 @@ Two paths:
 
 import math
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
@@ -43,11 +42,10 @@ except ImportError:  # pragma: no cover
     ConvergenceWarning = _ConvergenceWarning
 
 
-@dataclass
 class SinkhornResult:
     """Outcome of :func:`sinkhorn`.
 
-    Attributes
+    Parameters
     ----------
     u, v : arrays of shape (..., m) and (..., l)
         Scalings: the plan is ``u[:, None] * K * v[None, :]``. In the logits
@@ -63,20 +61,28 @@ class SinkhornResult:
         then after each Newton iteration; over the whole batch.
     logits : bool
         Whether ``u`` and ``v`` are log-scalings.
-    n_newton : int
+    n_newton : int, default=0
         Newton iterations on the dual that finished a logits fit whose
-        steps had stalled (see :func:`sinkhorn`); 0 otherwise.
+        steps had stalled (see :func:`sinkhorn`).
+    kernel : array or sparse matrix, default=None
+        The balanced kernel, from which ``plan`` is computed on first access.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance import sinkhorn
+    >>> result = sinkhorn(np.ones((2, 3)), max_iter=2, tol=0)
+    >>> result.n_iter, result.plan.sum().round(12)
+    (2, np.float64(1.0))
     """
 
-    u: object
-    v: object
-    n_iter: int
-    converged: bool
-    marginal_error: np.ndarray
-    logits: bool
-    n_newton: int = 0
-    _kernel: object = field(repr=False, default=None)
-    _plan: object = field(repr=False, default=None)
+    def __init__(self, u, v, n_iter, converged, marginal_error, logits, n_newton=0,
+                 kernel=None):
+        self.u, self.v = u, v
+        self.n_iter, self.converged = n_iter, converged
+        self.marginal_error, self.logits = marginal_error, logits
+        self.n_newton = n_newton
+        self._kernel, self._plan = kernel, None
 
     @property
     def plan(self):
@@ -84,6 +90,10 @@ class SinkhornResult:
         if self._plan is None:
             self._plan = _plan(self._kernel, self.u, self.v, self.logits)
         return self._plan
+
+    def __repr__(self):
+        return (f"SinkhornResult(n_iter={self.n_iter}, converged={self.converged}, "
+                f"logits={self.logits}, n_newton={self.n_newton})")
 
 
 def _plan(K, u, v, logits):
@@ -563,4 +573,4 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=1e-9, logits=False,
         )
     return SinkhornResult(u=u, v=v, n_iter=n_iter, converged=converged,
                           marginal_error=np.asarray(errors), logits=logits,
-                          n_newton=n_newton, _kernel=K)
+                          n_newton=n_newton, kernel=K)

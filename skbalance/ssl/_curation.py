@@ -169,6 +169,12 @@ class MetadataCurator(BaseEstimator):
         -------
         self : MetadataCurator
             The fitted curator.
+
+        Examples
+        --------
+        >>> from skbalance.ssl import MetadataCurator
+        >>> MetadataCurator(["cat"], t=1).fit(["a cat", "no"]).entry_counts_.tolist()
+        [1]
         """
         self._validate_params()
         incidence = match_entries(captions, list(self.entries))
