@@ -29,7 +29,15 @@ extensions = [
 ]
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+# scikit-learn adds request setters to every estimator; their docstrings point
+# into scikit-learn's own documentation, so they are left out here.
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": False,
+    "exclude-members": "set_fit_request, set_score_request, set_transform_request, "
+    "set_partial_fit_request, set_predict_request, set_compute_weights_request, "
+    "set_output",
+}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False

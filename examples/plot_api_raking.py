@@ -63,8 +63,8 @@ ax.set_ylabel("estimated mean api00")
 ax.set_title("200-school samples raked to population margins (400 samples)")
 ax.legend()
 figure.tight_layout()
-output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", Path(__file__).parent))
-output = output / (Path(__file__).stem + ".png")
+here = Path(__file__).parent if "__file__" in globals() else Path(".")
+output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", here)) / "plot_api_raking.png"
 figure.savefig(output, dpi=110)
 for name in names:
     print(f"{name:>10}: sd {np.std(estimates[name]):5.2f}, mean {np.mean(estimates[name]):6.1f},"

@@ -102,8 +102,8 @@ for column, (ax, title) in enumerate(zip(axes, ["exact pair", "same digit"]), st
     ax.set_title(f"Retrieval on 500 held-out pairs ({title})")
 axes[1].legend()
 figure.tight_layout()
-output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", Path(__file__).parent))
-output = output / (Path(__file__).stem + ".png")
+here = Path(__file__).parent if "__file__" in globals() else Path(".")
+output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", here)) / "plot_contrastive.png"
 figure.savefig(output, dpi=110)
 print("final retrieval accuracy (exact, same digit):",
       {k: (round(float(h[-1, 1]), 3), round(float(h[-1, 2]), 3)) for k, h in curves.items()},

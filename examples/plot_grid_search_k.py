@@ -94,8 +94,8 @@ right.set_ylabel("accuracy on the population")
 right.set_title("Models fitted with each k, scored on the population")
 right.legend()
 figure.tight_layout()
-output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", Path(__file__).parent))
-output = output / (Path(__file__).stem + ".png")
+here = Path(__file__).parent if "__file__" in globals() else Path(".")
+output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", here)) / "plot_grid_search_k.png"
 figure.savefig(output, dpi=110)
 print(f"sample of {len(sample)}; CV accuracy by k: {np.round(mean, 4).tolist()}; "
       f"population accuracy by k: {np.round(population_accuracy, 4).tolist()}; "

@@ -55,8 +55,8 @@ plot_variance_curve(analyzer, ax=right)
 right.set_title(f"api00 mean: recommended k = {analyzer.recommended_k_}")
 
 figure.tight_layout()
-output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", Path(__file__).parent))
-output = output / (Path(__file__).stem + ".png")
+here = Path(__file__).parent if "__file__" in globals() else Path(".")
+output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", here)) / "plot_spectral_gap.png"
 figure.savefig(output, dpi=110)
 print(f"s_2 = {analyzer.singular_values_[1]:.4f}; sigma_k^2 for k = 0..4: "
       f"{np.round(analyzer.variance_curve_[:5], 1).tolist()}; limit "

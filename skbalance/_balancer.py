@@ -434,7 +434,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
     converged_ : bool
         Whether the largest marginal error reached ``tol`` (with ``tol=0``:
         is at most 1e-10 after ``max_iter`` steps).
-    marginal_error_ : ndarray of shape (n_iter_ + 1, n_margins)
+    marginal_error_ : ndarray of shape (n_iter\\_ + 1, n_margins)
         Largest absolute error of every margin, in proportions, before the
         first step (row 0) and after every step. The first and last rows are
         measured in full; after the other steps, the margin that the next
@@ -461,7 +461,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         weighted share, target, residual and factor.
     n_features_in_ : int
         Number of columns seen in fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in\\_,)
         Column names seen in fit, when they are all strings.
 
     See Also

@@ -108,7 +108,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         The fitted balancer.
     n_features_in_ : int
         Number of columns seen in fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in\\_,)
         Column names seen in fit, when they are all strings.
 
     Notes

@@ -100,7 +100,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         The classes, when the estimator is a classifier.
     n_features_in_ : int
         Number of columns seen in fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in\\_,)
         Column names seen in fit, when they are all strings.
 
     Examples

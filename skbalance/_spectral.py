@@ -98,7 +98,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         The empirical joint probability table.
     categories_ : list of two pandas.Index
         Observed levels of both columns, in the table's order.
-    x_functions_, y_functions_ : ndarray of shape (n_x or n_y, n_components_)
+    x_functions_, y_functions_ : ndarray of shape (n_x or n_y, n_components\\_)
         Values of the first nontrivial singular functions at every level.
     n_components_ : int
         Number of singular functions kept.
@@ -115,7 +115,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         (``max_k`` if none).
     n_features_in_ : int
         Number of columns seen in fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in\\_,)
         Column names seen in fit, when they are all strings.
 
     Examples
@@ -272,7 +272,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        coordinates : ndarray of shape (n_samples, 2 * n_components_)
+        coordinates : ndarray of shape (n_samples, 2 * n_components\\_)
             The first ``n_components_`` nontrivial singular functions of the
             first column's level, then those of the second column's level.
 
