@@ -16,7 +16,14 @@ def as_table(X):
                 "Sparse input is not supported: balancing columns are categorical; "
                 "pass a DataFrame or a dense 2-D array of level codes."
             )
-        table = np.asarray(X)
+        try:
+            table = np.asarray(X)
+        except (TypeError, RuntimeError, ValueError) as exc:
+            raise TypeError(
+                f"Cannot read a {type(X).__name__} as a NumPy array ({exc}). To balance "
+                "arrays where they live (CuPy, torch, ...), turn on scikit-learn's "
+                "array API dispatch: sklearn.set_config(array_api_dispatch=True)."
+            ) from exc
         if table.ndim != 2:
             raise ValueError(
                 f"Expected a 2-D array or a DataFrame, got an array with {table.ndim} "

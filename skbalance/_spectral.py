@@ -191,6 +191,9 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         >>> skb.SpectralGapAnalyzer().fit(X, y=X[:, 0] * 1.0).recommended_k_
         1
         """
+        for stale in ("variance_curve_", "variance_limit_", "ipwi_variance_",
+                      "recommended_k_"):
+            self.__dict__.pop(stale, None)  # a refit without y has no curve
         xp, on_device = dispatch_namespace(X)
         if on_device:
             table = _device_table(X, xp)

@@ -227,3 +227,9 @@ def test_estimators_follow_the_data(name, device, dtype):
                        exact_dtype=False)
     assert_follows(fitted.variance_curve_, expected_curve, name, device, dtype,
                    exact_dtype=False)
+
+
+def test_device_arrays_without_dispatch_get_a_clear_error():
+    on_device = xp_strict.asarray(np.array([[0.0], [1.0]]), device=xp_strict.Device("device1"))
+    with pytest.raises(TypeError, match="array_api_dispatch"):
+        skb.MarginalBalancer().fit(on_device)

@@ -107,3 +107,10 @@ def test_columns_parameter_and_level_permutation(pairs):
     relabelled = frame.assign(x=frame["x"].map({"a": "q", "b": "p", "c": "s", "d": "r"}))
     again = skb.SpectralGapAnalyzer().fit(relabelled, sample_weight=base)
     np.testing.assert_allclose(sga.singular_values_, again.singular_values_, atol=1e-12)
+
+
+def test_refit_without_y_drops_the_curve(pairs):
+    frame, _ = pairs
+    sga = skb.SpectralGapAnalyzer().fit(frame, np.ones(len(frame)))
+    assert hasattr(sga, "variance_curve_")
+    assert not hasattr(sga.fit(frame), "variance_curve_")
