@@ -19,6 +19,7 @@ from ._columns import as_table, column_label, encode_column, get_column
 from ._targets import Margin, margin_label, margin_name, parse_targets
 from .kernels import encode_cells, group_sum, rake_cells
 from .utils._array_api import (
+    check_same_namespace,
     device_of,
     dispatch_namespace,
     float_dtype,
@@ -292,6 +293,22 @@ def _device_column(table, column, missing):
     return xp.astype(codes, xp.int64), pd.Index(levels, tupleize_cols=False)
 
 
+def _rows(X, sample_weight):
+    """The rows to balance, in their namespace: (xp, on_device, table, base, encode).
+
+    Arrays of a non-NumPy library stay on their device when scikit-learn's
+    array API dispatch is on; everything else is read as pandas or NumPy.
+    """
+    xp, on_device = dispatch_namespace(X)
+    if on_device:  # only cell-sized arrays will visit the host
+        table = _device_table(X, xp)
+        base = _device_base_weights(xp, sample_weight, table.shape[0], device_of(X),
+                                    float_dtype(xp, X))
+        return xp, True, table, base, _device_column
+    table = as_table(X)
+    return None, False, table, _base_weights(sample_weight, table.shape[0]), _frame_column
+
+
 def _device_base_weights(xp, sample_weight, n_rows, where, dtype):
     if sample_weight is None:
         return xp.ones(n_rows, dtype=dtype, device=where)
@@ -548,17 +565,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         """Fit, and return the cell problem (for estimators built on top)."""
         if _is_dask(X):
             return self._fit_dask(X, sample_weight)
-        xp, on_device = dispatch_namespace(X)
-        if on_device:  # stays on its device; only cell-sized arrays visit the host
-            table = _device_table(X, xp)
-            dtype = float_dtype(xp, X)
-            base = _device_base_weights(xp, sample_weight, table.shape[0],
-                                        device_of(X), dtype)
-            encode = _device_column
-        else:
-            table = as_table(X)
-            base = _base_weights(sample_weight, table.shape[0])
-            encode = _frame_column
+        xp, on_device, table, base, encode = _rows(X, sample_weight)
         validate_data(self, table, skip_check_array=True, reset=True)
         problem = _build_problem(table, self.targets, self.missing, base, encode=encode)
         result = self._rake(problem)
@@ -569,7 +576,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.design_effect_ = table.shape[0] / self.effective_sample_size_
         self._namespace = xp.__name__ if on_device else None
         if on_device:  # every fitted array follows the data
-            self.marginal_error_ = from_numpy(self.marginal_error_, xp, device_of(X), dtype)
+            self.marginal_error_ = from_numpy(self.marginal_error_, xp, device_of(X),
+                                              base.dtype)
         return problem
 
     def _rake(self, problem):
@@ -817,25 +825,9 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         if _is_dask(X):
             return self._dask_weights(X, sample_weight)
         check_is_fitted(self)
-        xp, on_device = dispatch_namespace(X)
-        if on_device:
-            table = _device_table(X, xp)
-            dtype = float_dtype(xp, X)
-            base = _device_base_weights(xp, sample_weight, table.shape[0],
-                                        device_of(X), dtype)
-            encode = _device_column
-        else:
-            table = as_table(X)
-            base = _base_weights(sample_weight, table.shape[0])
-            encode = _frame_column
+        _, _, table, base, encode = _rows(X, sample_weight)
         validate_data(self, table, skip_check_array=True, reset=False)
-        used = xp.__name__ if on_device else None
-        if used != getattr(self, "_namespace", None):
-            raise ValueError(
-                f"{type(self).__name__}.{method}() must use the same namespace as fit: "
-                f"fitted on {self._namespace or 'NumPy/pandas'} data, given "
-                f"{used or 'NumPy/pandas'} data."
-            )
+        check_same_namespace(self, X, method)
         encoded, factor = {}, None
         for margin in self._margins:
             for column in margin.columns:

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
-from .utils._array_api import dispatch_namespace
+from .utils._array_api import check_same_namespace, dispatch_namespace
 
 __all__ = ["BalancedEstimator"]
 
@@ -276,7 +276,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's predictions.
         """
         check_is_fitted(self)
-        self._check_namespace(X, "predict")
+        check_same_namespace(self, X, "predict")
         return self.estimator_.predict(X, **params)
 
     @available_if(_estimator_has("predict_proba"))
@@ -294,7 +294,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's probabilities.
         """
         check_is_fitted(self)
-        self._check_namespace(X, "predict_proba")
+        check_same_namespace(self, X, "predict_proba")
         return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("predict_log_proba"))
@@ -312,7 +312,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's log probabilities.
         """
         check_is_fitted(self)
-        self._check_namespace(X, "predict_log_proba")
+        check_same_namespace(self, X, "predict_log_proba")
         return self.estimator_.predict_log_proba(X)
 
     @available_if(_estimator_has("decision_function"))
@@ -330,7 +330,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's decision function.
         """
         check_is_fitted(self)
-        self._check_namespace(X, "decision_function")
+        check_same_namespace(self, X, "decision_function")
         return self.estimator_.decision_function(X)
 
     @available_if(_estimator_has("transform"))
@@ -348,18 +348,8 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's output.
         """
         check_is_fitted(self)
-        self._check_namespace(X, "transform")
+        check_same_namespace(self, X, "transform")
         return self.estimator_.transform(X)
-
-    def _check_namespace(self, X, method):
-        xp, on_device = dispatch_namespace(X)
-        used = xp.__name__ if on_device else None
-        if used != getattr(self, "_namespace", None):
-            raise ValueError(
-                f"{type(self).__name__}.{method}() must use the same namespace as fit: "
-                f"fitted on {self._namespace or 'NumPy/pandas'} data, given "
-                f"{used or 'NumPy/pandas'} data."
-            )
 
     @property
     def classes_(self):

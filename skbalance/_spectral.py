@@ -14,6 +14,7 @@ from ._balancer import _device_column, _device_table, _frame_column, _gather
 from ._columns import as_table, column_label
 from .kernels import group_sum
 from .utils._array_api import (
+    check_same_namespace,
     device_of,
     dispatch_namespace,
     float_dtype,
@@ -289,14 +290,8 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         [[1.2247, 1.2247]]
         """
         check_is_fitted(self)
+        check_same_namespace(self, X, "transform")
         xp, on_device = dispatch_namespace(X)
-        used_namespace = xp.__name__ if on_device else None
-        if used_namespace != self._namespace:
-            raise ValueError(
-                f"{type(self).__name__}.transform() must use the same namespace as fit: "
-                f"fitted on {self._namespace or 'NumPy/pandas'} data, given "
-                f"{used_namespace or 'NumPy/pandas'} data."
-            )
         table = _device_table(X, xp) if on_device else as_table(X)
         encode = _device_column if on_device else _frame_column
         validate_data(self, table, skip_check_array=True, reset=False)

@@ -4,6 +4,7 @@ import numpy as np
 
 __all__ = [
     "device_of",
+    "check_same_namespace",
     "dispatch_namespace",
     "float_dtype",
     "from_numpy",
@@ -52,6 +53,19 @@ def dispatch_namespace(X):
         return None, False
     xp = array_namespace(X)
     return xp, not is_numpy_namespace(xp)
+
+
+def check_same_namespace(estimator, X, method):
+    """Raise when ``X`` is from another array library than the fit's data."""
+    xp, on_device = dispatch_namespace(X)
+    used = xp.__name__ if on_device else None
+    fitted = getattr(estimator, "_namespace", None)
+    if used != fitted:
+        raise ValueError(
+            f"{type(estimator).__name__}.{method}() must use the same namespace as fit: "
+            f"fitted on {fitted or 'NumPy/pandas'} data, given {used or 'NumPy/pandas'} "
+            "data."
+        )
 
 
 def to_numpy(x):
