@@ -35,7 +35,8 @@ _MAX_CELLS_FOR_DIAGNOSIS = 200_000
 
 
 def _base_weights(sample_weight, n_rows):
-    """Validated base weights (a new float64 array; the input is not touched)."""
+    """Validated float64 base weights (a view of the input when it already is
+    one; never written to)."""
     if sample_weight is None:
         return np.ones(n_rows)
     base = np.asarray(sample_weight, dtype=np.float64)
