@@ -181,6 +181,12 @@ class BalancedFunctionalEstimator(BaseEstimator):
         >>> skb.BalancedFunctionalEstimator(bal).fit(X, y).estimate_
         0.5
         """
+        if type(X).__module__.startswith("dask"):
+            raise TypeError(
+                "BalancedFunctionalEstimator takes in-memory data; for a dask frame, fit "
+                "a MarginalBalancer (its weights_ is a lazy dask Series) and weigh the "
+                "outcome with it."
+            )
         balancer = MarginalBalancer() if self.balancer is None else clone(self.balancer)
         if self.method != "balanced":
             balancer.set_params(max_iter=0, tol=0)

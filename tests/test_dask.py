@@ -88,3 +88,10 @@ def test_dask_missing_values_and_bad_weights(client, frame):
         skb.MarginalBalancer(targets=TARGETS).fit(
             dd.from_pandas(frame[0], npartitions=2),
             sample_weight=dd.from_pandas(bad, npartitions=2))
+
+
+def test_functional_estimator_says_it_needs_memory(frame):
+    data, _ = frame
+    with pytest.raises(TypeError, match="in-memory data"):
+        skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=TARGETS)).fit(
+            dd.from_pandas(data, npartitions=2), np.ones(len(data)))
