@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
 
-from ..utils._array_api import device_of, float_dtype, has_float64
+from ..utils._array_api import device_of, float_dtype, has_float64, logsumexp
 
 __all__ = ["SinkhornResult", "sinkhorn"]
 
@@ -97,7 +97,7 @@ class SinkhornResult:
 
 
 def _plan(K, u, v, logits):
-    if hasattr(K, "tocsr") and not hasattr(K, "__array_namespace__"):
+    if _is_sparse(K):
         from scipy import sparse
 
         if logits:
@@ -270,12 +270,6 @@ def _scaling_path(K, a, b, xp, max_iter, tol):
 # logits path
 # ---------------------------------------------------------------------------
 
-def _logsumexp(xp, x, axis):
-    peak = xp.max(x, axis=axis, keepdims=True)
-    peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
-    return xp.squeeze(peak, axis=axis) + xp.log(xp.sum(xp.exp(x - peak), axis=axis))
-
-
 def _safe_log(xp, x):
     tiny = xp.finfo(x.dtype).smallest_normal
     return xp.log(xp.where(x > 0, x, xp.full_like(x, tiny)))
@@ -321,7 +315,7 @@ class _LogState:
         if bool(xp.any((self.Kv <= 0) & (self.a > 0))):
             # Sums underflowed: do this step exactly in the log domain.
             g = self.g + xp.log(self.v)
-            self.f = self.log_a - _logsumexp(xp, self.L + g[..., None, :], axis=-1)
+            self.f = self.log_a - logsumexp(xp, self.L + g[..., None, :], axis=-1)
             self.g = g
             self._rebuild()
         else:
@@ -335,7 +329,7 @@ class _LogState:
         xp = self.xp
         if bool(xp.any((self.Ktu <= 0) & (self.b > 0))):
             f = self.f + xp.log(self.u)
-            self.g = self.log_b - _logsumexp(xp, self.L + f[..., :, None], axis=-2)
+            self.g = self.log_b - logsumexp(xp, self.L + f[..., :, None], axis=-2)
             self.f = f
             self._rebuild()
         else:
@@ -448,7 +442,7 @@ def _logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
     total = xp.sum(a, axis=-1)
     # k = 0: exp(L) rescaled to the total mass (every entry at most the total).
     flat = xp.reshape(L, tuple(L.shape[:-2]) + (-1,))
-    start = xp.log(total) - _logsumexp(xp, flat, axis=-1)
+    start = xp.log(total) - logsumexp(xp, flat, axis=-1)
     f = xp.broadcast_to(start[..., None], a.shape) + xp.zeros_like(a)
     g = xp.zeros_like(b)
     schedule = _temperature_schedule(L, xp) if epsilon_scaling else [1.0]

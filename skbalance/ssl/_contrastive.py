@@ -2,19 +2,13 @@
 
 from array_api_compat import array_namespace
 
-from ..utils._array_api import float_dtype
+from ..utils._array_api import float_dtype, logsumexp
 
 __all__ = ["balanced_contrastive_loss"]
 
 
-def _logsumexp(xp, x, axis=None):
-    peak = xp.max(x, axis=axis, keepdims=True)
-    total = xp.log(xp.sum(xp.exp(x - peak), axis=axis, keepdims=True)) + peak
-    return total
-
-
 def _log_softmax(xp, x, axis):
-    return x - _logsumexp(xp, x, axis=axis)
+    return x - logsumexp(xp, x, axis=axis, keepdims=True)
 
 
 def balanced_contrastive_loss(logits, n_steps=2, *, return_grad=False):
@@ -77,7 +71,7 @@ def balanced_contrastive_loss(logits, n_steps=2, *, return_grad=False):
     m = logits.shape[0]
     eye = xp.eye(m, dtype=logits.dtype, device=getattr(logits, "device", None))
     if n_steps == 0:
-        total = _logsumexp(xp, logits)[0, 0]
+        total = logsumexp(xp, logits)
         loss = -(xp.sum(logits * eye) / m - total)
         if not return_grad:
             return loss

@@ -4,9 +4,8 @@ import math
 
 from array_api_compat import array_namespace
 
-from ..utils._array_api import float_dtype
+from ..utils._array_api import float_dtype, logsumexp
 
-from ._contrastive import _logsumexp
 
 __all__ = ["swav_codes"]
 
@@ -58,8 +57,8 @@ def swav_codes(scores, epsilon=0.05, n_iter=3):
     # SwaV's normalisations, carried out on log Q: identical values, but a
     # prototype that no sample is close to cannot underflow to 0 / 0.
     log_q = scores / epsilon
-    log_q = log_q - _logsumexp(xp, log_q, axis=None)
+    log_q = log_q - logsumexp(xp, log_q)
     for _ in range(int(n_iter)):
-        log_q = log_q - _logsumexp(xp, log_q, axis=0) - math.log(n_prototypes)
-        log_q = log_q - _logsumexp(xp, log_q, axis=1) - math.log(n_samples)
+        log_q = log_q - logsumexp(xp, log_q, axis=0, keepdims=True) - math.log(n_prototypes)
+        log_q = log_q - logsumexp(xp, log_q, axis=1, keepdims=True) - math.log(n_samples)
     return xp.exp(log_q + math.log(n_samples))

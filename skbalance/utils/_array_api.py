@@ -7,6 +7,7 @@ __all__ = [
     "check_same_namespace",
     "dispatch_namespace",
     "float_dtype",
+    "logsumexp",
     "from_numpy",
     "has_float64",
     "to_numpy",
@@ -34,6 +35,17 @@ def float_dtype(xp, x):
     if xp.isdtype(x.dtype, "real floating"):
         return x.dtype
     return widest_float(xp, x)
+
+
+def logsumexp(xp, x, axis=None, keepdims=False):
+    """log(sum(exp(x))) along ``axis``, shifted by the maximum so it never
+    overflows; a slice of all ``-inf`` gives ``-inf``."""
+    peak = xp.max(x, axis=axis, keepdims=True)
+    peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
+    total = xp.log(xp.sum(xp.exp(x - peak), axis=axis, keepdims=True)) + peak
+    if keepdims:
+        return total
+    return xp.reshape(total, ()) if axis is None else xp.squeeze(total, axis=axis)
 
 
 def dispatch_namespace(X):
