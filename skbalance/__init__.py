@@ -5,6 +5,7 @@ from . import datasets, ssl, theory
 from ._balancer import MarginalBalancer, compute_balancing_weights
 from ._functional import BalancedFunctionalEstimator
 from ._meta import BalancedEstimator
+from ._problem import CellProblem
 from ._spectral import SpectralGapAnalyzer
 from .kernels import SinkhornResult, sinkhorn
 
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BalancedEstimator",
     "BalancedFunctionalEstimator",
+    "CellProblem",
     "MarginalBalancer",
     "SinkhornResult",
     "SpectralGapAnalyzer",

@@ -7,65 +7,11 @@ from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._balancer import MarginalBalancer, _device_table, _gather, _kish
-from ._columns import as_table
-from .kernels import group_sum
-from .utils._array_api import device_of, dispatch_namespace, from_numpy, to_numpy
+from ._balancer import MarginalBalancer
+from ._rows import is_dask, kish_effective_size, read_rows, sum_float
+from .utils._array_api import to_numpy
 
-__all__ = ["BalancedFunctionalEstimator", "linearized_residuals"]
-
-
-def _level_means(cell_mass, codes, values, n_levels):
-    """Mass-weighted mean of a cell function within each level, per cell."""
-    mass = np.bincount(codes, cell_mass, minlength=n_levels)
-    total = np.bincount(codes, cell_mass * values, minlength=n_levels)
-    means = np.divide(total, mass, out=np.zeros_like(total), where=mass > 0)
-    return means[codes]
-
-
-def linearized_residuals(problem, y, estimate, steps):
-    """Linearized residuals ``g_i`` of a balanced mean, per row.
-
-    ``g = C_k (y - estimate)`` with the conditional means of the operators
-    taken under the base weights (THEORY section 3): starting from
-    ``y - estimate``, for step ``k`` down to 1, subtract the base-weighted
-    mean of ``g`` within the level of that step's margin. Conditional means
-    are constant within a cell, so the recursion runs on the cell table and
-    costs ``k x n_cells``; the within-cell part of ``y`` passes through.
-
-    Parameters
-    ----------
-    problem : the cell problem of a fitted MarginalBalancer.
-    y : ndarray of shape (n_rows,)
-    estimate : float
-    steps : int or "ipwi"
-        Number of balancing steps, or the importance-weighting operator
-        ``I - sum_j E[.|margin j]``.
-
-    Returns
-    -------
-    ndarray of shape (n_rows,)
-    """
-    cell, base = problem.cell_of_row, problem.base
-    cell_mass = problem.cell_base
-    n_cells = cell_mass.shape[0]
-    cell_total = to_numpy(group_sum(cell, base * y, n_cells)).astype(np.float64)
-    cell_mean = np.divide(cell_total, cell_mass, out=np.zeros_like(cell_total),
-                          where=cell_mass > 0)
-    centred = cell_mean - estimate
-    n_margins = len(problem.margin_codes)
-    sizes = [m.proportions.shape[0] for m in problem.margins]
-    if steps == "ipwi":
-        g = centred - sum(
-            _level_means(cell_mass, codes, centred, size)
-            for codes, size in zip(problem.margin_codes, sizes)
-        )
-    else:
-        g = centred
-        for step in range(steps, 0, -1):
-            j = (step - 1) % n_margins
-            g = g - _level_means(cell_mass, problem.margin_codes[j], g, sizes[j])
-    return y - _gather(cell_mean - g, cell, None if isinstance(y, np.ndarray) else y.dtype)
+__all__ = ["BalancedFunctionalEstimator"]
 
 
 class BalancedFunctionalEstimator(BaseEstimator):
@@ -76,7 +22,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
     steps the balancer takes). Its standard error is the linearization of
     THEORY section 3 for exactly those ``k`` steps, with conditional means
     under the base weights, so it is right for small ``k`` as for converged
-    raking (where it is what R survey reports for a raked design).
+    raking (where it is what R survey reports for a raked simple random sample).
 
     Parameters
     ----------
@@ -94,8 +40,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
     estimate_ : float or ndarray of shape (n_outputs,)
         The estimated mean of each outcome.
     std_error_ : float or ndarray of shape (n_outputs,)
-        Linearization standard error, ``sqrt(n / (n - 1) sum_i (w_i g_i)^2) /
-        sum_i w_i``.
+        Linearization standard error: with ``z_i = w_i g_i / sum_j w_j``,
+        ``sqrt(n / (n - 1) sum_i (z_i - mean z)^2)`` (centred as R survey).
     variance_ : float or ndarray of shape (n_outputs,)
         ``std_error_ ** 2``.
     weights_ : ndarray of shape (n_samples,)
@@ -135,7 +81,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "balancer": [HasMethods(["fit", "compute_weights"]), None],
+        "balancer": [HasMethods(["fit_problem", "compute_weights"]), None],
         "method": [StrOptions({"balanced", "empirical", "ipwi"})],
     }
 
@@ -181,7 +127,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         >>> skb.BalancedFunctionalEstimator(bal).fit(X, y).estimate_
         0.5
         """
-        if type(X).__module__.startswith("dask"):
+        if is_dask(X):
             raise TypeError(
                 "BalancedFunctionalEstimator takes in-memory data; for a dask frame, fit "
                 "a MarginalBalancer (its weights_ is a lazy dask Series) and weigh the "
@@ -190,37 +136,36 @@ class BalancedFunctionalEstimator(BaseEstimator):
         balancer = MarginalBalancer() if self.balancer is None else clone(self.balancer)
         if self.method != "balanced":
             balancer.set_params(max_iter=0, tol=0)
-        problem = balancer._fit(X, sample_weight)
-        base = problem.base
-        outcomes, single = _check_outcomes(y, base)
+        problem = balancer.fit_problem(X, sample_weight=sample_weight)
+        rows, base = problem.rows, problem.base
+        outcomes, single = rows.outcome(y, type(self).__name__)
         if self.method == "balanced":
             weights, steps = balancer.weights_, balancer.n_iter_
         elif self.method == "empirical":
             weights, steps = base, 0
         else:
-            weights = base * _gather(problem.importance_factors(), problem.cell_of_row,
-                                     None if isinstance(base, np.ndarray) else base.dtype)
+            weights = base * rows.gather(problem.importance_factors(), problem.cell_of_row)
             steps = "ipwi"
         # IPWI divides by the base total (THEORY section 2); the others by their own.
-        total = _sum(base) if steps == "ipwi" else _sum(weights)
+        total = sum_float(base) if steps == "ipwi" else sum_float(weights)
 
-        n = base.shape[0]
+        n = rows.n_counted
         factor = n / (n - 1) if n > 1 else np.nan
         estimates, variances = [], []
         for column in outcomes:
-            estimate = _sum(weights * column) / total
-            g = linearized_residuals(problem, column, estimate, steps)
-            variances.append(factor * _sum((weights * g) ** 2) / _sum(weights) ** 2)
+            estimate = sum_float(weights * column) / total
+            g = problem.residuals(column - estimate, steps)
+            influence = weights * g / sum_float(weights)
+            variances.append(factor * _centred_square_sum(influence, base > 0))
             estimates.append(estimate)
         self.estimate_ = estimates[0] if single else np.array(estimates)
         self.variance_ = float(variances[0]) if single else np.array(variances)
         self.std_error_ = float(np.sqrt(self.variance_)) if single else np.sqrt(self.variance_)
-        if not single and not isinstance(base, np.ndarray):  # arrays follow the data
-            xp, where = array_namespace(base), device_of(base)
+        if not single and rows.on_device:  # arrays follow the data
             for name in ("estimate_", "variance_", "std_error_"):
-                setattr(self, name, from_numpy(getattr(self, name), xp, where, base.dtype))
+                setattr(self, name, rows.to_rows(getattr(self, name)))
         self.weights_ = weights
-        self.effective_sample_size_ = _kish(weights)
+        self.effective_sample_size_ = kish_effective_size(weights)
         self.n_steps_ = 0 if steps == "ipwi" else int(steps)
         self.balancer_ = balancer
         self.n_features_in_ = balancer.n_features_in_
@@ -286,48 +231,22 @@ class BalancedFunctionalEstimator(BaseEstimator):
         -1.0
         """
         check_is_fitted(self)
-        xp, on_device = dispatch_namespace(X)
-        table = _device_table(X, xp) if on_device else as_table(X)
-        validate_data(self, table, skip_check_array=True, reset=False)
-        weights = None if sample_weight is None else np.asarray(to_numpy(sample_weight), float)
-        outcomes, _ = _check_outcomes(to_numpy(y) if y is not None else None,
-                                      np.ones(table.shape[0]))
-        held_out = np.average(np.column_stack(outcomes), axis=0, weights=weights)
+        rows = read_rows(X, sample_weight)
+        validate_data(self, rows.table, skip_check_array=True, reset=False)
+        outcomes, _ = rows.outcome(y, type(self).__name__)
+        weights = to_numpy(rows.base).astype(np.float64)
+        held_out = np.average(np.column_stack([to_numpy(c) for c in outcomes]), axis=0,
+                              weights=weights)
         return -float(np.mean((np.atleast_1d(to_numpy(self.estimate_)) - held_out) ** 2))
 
 
-def _sum(x):
-    """Sum of an array from any namespace, as a float."""
-    if isinstance(x, np.ndarray):
-        return float(x.sum())
-    return float(array_namespace(x).sum(x))
+def _centred_square_sum(values, counted):
+    """``sum (v - mean v)^2`` over the counted rows, in any namespace.
 
-
-def _check_outcomes(y, base):
-    """The outcome columns, in the namespace and on the device of ``base``.
-
-    Returns the list of columns and whether ``y`` was one-dimensional.
+    R survey centres influence values at their mean before squaring; rows of
+    zero base weight are not in the sample and take no part.
     """
-    if y is None:
-        raise ValueError(
-            "BalancedFunctionalEstimator requires y to be passed, but the target y is None."
-        )
-    n_rows = base.shape[0]
-    if isinstance(base, np.ndarray):
-        outcomes = np.asarray(y, dtype=np.float64)
-        finite = bool(np.all(np.isfinite(outcomes)))
-    else:
-        xp = array_namespace(base)
-        outcomes = xp.astype(xp.asarray(y, device=device_of(base)), base.dtype)
-        finite = bool(xp.all(xp.isfinite(outcomes)))
-    single = outcomes.ndim == 1
-    if single:
-        outcomes = outcomes[:, None]
-    if outcomes.ndim != 2 or outcomes.shape[0] != n_rows:
-        raise ValueError(
-            f"y must have shape ({n_rows},) or ({n_rows}, n_outputs); got "
-            f"{tuple(np.shape(y)) if isinstance(y, np.ndarray) else tuple(y.shape)}."
-        )
-    if not finite:
-        raise ValueError("y contains NaN or infinite values.")
-    return [outcomes[:, j] for j in range(outcomes.shape[1])], single
+    xp = array_namespace(values)
+    n = float(xp.sum(xp.astype(counted, values.dtype)))
+    centred = xp.where(counted, values - float(xp.sum(values)) / n, xp.zeros_like(values))
+    return float(xp.sum(centred * centred))

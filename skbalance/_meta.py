@@ -3,7 +3,6 @@
 import warnings
 
 import numpy as np
-from array_api_compat import array_namespace, is_array_api_obj
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metadata_routing import (
@@ -17,25 +16,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
-from .utils._array_api import check_same_namespace, dispatch_namespace
+from ._rows import read_rows, sum_float
+from .utils._array_api import check_same_namespace
 
 __all__ = ["BalancedEstimator"]
 
 
-def _base_total(sample_weight, n_rows):
-    if sample_weight is None:
-        return float(n_rows)
-    if isinstance(sample_weight, np.ndarray) or not is_array_api_obj(sample_weight):
-        return float(np.asarray(sample_weight, dtype=np.float64).sum())
-    return float(array_namespace(sample_weight).sum(sample_weight))
-
-
 def _rescaled(weights, total):
     """Weights rescaled to sum to ``total``, in their namespace."""
-    current = float(weights.sum()) if isinstance(weights, np.ndarray) else float(
-        array_namespace(weights).sum(weights)
-    )
-    return weights * (total / current)
+    return weights * (total / sum_float(weights))
 
 
 def _fit_weighted(estimator, X, y, weights, params):
@@ -180,13 +169,12 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         else:
             _raise_for_params(fit_params, self, "fit")
             estimator_params = fit_params
+        rows = read_rows(X, sample_weight)
         self.balancer_ = clone(self.balancer).fit(X, sample_weight=sample_weight)
-        weights = self.balancer_.weights_
-        weights = _rescaled(weights, _base_total(sample_weight, weights.shape[0]))
+        weights = _rescaled(self.balancer_.weights_, sum_float(rows.base))
         self.estimator_ = _fit_weighted(clone(self.estimator), X, y, weights,
                                         estimator_params)
-        xp, on_device = dispatch_namespace(X)
-        self._namespace = xp.__name__ if on_device else None
+        self._namespace = rows.namespace_name
         self.n_features_in_ = self.balancer_.n_features_in_
         if hasattr(self.balancer_, "feature_names_in_"):
             self.feature_names_in_ = self.balancer_.feature_names_in_
@@ -226,9 +214,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         tol = balancer.tol if balancer.tol > 0 else 1e-8
         balancer.set_params(max_iter=max(balancer.max_iter, 1000), tol=tol)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=UserWarning)
-                weights = balancer.fit(X, sample_weight=sample_weight).weights_
+            weights = balancer.fit(X, sample_weight=sample_weight).weights_
         except ValueError as exc:
             warnings.warn(
                 f"Held-out rows could not be raked on their own ({exc}); scoring with "
@@ -236,7 +222,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
                 UserWarning,
             )
             weights = self.balancer_.compute_weights(X, sample_weight=sample_weight)
-        return _rescaled(weights, _base_total(sample_weight, weights.shape[0]))
+        return _rescaled(weights, sum_float(read_rows(X, sample_weight).base))
 
     @available_if(_estimator_has("score"))
     def score(self, X, y, sample_weight=None):
@@ -277,6 +263,10 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_same_namespace(self, X, "predict")
+        if _routing_enabled():
+            params = process_routing(self, "predict", **params).estimator.predict
+        else:
+            _raise_for_params(params, self, "predict")
         return self.estimator_.predict(X, **params)
 
     @available_if(_estimator_has("predict_proba"))
@@ -376,7 +366,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         >>> type(meta.get_metadata_routing()).__name__
         'MetadataRouter'
         """
-        router = MetadataRouter(owner=self.__class__.__name__).add(
+        router = MetadataRouter(owner=self.__class__.__name__).add_self_request(self).add(
             estimator=self.estimator,
             method_mapping=MethodMapping()
             .add(caller="fit", callee="fit")

@@ -4,50 +4,17 @@ balancing them would do to the variance of a mean."""
 from numbers import Integral, Real
 
 import numpy as np
-from array_api_compat import array_namespace
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import theory
-from ._balancer import _device_column, _device_table, _frame_column, _gather
-from ._columns import as_table, column_label
+from ._rows import gather, read_rows
 from .kernels import group_sum
-from .utils._array_api import (
-    check_same_namespace,
-    device_of,
-    dispatch_namespace,
-    float_dtype,
-    from_numpy,
-    to_numpy,
-)
+from .utils._array_api import check_same_namespace, to_numpy
+from .utils._validation import column_label
 
 __all__ = ["SpectralGapAnalyzer"]
-
-
-def _nonnegative_weights(sample_weight, n_rows, xp=None, where=None, dtype=None):
-    """Base weights for a weighted table: nonnegative, finite, positive sum."""
-    if xp is None:
-        if sample_weight is None:
-            return np.ones(n_rows)
-        base = np.asarray(sample_weight, dtype=np.float64)
-        smallest, total = (float(base.min()), float(base.sum())) if base.size else (0, 0)
-    else:
-        if sample_weight is None:
-            return xp.ones(n_rows, dtype=dtype, device=where)
-        base = sample_weight
-        if isinstance(base, np.ndarray) or not hasattr(base, "__array_namespace__"):
-            base = np.asarray(base, dtype=np.float64)
-        base = xp.astype(xp.asarray(base, device=where), dtype)
-        smallest, total = float(xp.min(base)), float(xp.sum(base))
-    if tuple(base.shape) != (n_rows,):
-        raise ValueError(f"sample_weight must have shape ({n_rows},), got {base.shape}.")
-    if not (smallest >= 0 and np.isfinite(total) and total > 0):
-        raise ValueError(
-            "sample_weight must be finite and nonnegative, with a positive sum "
-            "(not all zero weights)."
-        )
-    return base
 
 
 def _weighted_codes(codes, levels, base):
@@ -61,7 +28,7 @@ def _weighted_codes(codes, levels, base):
     if present.all():
         return codes, levels
     lookup = np.where(present, np.cumsum(present) - 1, 0)
-    return _gather(lookup, codes), levels[present]
+    return gather(lookup, codes), levels[present]
 
 
 class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
@@ -97,8 +64,9 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         ``1 - s_2`` (1 when a variable has a single level).
     joint_table_ : ndarray of shape (n_x, n_y)
         The empirical joint probability table.
-    categories_ : list of two pandas.Index
-        Observed levels of both columns, in the table's order.
+    categories_ : dict
+        For each of the two columns, the pandas Index of its observed levels
+        (with weight), in the table's order.
     x_functions_, y_functions_ : ndarray of shape (n_x or n_y, n_components\\_)
         Values of the first nontrivial singular functions at every level.
     n_components_ : int
@@ -195,31 +163,22 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         for stale in ("variance_curve_", "variance_limit_", "ipwi_variance_",
                       "recommended_k_"):
             self.__dict__.pop(stale, None)  # a refit without y has no curve
-        xp, on_device = dispatch_namespace(X)
-        if on_device:
-            table = _device_table(X, xp)
-            dtype = float_dtype(xp, X)
-            base = _nonnegative_weights(sample_weight, table.shape[0], xp, device_of(X), dtype)
-            encode = _device_column
-        else:
-            table = as_table(X)
-            base = _nonnegative_weights(sample_weight, table.shape[0])
-            encode = _frame_column
-        validate_data(self, table, skip_check_array=True, reset=True)
-        keys = self._column_keys(table)
+        rows = read_rows(X, sample_weight)
+        validate_data(self, rows.table, skip_check_array=True, reset=True)
+        keys = self._column_keys(rows.table)
         (x_codes, x_levels), (y_codes, y_levels) = (
-            _weighted_codes(*encode(table, key, "error"), base) for key in keys
+            _weighted_codes(*rows.encode(key, "error"), rows.base) for key in keys
         )
         shape = (x_levels.shape[0], y_levels.shape[0])
         cell = x_codes * shape[1] + y_codes
-        mass = to_numpy(group_sum(cell, base, shape[0] * shape[1])).astype(np.float64)
+        mass = to_numpy(group_sum(cell, rows.base, shape[0] * shape[1])).astype(np.float64)
         P = (mass / mass.sum()).reshape(shape)
 
         s, alpha, beta = theory.singular_functions(P)
         self._keys = keys
-        self._namespace = xp.__name__ if on_device else None
+        self._namespace = rows.namespace_name
         self.joint_table_ = P
-        self.categories_ = [x_levels, y_levels]
+        self.categories_ = dict(zip(keys, (x_levels, y_levels)))
         self.singular_values_ = s
         self.spectral_gap_ = float(1.0 - s[1]) if s.shape[0] > 1 else 1.0
         self.n_components_ = int(min(self.n_components, max(s.shape[0] - 1, 0)))
@@ -228,33 +187,26 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         self.y_functions_ = beta[:, kept]
 
         if y is not None:
-            self._fit_variance(y, base, cell, P)
+            self._fit_variance(rows, y, cell, P)
         self._functions = [self.x_functions_, self.y_functions_]
-        if on_device:  # fitted arrays follow the data; host copies serve transform
+        if rows.on_device:  # fitted arrays follow the data; host copies serve transform
             for name in ("joint_table_", "singular_values_", "x_functions_", "y_functions_",
                          "variance_curve_"):
                 if hasattr(self, name):
-                    setattr(self, name, from_numpy(getattr(self, name), xp, device_of(X),
-                                                   dtype))
+                    setattr(self, name, rows.to_rows(getattr(self, name)))
         return self
 
-    def _fit_variance(self, y, base, cell, P):
-        if isinstance(base, np.ndarray):
-            y = np.asarray(y, dtype=np.float64)
-        else:
-            xp = array_namespace(base)
-            y = xp.astype(xp.asarray(y, device=device_of(base)), base.dtype)
-        if y.ndim != 1 or y.shape[0] != base.shape[0]:
-            raise ValueError(f"y must have shape ({base.shape[0]},); got {tuple(y.shape)}.")
+    def _fit_variance(self, rows, y, cell, P):
+        (y,), single = rows.outcome(y)
+        if not single:
+            raise ValueError(f"y must have shape ({rows.n_rows},); got {np.shape(y)}.")
+        base = rows.base
         n_cells = P.size
         mass = to_numpy(group_sum(cell, base, n_cells)).astype(np.float64)
         sums = to_numpy(group_sum(cell, base * y, n_cells)).astype(np.float64)
-        if not np.all(np.isfinite(sums)):
-            raise ValueError("y must be finite.")
         occupied = mass > 0
         cell_mean = np.divide(sums, mass, out=np.zeros_like(sums), where=occupied)
-        spread = base * (y - _gather(cell_mean, cell, getattr(base, "dtype", None)
-                                     if not isinstance(base, np.ndarray) else None)) ** 2
+        spread = base * (y - rows.gather(cell_mean, cell)) ** 2
         noise = float(to_numpy(group_sum(cell, spread, n_cells)).sum() / mass.sum())
         h = cell_mean.reshape(P.shape)
         curve, limit = theory.variance_curve(P, h, self.max_k)
@@ -291,13 +243,12 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_same_namespace(self, X, "transform")
-        xp, on_device = dispatch_namespace(X)
-        table = _device_table(X, xp) if on_device else as_table(X)
-        encode = _device_column if on_device else _frame_column
-        validate_data(self, table, skip_check_array=True, reset=False)
+        rows = read_rows(X)
+        validate_data(self, rows.table, skip_check_array=True, reset=False)
         parts = []
-        for key, levels, functions in zip(self._keys, self.categories_, self._functions):
-            codes, observed = encode(table, key, "error")
+        for key, functions in zip(self._keys, self._functions):
+            levels = self.categories_[key]
+            codes, observed = rows.encode(key, "error")
             position = levels.get_indexer(observed)
             used = to_numpy(group_sum(codes, None, observed.shape[0])) > 0
             unseen = np.flatnonzero((position < 0) & used)
@@ -305,13 +256,12 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
                 raise ValueError(
                     f"{column_label(key)} has level {observed[unseen[0]]!r}, unseen in fit."
                 )
-            rows = _gather(np.maximum(position, 0), codes)
-            dtype = None if isinstance(rows, np.ndarray) else float_dtype(xp, X)
-            parts.extend(_gather(functions[:, j], rows, dtype)
+            at_rows = gather(np.maximum(position, 0), codes)
+            parts.extend(rows.gather(functions[:, j], at_rows)
                          for j in range(functions.shape[1]))
-        if on_device:
-            return xp.stack(parts, axis=1)
-        return np.column_stack(parts) if parts else np.empty((table.shape[0], 0))
+        if rows.on_device:
+            return rows.xp.stack(parts, axis=1)
+        return np.column_stack(parts) if parts else np.empty((rows.n_rows, 0))
 
     def get_feature_names_out(self, input_features=None):
         """Get the names of the output coordinates: ``<column>_sf1``, ...

@@ -23,6 +23,8 @@ import functools
 import numpy as np
 from array_api_compat import array_namespace, device, is_array_api_obj
 
+from ._problem import ipwi_residual, k_step_residual, level_means
+from .kernels import rake_cells
 from .utils._array_api import from_numpy, to_numpy
 
 __all__ = [
@@ -100,11 +102,23 @@ def _marginal(P, axis):
     return P.sum(axis=other)
 
 
+def _cells(P):
+    """``P`` as a cell table: the mass of every cell, its level on every axis,
+    and the number of levels of every axis (the shape the estimators use)."""
+    codes = [index.ravel() for index in np.indices(P.shape)]
+    return P.ravel(), codes, list(P.shape)
+
+
 def _conditional_mean(P, g, axis):
-    """E_P[g | the variable of ``axis``], broadcast back to the table."""
-    other = tuple(a for a in range(P.ndim) if a != axis)
-    mean = (P * g).sum(axis=other, keepdims=True) / P.sum(axis=other, keepdims=True)
-    return np.broadcast_to(mean, P.shape)
+    """E_P[g | the variable of ``axis``], at every cell of the table."""
+    mass, codes, sizes = _cells(P)
+    return level_means(mass, codes[axis], np.ravel(g), sizes[axis]).reshape(P.shape)
+
+
+def _k_step_residual(P, g, k):
+    """``C_k g`` on the table (the estimators' operator, on the table's cells)."""
+    mass, codes, sizes = _cells(P)
+    return k_step_residual(mass, codes, sizes, np.ravel(g), k).reshape(P.shape)
 
 
 def _variance(P, g):
@@ -234,9 +248,7 @@ def asymptotic_variance(P, h, k):
     P = _check_table(P)
     h = _check_function(h, P)
     k = _check_steps(k)
-    g = h - np.sum(P * h)
-    for step in range(k, 0, -1):
-        g = g - _conditional_mean(P, g, (step - 1) % P.ndim)
+    g = _k_step_residual(P, h - np.sum(P * h), k)
     return float(np.sum(P * g**2))
 
 
@@ -422,7 +434,8 @@ def ipwi_variance(P, h):
     """
     P = _check_table(P)
     h = _check_function(h, P)
-    return _variance(P, h - sum(_conditional_mean(P, h, axis) for axis in range(P.ndim)))
+    mass, codes, sizes = _cells(P)
+    return _variance(P, ipwi_residual(mass, codes, sizes, h.ravel()).reshape(P.shape))
 
 
 @_follows_input
@@ -460,10 +473,7 @@ def variance_curve(P, h, max_k):
     # sigma_k needs the projections applied from step k down to 1, so each k
     # restarts; the cost is O(max_k^2) table passes, fine for curves.
     for k in range(max_k + 1):
-        g_k = g
-        for step in range(k, 0, -1):
-            g_k = g_k - _conditional_mean(P, g_k, (step - 1) % P.ndim)
-        curve[k] = np.sum(P * g_k**2)
+        curve[k] = np.sum(P * _k_step_residual(P, g, k) ** 2)
     return curve, _variance(P, _additive_residual(P, h))
 
 
@@ -554,21 +564,15 @@ def balance_table(P0, *marginals_and_k):
             raise ValueError(f"Target of axis {axis} must have shape ({P.shape[axis]},).")
     P = P / P.sum()
     k = _check_steps(k)
-    for step in range(k):
-        axis = step % P.ndim
-        marginal = _marginal(P, axis)
-        missing = (marginal <= 0) & (targets[axis] > 0)
-        if missing.any():
-            raise ValueError(
-                f"Missing mass: level {int(np.flatnonzero(missing)[0])} of axis {axis} "
-                "has a positive target but no mass."
-            )
-        ratio = np.divide(targets[axis], marginal, out=np.zeros_like(marginal),
-                          where=marginal > 0)
-        shape = [1] * P.ndim
-        shape[axis] = -1
-        P = P * ratio.reshape(shape)
-    return P
+    mass, codes, _ = _cells(P)
+    result = rake_cells(mass, codes, targets, max_iter=k, tol=0)
+    if result.starved_levels:
+        axis, level = result.starved_levels[0]
+        raise ValueError(
+            f"Missing mass: level {level} of axis {axis} has a positive target but no "
+            "mass."
+        )
+    return (mass * result.cell_factors).reshape(P.shape)
 
 
 def dependence_table(p, s):

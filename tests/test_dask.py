@@ -83,8 +83,8 @@ def test_dask_missing_values_and_bad_weights(client, frame):
     np.testing.assert_allclose(fitted.weights_.compute().to_numpy(), reference.weights_,
                                rtol=1e-12)
     bad = base.copy()
-    bad.iloc[3] = 0.0
-    with pytest.raises(ValueError, match="positive and finite"):
+    bad.iloc[3] = -1.0
+    with pytest.raises(ValueError, match="finite and nonnegative"):
         skb.MarginalBalancer(targets=TARGETS).fit(
             dd.from_pandas(frame[0], npartitions=2),
             sample_weight=dd.from_pandas(bad, npartitions=2))

@@ -70,11 +70,37 @@ def test_proportions_not_summing_to_one(survey, survey_targets):
     assert bal.weights_.sum() == pytest.approx(len(survey))
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
 def test_bad_base_weights(survey, survey_targets, bad):
     base = np.ones(len(survey))
     base[5] = bad
-    with pytest.raises(ValueError, match=r"positive and finite: 1 are not \(first at row 5"):
+    with pytest.raises(ValueError, match=r"finite and nonnegative: 1 are not \(first at row 5"):
+        fit(survey, survey_targets, sample_weight=base)
+
+
+def test_non_numeric_and_all_zero_base_weights(survey, survey_targets):
+    with pytest.raises(ValueError, match="sample_weight must be numeric"):
+        fit(survey, survey_targets, sample_weight=["a"] * len(survey))
+    with pytest.raises(ValueError, match="sums to 0"):
+        fit(survey, survey_targets, sample_weight=np.zeros(len(survey)))
+
+
+def test_zero_base_weight_excludes_the_row(survey, survey_targets):
+    base = np.ones(len(survey))
+    base[[3, 7]] = 0.0
+    with_zeros = fit(survey, survey_targets, sample_weight=base)
+    kept = base > 0
+    without = fit(survey[kept].reset_index(drop=True), survey_targets)
+    assert with_zeros.weights_[~kept].tolist() == [0.0, 0.0]
+    np.testing.assert_allclose(with_zeros.weights_[kept], without.weights_, rtol=1e-12)
+    assert with_zeros.effective_sample_size_ == pytest.approx(without.effective_sample_size_)
+    assert with_zeros.design_effect_ == pytest.approx(without.design_effect_)
+
+
+def test_level_carried_only_by_zero_weight_rows_is_named(survey, survey_targets):
+    base = np.where(survey["age"] == "55+", 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"Level '55\+' of 'age' has a positive target .* "
+                                         r"only rows of zero base weight"):
         fit(survey, survey_targets, sample_weight=base)
 
 
@@ -93,9 +119,9 @@ def test_empty_input(survey_targets):
 
 def test_unknown_column(survey, survey_targets):
     targets = dict(survey_targets, income={"low": 0.5, "high": 0.5})
-    with pytest.raises(KeyError, match="Unknown column 'income'"):
+    with pytest.raises(ValueError, match="Unknown column 'income'"):
         fit(survey, targets)
-    with pytest.raises(KeyError, match="keyed by column position"):
+    with pytest.raises(ValueError, match="keyed by position"):
         fit(survey.to_numpy(), {"age": survey_targets["age"]})
 
 

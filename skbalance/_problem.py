@@ -1,0 +1,458 @@
+"""The cell problem: rows reduced to distinct cells, margins matched to targets.
+
+Rows with the same level on every balancing column share one balancing
+factor, so a balancing fit, its diagnostics and its linearized variance all
+work on the table of cells. :class:`CellProblem` is that table, and
+:func:`k_step_residual` is the one place where the k-step residual operator
+``C_k`` of THEORY section 3 is written: the estimators apply it to the cells
+of a sample, :mod:`skbalance.theory` to the cells of a probability table.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._targets import Margin, margin_label, parse_targets
+from .kernels import encode_cells, group_sum
+from .utils._array_api import to_numpy
+from .utils._validation import level_repr
+
+__all__ = [
+    "CellProblem",
+    "build_problem",
+    "ipwi_residual",
+    "k_step_residual",
+    "level_means",
+    "match_rows",
+    "row_factors",
+    "targets_reachable",
+]
+
+# The reachability diagnosis solves a linear program over the cells; above
+# this many cells it is skipped (the warning then says so).
+MAX_CELLS_FOR_DIAGNOSIS = 200_000
+
+
+def level_means(mass, codes, values, n_levels):
+    """Mass-weighted mean of a cell function within each level, at every cell.
+
+    Levels without mass get mean 0 (their cells carry no mass either).
+    """
+    level_mass = np.bincount(codes, mass, minlength=n_levels)
+    total = np.bincount(codes, mass * values, minlength=n_levels)
+    means = np.divide(total, level_mass, out=np.zeros_like(total), where=level_mass > 0)
+    return means[codes]
+
+
+def k_step_residual(mass, codes, sizes, g, steps):
+    """``C_k g``: the first-order error of k balancing steps, on cells.
+
+    For step ``k`` down to 1, subtract from ``g`` its ``mass``-weighted mean
+    within the level of that step's margin (margins visited cyclically in
+    order, the first margin at step 1). THEORY section 3: the k-step balanced
+    estimate of ``E[h]`` errs by ``(P_n - P)(C_k h)`` to first order.
+
+    Parameters
+    ----------
+    mass : ndarray of shape (n_cells,)
+        Nonnegative mass of every cell (the measure of the conditional means).
+    codes : list of ndarray of int, each of shape (n_cells,)
+        For every margin, the level of each cell.
+    sizes : list of int
+        Number of levels of every margin.
+    g : ndarray of shape (n_cells,)
+        The cell function.
+    steps : int
+        Number of balancing steps ``k``.
+
+    Returns
+    -------
+    ndarray of shape (n_cells,)
+    """
+    n_margins = len(codes)
+    for step in range(steps, 0, -1):
+        j = (step - 1) % n_margins
+        g = g - level_means(mass, codes[j], g, sizes[j])
+    return g
+
+
+def ipwi_residual(mass, codes, sizes, g):
+    """``(I - sum_j E[. | margin j]) g``: the residual of importance weighting."""
+    return g - sum(level_means(mass, c, g, s) for c, s in zip(codes, sizes))
+
+
+@dataclass
+class CellProblem:
+    """The cell table behind a balancing fit.
+
+    What an estimator built on a balancer needs besides the weights:
+    :meth:`MarginalBalancer.fit_problem` returns it.
+
+    Parameters
+    ----------
+    margins : list of Margin
+        The target margins, in the order they are visited; each has ``key``,
+        ``columns``, ``levels`` and ``proportions``.
+    cell_of_row : array of int of shape (n_rows,)
+        The cell of every row, in the rows' namespace.
+    cell_rows : ndarray of shape (n_cells,)
+        Number of rows in every cell.
+    cell_base : ndarray of shape (n_cells,)
+        Sum of the base weights of every cell (float64).
+    margin_codes : list of ndarray of int
+        For every margin, the index of each cell's level in its targets.
+    total : float or None
+        The population total when the targets were counts.
+    rows : Rows
+        The rows the cells were formed from (their base weights, namespace
+        and device).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"], "h": ["u", "u", "v", "v"]})
+    >>> bal = skb.MarginalBalancer(targets={"g": {"a": .5, "b": .5}, "h": {"u": .5, "v": .5}})
+    >>> problem = bal.fit_problem(X)
+    >>> problem.cell_rows.tolist()  # cells numbered by their keys; (a, v) is empty
+    [1, 0, 1, 2]
+    >>> [codes.tolist() for codes in problem.margin_codes]
+    [[0, 0, 1, 1], [0, 1, 0, 1]]
+    """
+
+    margins: list
+    cell_of_row: object
+    cell_rows: np.ndarray
+    cell_base: np.ndarray
+    margin_codes: list
+    total: object
+    rows: object
+
+    @property
+    def base(self):
+        """The validated base weights of the rows, in the rows' namespace."""
+        return self.rows.base
+
+    @property
+    def n_cells(self):
+        """Number of cells (observed or not)."""
+        return self.cell_base.shape[0]
+
+    @property
+    def level_counts(self):
+        """Number of target levels of every margin."""
+        return [m.proportions.shape[0] for m in self.margins]
+
+    def importance_factors(self):
+        """Per-cell product of every margin's target over base-weighted share.
+
+        The importance-weighting (IPWI) baseline: all marginal ratios at
+        once, no iteration.
+
+        Returns
+        -------
+        factors : ndarray of shape (n_cells,)
+            Weight over base weight of every cell.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
+        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}})
+        >>> bal.fit_problem(X).importance_factors().round(3).tolist()
+        [2.0, 0.667]
+        """
+        mass = self.cell_base / self.cell_base.sum()
+        factors = np.ones_like(mass)
+        for margin, codes in zip(self.margins, self.margin_codes):
+            share = np.bincount(codes, mass, minlength=margin.proportions.shape[0])
+            ratio = np.divide(margin.proportions, share, out=np.zeros_like(share),
+                              where=share > 0)
+            factors *= ratio[codes]
+        return factors
+
+    def cell_means(self, values):
+        """Base-weighted mean of a row array within every cell.
+
+        Parameters
+        ----------
+        values : array of shape (n_rows,)
+            Row values, in the rows' namespace.
+
+        Returns
+        -------
+        means : ndarray of shape (n_cells,)
+            On the host; 0 for cells without base weight.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "b", "b"]})
+        >>> problem = skb.MarginalBalancer().fit_problem(X)
+        >>> problem.cell_means(np.array([1.0, 2.0, 4.0])).tolist()
+        [1.0, 3.0]
+        """
+        total = to_numpy(group_sum(self.cell_of_row, self.base * values,
+                                   self.n_cells)).astype(np.float64)
+        return np.divide(total, self.cell_base, out=np.zeros_like(total),
+                         where=self.cell_base > 0)
+
+    def residuals(self, values, steps):
+        """``C_k`` applied to a row array, with base-weighted conditional means.
+
+        The conditional means are constant within a cell, so the recursion
+        runs on the cell table (cost ``steps x n_cells``); the within-cell
+        part of ``values`` passes through untouched.
+
+        Parameters
+        ----------
+        values : array of shape (n_rows,)
+            Row values (e.g. ``y - estimate``), in the rows' namespace.
+        steps : int or "ipwi"
+            Number of balancing steps, or the importance-weighting operator.
+
+        Returns
+        -------
+        residuals : array of shape (n_rows,)
+            ``C_k values`` at every row, in the rows' namespace.
+
+        Examples
+        --------
+        One step on the only margin removes the level means:
+
+        >>> import numpy as np
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "b", "b"]})
+        >>> problem = skb.MarginalBalancer().fit_problem(X)
+        >>> problem.residuals(np.array([1.0, 2.0, 4.0]), 1).tolist()
+        [0.0, -1.0, 1.0]
+        """
+        means = self.cell_means(values)
+        if steps == "ipwi":
+            g = ipwi_residual(self.cell_base, self.margin_codes, self.level_counts, means)
+        else:
+            g = k_step_residual(self.cell_base, self.margin_codes, self.level_counts,
+                                means, steps)
+        return values - self.rows.gather(means - g, self.cell_of_row)
+
+
+def _joint_levels(columns, cell_codes, encoded):
+    """Per-cell code of a joint margin and the observed level tuples."""
+    codes = [cell_codes[c] for c in columns]
+    sizes = [encoded[c][1].shape[0] for c in columns]
+    combo_of_cell, _, combo_codes = encode_cells(codes, sizes, return_cell_codes=True)
+    return combo_of_cell, joint_index(columns, combo_codes, encoded)
+
+
+def joint_index(columns, combo_codes, encoded):
+    """The level tuples of a joint margin from per-column codes of its combinations."""
+    arrays = [encoded[c][1][to_numpy(code)] for c, code in zip(columns, combo_codes)]
+    return pd.MultiIndex.from_arrays(arrays)
+
+
+def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
+    """Map observed levels onto the margin's target levels, checking both ways."""
+    label = margin_label(margin.key)
+    position = margin.levels.get_indexer(observed)
+    rows = np.bincount(code_of_cell, cell_rows, minlength=observed.shape[0])
+    unmatched = np.flatnonzero((position < 0) & (rows > 0))
+    if unmatched.size:
+        first = observed[unmatched[0]]
+        hint = ""
+        if not isinstance(margin.levels, pd.MultiIndex):
+            target_types = {type(v).__name__ for v in margin.levels[:5]}
+            hint = (
+                f" (data levels are {observed.dtype}, target levels are "
+                f"{'/'.join(sorted(target_types))})"
+            )
+        raise ValueError(
+            f"{label} has level {level_repr(first)} in {int(rows[unmatched[0]])} "
+            f"row(s) but no target; {unmatched.size} data level(s) have no target{hint}."
+        )
+    # Levels without a target occur only in empty cells (else we raised
+    # above); those cells carry no mass, so any valid code will do.
+    code = np.maximum(position, 0)[code_of_cell]
+    n_levels = margin.levels.shape[0]
+    rows_per_target = np.bincount(code, cell_rows, minlength=n_levels)
+    mass_per_target = np.bincount(code, cell_base, minlength=n_levels)
+    absent = np.flatnonzero((mass_per_target <= 0) & (margin.proportions > 0))
+    if absent.size:
+        j = absent[0]
+        where = ("no row in the data" if rows_per_target[j] == 0 else
+                 f"only rows of zero base weight ({int(rows_per_target[j])})")
+        raise ValueError(
+            f"Level {level_repr(margin.levels[j])} of {label} has a positive target "
+            f"({margin.proportions[j]:.6g} of the total) but {where}; give it target 0 "
+            "or collapse it with another level."
+        )
+    return code
+
+
+def _uniform_margins(encoded):
+    """targets=None: uniform over the observed levels of every column."""
+    margins = []
+    for column, (codes, levels) in encoded.items():
+        observed = to_numpy(group_sum(codes, None, levels.shape[0])) > 0
+        kept = levels[observed]
+        margins.append(
+            Margin(column, (column,), kept, np.full(kept.shape[0], 1.0 / kept.shape[0]))
+        )
+    return margins
+
+
+def balancing_columns(targets, available):
+    """The columns the targets mention, in order (every column when None)."""
+    if targets is None:
+        return list(available)
+    margins, _ = parse_targets(targets)
+    return list(dict.fromkeys(c for m in margins for c in m.columns))
+
+
+def build_problem(rows, targets, missing):
+    """Encode the balancing columns, form the cells, map the margins.
+
+    Parameters
+    ----------
+    rows : Rows
+        The rows to balance (``rows.encode`` gives a column's codes in the
+        rows' namespace and its levels on the host).
+    targets : mapping, DataFrame or None
+        The targets as the user gave them.
+    missing : {"error", "level"}
+        How missing values in a balancing column are treated.
+
+    Returns
+    -------
+    CellProblem
+        Everything of the cells' size is on the host; the row-level arrays
+        stay where the rows live.
+    """
+    if targets is None:
+        margins, total = None, None
+        columns = rows.columns
+    else:
+        margins, total = parse_targets(targets)
+        columns = list(dict.fromkeys(c for m in margins for c in m.columns))
+        rows.check_columns(columns)
+    encoded = {column: rows.encode(column, missing) for column in columns}
+    if margins is None:
+        margins = _uniform_margins(encoded)
+    cell_of_row, n_cells, codes_of_cells, cell_rows = encode_cells(
+        [encoded[c][0] for c in columns], [encoded[c][1].shape[0] for c in columns],
+        return_cell_codes=True, return_counts=True,
+    )
+    cell_codes = {c: to_numpy(codes) for c, codes in zip(columns, codes_of_cells)}
+    cell_rows = to_numpy(cell_rows).astype(np.int64)
+    cell_base = to_numpy(group_sum(cell_of_row, rows.base, n_cells)).astype(np.float64)
+
+    margin_codes = []
+    for margin in margins:
+        if len(margin.columns) == 1:
+            column = margin.columns[0]
+            code_of_cell, observed = cell_codes[column], encoded[column][1]
+        else:
+            code_of_cell, observed = _joint_levels(margin.columns, cell_codes, encoded)
+        margin_codes.append(
+            _match_levels(margin, observed, code_of_cell, cell_rows, cell_base)
+        )
+    return CellProblem(margins, cell_of_row, cell_rows, cell_base, margin_codes, total, rows)
+
+
+def match_rows(rows, margin, encoded, missing):
+    """Every row's level of one margin, as a position in its target levels.
+
+    ``encoded`` maps a column to ``rows.encode(column)`` (filled on demand,
+    so that columns shared by several margins are read once). Returns the
+    row codes of the observed levels and, per observed level, its position
+    among the targets; a level in some row without a target raises.
+    """
+    for column in margin.columns:
+        if column not in encoded:
+            encoded[column] = rows.encode(column, missing)
+    if len(margin.columns) == 1:
+        codes, observed = encoded[margin.columns[0]]
+    else:
+        codes, _, combo_codes = encode_cells(
+            [encoded[c][0] for c in margin.columns],
+            [encoded[c][1].shape[0] for c in margin.columns],
+            return_cell_codes=True,
+        )
+        observed = joint_index(margin.columns, combo_codes, encoded)
+    position = margin.levels.get_indexer(observed)
+    counts = to_numpy(group_sum(codes, None, observed.shape[0]))
+    unseen = np.flatnonzero((position < 0) & (counts > 0))
+    if unseen.size:
+        raise ValueError(
+            f"{margin_label(margin.key)} has level {level_repr(observed[unseen[0]])} "
+            f"in {int(counts[unseen[0]])} row(s), which has no target and no factor "
+            "from fit."
+        )
+    return codes, position
+
+
+def targets_reachable(base_mass, codes, targets, bounds):
+    """Whether some weighting of the observed cells meets every margin.
+
+    A feasibility linear program over the cell masses (within the bounds, if
+    any). Returns None when the table is too large to decide quickly.
+    """
+    observed = base_mass > 0  # cells without rows cannot take any mass
+    base_mass = base_mass[observed]
+    codes = [c[observed] for c in codes]
+    if base_mass.shape[0] > MAX_CELLS_FOR_DIAGNOSIS:
+        return None
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    n_cells = base_mass.shape[0]
+    offsets = np.cumsum([0] + [t.shape[0] for t in targets])
+    rows = np.concatenate([c + off for c, off in zip(codes, offsets)])
+    cols = np.tile(np.arange(n_cells), len(codes))
+    A = sparse.csr_array(
+        (np.ones(rows.shape[0]), (rows, cols)), shape=(offsets[-1], n_cells)
+    )
+    if bounds is None:
+        box = [(0, None)] * n_cells
+    else:
+        box = list(zip(bounds[0] * base_mass, bounds[1] * base_mass))
+    result = linprog(
+        np.zeros(n_cells), A_eq=A, b_eq=np.concatenate(targets), bounds=box,
+        method="highs",
+    )
+    return bool(result.status == 0)
+
+
+def row_factors(rows, margins, factors, missing, bounds=None):
+    """Every row's balancing factor: the product of its levels' factors.
+
+    Parameters
+    ----------
+    rows : Rows
+    margins : list of Margin
+    factors : dict
+        Margin key to a Series of per-level factors (``factors_``).
+    missing : {"error", "level"}
+    bounds : tuple or None
+        Limits the product is clipped to.
+
+    Returns
+    -------
+    array of shape (n_rows,), in the rows' namespace.
+    """
+    encoded, product = {}, None
+    for margin in margins:
+        codes, position = match_rows(rows, margin, encoded, missing)
+        level_factors = factors[margin.key].to_numpy()
+        factor = rows.gather(level_factors[position], codes)
+        product = factor if product is None else product * factor
+    if bounds is not None:
+        low, high = bounds
+        if isinstance(product, np.ndarray):
+            return np.clip(product, low, high)
+        return rows.xp.clip(product, low, high)
+    return product

@@ -1,0 +1,170 @@
+"""What a raking fit tells its user: convergence warnings and the diagnostics table."""
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from ._problem import targets_reachable
+from .kernels import rake_cells
+from ._targets import margin_label, margin_name
+from .utils._validation import level_repr
+
+__all__ = [
+    "DiagnosticsMixin",
+    "convergence_report", "diagnostic_columns", "diagnostics_frame", "raking_fit"]
+
+
+def raking_fit(problem, max_iter, tol, bounds):
+    """Rake a cell problem; the fitted attributes of a balancer, and its warning.
+
+    Returns
+    -------
+    result : RakingResult
+    fitted : dict
+        Attribute name to value, for the estimator to set.
+    message : str or None
+        The ConvergenceWarning to issue, if any.
+    """
+    base_total = float(problem.cell_base.sum())
+    base_mass = problem.cell_base / base_total
+    result = rake_cells(base_mass, problem.margin_codes,
+                        [m.proportions for m in problem.margins],
+                        max_iter=max_iter, tol=tol, bounds=bounds)
+    total = base_total if problem.total is None else problem.total
+    message, reachable = convergence_report(result, problem, base_mass, tol, bounds)
+    fitted = {
+        "total_": total,
+        "weight_scale_": total / base_total,
+        "margins_": [m.key for m in problem.margins],
+        "categories_": {m.key: m.levels for m in problem.margins},
+        "factors_": {m.key: pd.Series(a, index=m.levels, name="factor")
+                     for m, a in zip(problem.margins, result.level_factors)},
+        "n_iter_": result.n_iter,
+        "converged_": result.converged and message is None,
+        "marginal_error_": result.errors,
+        "n_cells_": int(np.count_nonzero(problem.cell_rows)),
+        "targets_reachable_": reachable,
+        "_margins": problem.margins,
+        "_bounds": bounds,
+        "_diagnostic_data": diagnostic_columns(problem, base_mass, result.cell_factors),
+        "_namespace": None,
+    }
+    return result, fitted, message
+
+
+def convergence_report(result, problem, base_mass, tol, bounds):
+    """Why a fit fell short, in words; empty when nothing did.
+
+    Parameters
+    ----------
+    result : RakingResult
+    problem : CellProblem
+    base_mass : ndarray of shape (n_cells,)
+        Normalised base mass of the cells.
+    tol : float
+    bounds : tuple or None
+
+    Returns
+    -------
+    message : str or None
+        The warning text, None when the fit met its targets.
+    reachable : bool or None
+        Whether any weighting of the observed cells meets every margin; None
+        when not decided (converged, or too many cells).
+    """
+    problems = []
+    if result.starved_levels:
+        j, level = result.starved_levels[0]
+        margin = problem.margins[j]
+        problems.append(
+            f"level {level_repr(margin.levels[level])} of {margin_label(margin.key)} "
+            "lost all its weight (other targets set to 0 every cell it has), so its "
+            "target cannot be met"
+        )
+    if result.infeasible_levels:
+        j, level = result.infeasible_levels[0]
+        margin = problem.margins[j]
+        problems.append(
+            f"bounds {bounds} and margins cannot both hold: level "
+            f"{level_repr(margin.levels[level])} of {margin_label(margin.key)} "
+            "needs factors outside the bounds"
+        )
+    reachable = None
+    if tol > 0 and not result.converged:
+        reachable = targets_reachable(
+            base_mass, problem.margin_codes, [m.proportions for m in problem.margins],
+            bounds,
+        )
+        residual = ", ".join(
+            f"{margin_name(m.key)}: {e:.3g}"
+            for m, e in zip(problem.margins, result.errors[-1])
+        )
+        message = (
+            f"Raking did not reach tol={tol:g} in {result.n_iter} steps; "
+            f"largest marginal error per margin: {residual}."
+        )
+        if reachable is False:
+            message += (
+                " No weighting of the observed cells"
+                + (" within the bounds" if bounds else "")
+                + " meets every margin (structural zeros or bounds too tight):"
+                " the targets are unreachable."
+            )
+        elif reachable:
+            message += " The targets are reachable: increase max_iter."
+        problems.insert(0, message)
+    if not problems:
+        return None, reachable
+    return " ".join(p[0].upper() + p[1:] for p in problems), reachable
+
+
+def diagnostic_columns(problem, base_mass, cell_factors):
+    """Per margin, the level statistics behind ``diagnostics_`` (cheap)."""
+    columns = []
+    n_rows = problem.cell_rows.sum()
+    weighted_mass = base_mass * cell_factors
+    weighted_total = weighted_mass.sum()
+    for margin, code in zip(problem.margins, problem.margin_codes):
+        n_levels = margin.levels.shape[0]
+        rows = np.bincount(code, problem.cell_rows, minlength=n_levels)
+        weighted = np.bincount(code, weighted_mass, minlength=n_levels) / weighted_total
+        columns.append({
+            "n_rows": rows.astype(np.int64),
+            "sample_share": rows / n_rows,
+            "base_share": np.bincount(code, base_mass, minlength=n_levels),
+            "weighted_share": weighted,
+            "target_share": margin.proportions,
+            "residual": weighted - margin.proportions,
+        })
+    return columns
+
+
+def diagnostics_frame(margins, columns, factors):
+    """The diagnostics DataFrame: one row per margin and level."""
+    frames = []
+    for margin, stats in zip(margins, columns):
+        frames.append(pd.DataFrame({
+            "margin": margin_name(margin.key),
+            "level": list(margin.levels),
+            **stats,
+            "factor": factors[margin.key].to_numpy(),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+class DiagnosticsMixin:
+    """The ``diagnostics_`` table of a fitted raking estimator."""
+
+    @property
+    def diagnostics_(self):
+        """Per margin and level: rows, shares before and after, target, residual.
+
+        A DataFrame with columns ``margin``, ``level``, ``n_rows``,
+        ``sample_share`` (share of rows), ``base_share`` (share of the base
+        weights), ``weighted_share`` (share of the balancing weights),
+        ``target_share``, ``residual`` (weighted minus target) and ``factor``.
+        Built on access from statistics kept at fit.
+        """
+        check_is_fitted(self, "factors_")
+        return diagnostics_frame(self._margins, self._diagnostic_data, self.factors_)
+

@@ -1,0 +1,367 @@
+"""Reading the rows to balance: the one place that knows where data live.
+
+Every estimator reads its input through :func:`read_rows`. A pandas DataFrame
+or anything NumPy can read is read on the host; a 2-D array of another Array
+API library (CuPy, torch, ...) stays on its device when scikit-learn's
+``array_api_dispatch`` is on; a dask DataFrame is recognised and left lazy
+(the distributed path reduces it to the cell table, see ``_streaming.py``).
+Row-sized arrays never change place: only cell-sized arrays cross between
+device and host, through :meth:`Rows.encode` (levels to the host) and
+:meth:`Rows.gather` (cell values to the rows).
+"""
+
+import numpy as np
+import pandas as pd
+from array_api_compat import array_namespace
+
+from .utils._array_api import (
+    device_of,
+    dispatch_namespace,
+    float_dtype,
+    from_numpy,
+    to_numpy,
+)
+from .utils._validation import (
+    check_sample_weight,
+    column_label,
+    missing_values_message,
+    unknown_column_error,
+)
+
+__all__ = [
+    "Rows",
+    "as_column",
+    "gather",
+    "is_dask",
+    "is_frame",
+    "kish_effective_size",
+    "read_rows",
+    "sum_float",
+]
+
+
+def is_dask(X):
+    """Whether ``X`` is a dask collection (a dask DataFrame or Series)."""
+    return type(X).__module__.startswith("dask") and hasattr(X, "npartitions")
+
+
+def is_frame(X):
+    """Whether ``X`` is a pandas or dask DataFrame."""
+    return isinstance(X, pd.DataFrame) or is_dask(X)
+
+
+def as_column(values):
+    """A 1-D array as one column, in its namespace."""
+    if isinstance(values, np.ndarray):
+        return values.reshape(-1, 1)
+    return array_namespace(values).reshape(values, (-1, 1))
+
+
+def sum_float(x):
+    """Sum of an array from any namespace, as a Python float."""
+    if isinstance(x, np.ndarray):
+        return float(x.sum())
+    return float(array_namespace(x).sum(x))
+
+
+def kish_effective_size(weights):
+    """Kish's effective sample size ``(sum w)^2 / sum w^2``, in any namespace.
+
+    Computed on weights divided by their largest value, so that neither the
+    sum nor the sum of squares can overflow or underflow.
+    """
+    if isinstance(weights, np.ndarray):
+        peak = float(np.max(np.abs(weights))) if weights.size else 0.0
+        if not peak > 0:
+            return 0.0
+        scaled = weights / peak
+        return float(scaled.sum() ** 2 / np.dot(scaled, scaled))
+    xp = array_namespace(weights)
+    peak = float(xp.max(xp.abs(weights)))
+    if not peak > 0:
+        return 0.0
+    scaled = weights / peak
+    return float(xp.sum(scaled)) ** 2 / float(xp.sum(scaled * scaled))
+
+
+def gather(values, index, dtype=None):
+    """``values[index]`` for a small host array and row codes in any namespace
+    (as ``dtype`` there, when given)."""
+    if isinstance(index, np.ndarray):
+        return values[index]
+    xp = array_namespace(index)
+    return xp.take(from_numpy(values, xp, device_of(index), dtype), index)
+
+
+def _as_host_table(X):
+    """X as a DataFrame or a 2-D ndarray, without copying a DataFrame."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError(
+            "Sparse input is not supported: balancing columns are categorical; "
+            "pass a DataFrame or a dense 2-D array of level codes."
+        )
+    try:
+        table = np.asarray(X)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise TypeError(
+            f"Cannot read a {type(X).__name__} as a NumPy array ({exc}). To balance "
+            "arrays where they live (CuPy, torch, ...), turn on scikit-learn's "
+            "array API dispatch: sklearn.set_config(array_api_dispatch=True)."
+        ) from exc
+    if table.dtype.kind == "c":
+        raise ValueError("Complex data not supported: levels must be real or labels.")
+    return table
+
+
+def _check_shape(table):
+    if table.ndim != 2:
+        raise ValueError(
+            f"Expected a 2-D array or a DataFrame, got an array with {table.ndim} "
+            "dimension(s). Reshape your data with X.reshape(-1, 1) if it is a "
+            "single column."
+        )
+    n_rows, n_columns = table.shape
+    if n_rows == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={tuple(table.shape)}) while a minimum "
+            "of 1 is required."
+        )
+    if n_columns == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={tuple(table.shape)}) while a minimum "
+            "of 1 is required."
+        )
+    if isinstance(table, pd.DataFrame) and any(
+        isinstance(d, np.dtype) and d.kind == "c" for d in table.dtypes
+    ):
+        raise ValueError("Complex data not supported: levels must be real or labels.")
+
+
+def _encode_host(values, column, missing):
+    """Integer codes and levels of one host column (Series or ndarray)."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        levels = pd.Index(values.cat.categories, tupleize_cols=False)
+        if codes.size and codes.min() < 0:  # categoricals code missing as -1
+            codes = np.where(codes < 0, levels.shape[0], codes)
+            levels = levels.append(pd.Index([np.nan], dtype=object))
+    else:
+        # Missing values get a code of their own, so finding them costs a
+        # look at the (few) levels instead of a pass over the rows.
+        codes, levels = pd.factorize(values, use_na_sentinel=False)
+        codes = codes.astype(np.int64, copy=False)
+        levels = pd.Index(levels, tupleize_cols=False)
+    if levels.dtype.kind in "fc" and np.isinf(levels.to_numpy()).any():
+        raise ValueError(
+            f"Balancing column {column_label(column)} contains inf; levels must be "
+            "finite (or NaN with missing='level')."
+        )
+    if missing != "level" and levels.hasnans:
+        nan_codes = np.flatnonzero(levels.isna())
+        n_missing = int(np.count_nonzero(np.isin(codes, nan_codes)))
+        raise ValueError(missing_values_message(column, n_missing, codes.shape[0]))
+    return codes, levels
+
+
+def _encode_device(values, column, missing):
+    """Codes (on the column's device) and host levels of one device column."""
+    xp = array_namespace(values)
+    n_missing = 0
+    if xp.isdtype(values.dtype, "real floating"):
+        if bool(xp.any(xp.isinf(values))):
+            raise ValueError(
+                f"Balancing column {column_label(column)} contains inf; levels must be "
+                "finite (or NaN with missing='level')."
+            )
+        is_nan = xp.isnan(values)
+        n_missing = int(xp.sum(xp.astype(is_nan, xp.int64)))
+        if n_missing and missing != "level":
+            raise ValueError(missing_values_message(column, n_missing, values.shape[0]))
+        if n_missing:  # one level for all NaNs (unique_inverse keeps NaNs apart)
+            infinity = xp.asarray(float("inf"), dtype=values.dtype, device=device_of(values))
+            values = xp.where(is_nan, infinity, values)
+    uniques, codes = xp.unique_inverse(values)
+    levels = to_numpy(uniques)
+    if n_missing:
+        levels = np.where(np.isinf(levels), np.nan, levels)
+    return xp.astype(codes, xp.int64), pd.Index(levels, tupleize_cols=False)
+
+
+class Rows:
+    """Rows to balance, with their base weights, where they live.
+
+    Built by :func:`read_rows`; estimators use its methods and never look at
+    the kind of container.
+
+    Attributes
+    ----------
+    table : DataFrame, ndarray, device array or dask DataFrame
+        The data as given (a DataFrame or array is not copied).
+    base : array of shape (n_rows,)
+        Validated base weights, in the rows' namespace (lazy for dask).
+    xp : namespace or None
+        The Array API namespace of device rows; None for host (NumPy/pandas).
+    lazy : bool
+        Whether the rows are a dask DataFrame.
+    """
+
+    def __init__(self, table, base, xp=None, lazy=False):
+        self.table = table
+        self.base = base
+        self.xp = xp
+        self.lazy = lazy
+
+    @property
+    def n_rows(self):
+        """Number of rows (not known without computing for dask)."""
+        return self.table.shape[0]
+
+    @property
+    def n_counted(self):
+        """Number of rows with a positive base weight."""
+        if self.xp is None:
+            return int(np.count_nonzero(self.base > 0))
+        return int(self.xp.sum(self.xp.astype(self.base > 0, self.xp.int64)))
+
+    @property
+    def on_device(self):
+        """Whether the rows live in a non-NumPy Array API namespace."""
+        return self.xp is not None
+
+    @property
+    def namespace_name(self):
+        """The name of the rows' namespace, None for NumPy/pandas."""
+        return self.xp.__name__ if self.xp is not None else None
+
+    @property
+    def device(self):
+        """The device of device rows (None on the host)."""
+        return device_of(self.table) if self.xp is not None else None
+
+    @property
+    def dtype(self):
+        """The float dtype of row-sized results (None: NumPy's float64)."""
+        return self.base.dtype if self.xp is not None else None
+
+    @property
+    def fit_table(self):
+        """What scikit-learn's ``validate_data`` sees (dask: its meta frame)."""
+        return self.table._meta if self.lazy else self.table
+
+    @property
+    def columns(self):
+        """Every column key: names for a DataFrame, positions for an array."""
+        if hasattr(self.table, "columns"):
+            return list(self.table.columns)
+        return list(range(self.table.shape[1]))
+
+    def check_columns(self, columns):
+        """Raise a ValueError naming the first of ``columns`` the rows lack."""
+        if hasattr(self.table, "columns"):
+            present = self.table.columns
+            for column in columns:
+                try:
+                    found = column in present
+                except TypeError:  # an unhashable key
+                    found = False
+                if not found:
+                    raise unknown_column_error(column, columns=present)
+            return
+        for column in columns:
+            if isinstance(column, bool) or not isinstance(column, (int, np.integer)) or not (
+                0 <= column < self.table.shape[1]
+            ):
+                raise unknown_column_error(column, n_columns=self.table.shape[1])
+
+    def column(self, column):
+        """The values of one column, where they live."""
+        self.check_columns([column])
+        if isinstance(self.table, pd.DataFrame) or self.lazy:
+            return self.table[column]
+        return self.table[:, column]
+
+    def encode(self, column, missing="error"):
+        """Integer codes of one column's levels.
+
+        Returns
+        -------
+        codes : array of int64, shape (n_rows,)
+            In the rows' namespace.
+        levels : pandas.Index
+            On the host; ``levels[codes[i]]`` is the level of row ``i``. A
+            categorical column keeps all its categories, observed or not.
+        """
+        values = self.column(column)
+        if self.xp is not None:
+            return _encode_device(values, column, missing)
+        return _encode_host(values, column, missing)
+
+    def gather(self, values, index):
+        """``values[index]``: host cell values at every row, in the rows'
+        namespace and float dtype."""
+        return gather(values, index, self.dtype)
+
+    def to_rows(self, values):
+        """A host array moved to where the rows live (same dtype as weights)."""
+        if self.xp is None:
+            return values
+        return from_numpy(values, self.xp, self.device, self.base.dtype)
+
+    def outcome(self, y, owner="This estimator", name="y"):
+        """``y`` as finite float columns where the rows live.
+
+        Returns the list of columns and whether ``y`` was one-dimensional.
+        """
+        if y is None:
+            raise ValueError(f"{owner} requires y to be passed, but the target y is None.")
+        if self.xp is None:
+            try:
+                values = np.asarray(y, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name} must be numeric ({exc}).") from exc
+            finite = bool(np.all(np.isfinite(values)))
+        else:
+            xp = self.xp
+            values = xp.astype(xp.asarray(y, device=self.device), self.base.dtype)
+            finite = bool(xp.all(xp.isfinite(values)))
+        single = values.ndim == 1
+        if single:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[0] != self.n_rows:
+            raise ValueError(
+                f"{name} must have shape ({self.n_rows},) or ({self.n_rows}, n_outputs); "
+                f"got {tuple(np.shape(y)) if not hasattr(y, 'shape') else tuple(y.shape)}."
+            )
+        if not finite:
+            raise ValueError(f"{name} contains NaN or infinite values.")
+        return [values[:, j] for j in range(values.shape[1])], single
+
+
+def read_rows(X, sample_weight=None):
+    """Read ``X`` and its base weights: the way in for every estimator.
+
+    Parameters
+    ----------
+    X : DataFrame, array-like, device array or dask DataFrame
+        The rows.
+    sample_weight : array-like of shape (n_rows,) or None
+        Base weights (validated: finite, nonnegative, positive sum; left
+        lazy for dask).
+
+    Returns
+    -------
+    Rows
+    """
+    if is_dask(X):
+        return Rows(X, sample_weight, lazy=True)
+    xp, on_device = dispatch_namespace(X)
+    if on_device:  # only cell-sized arrays will visit the host
+        _check_shape(X)
+        base = check_sample_weight(sample_weight, X.shape[0], xp=xp, device=device_of(X),
+                                   dtype=float_dtype(xp, X))
+        return Rows(X, base, xp=xp)
+    table = _as_host_table(X)
+    _check_shape(table)
+    return Rows(table, check_sample_weight(sample_weight, table.shape[0]))
