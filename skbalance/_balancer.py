@@ -1,8 +1,8 @@
 """MarginalBalancer: raking weights to known marginal distributions.
 
-The estimator is thin: rows are read by ``_rows``, the cell problem is built
-by ``_problem``, the steps run in ``kernels.rake_cells``, warnings and
-diagnostics come from ``_report``, dask and chunked input from ``_streaming``.
+Thin: rows are read by ``_rows``, the cell problem is built by ``_problem``,
+the steps run in ``kernels.rake_cells``, ``_report`` words the outcome, and
+``_streaming`` handles dask frames and chunks.
 """
 
 import warnings
@@ -20,7 +20,7 @@ from ._problem import build_problem, row_factors
 from ._report import DiagnosticsMixin, raking_fit
 from ._rows import as_column, is_dask, kish_effective_size, read_rows
 from ._streaming import CellTableMixin, dask_weights
-from .utils._array_api import check_same_namespace, from_numpy
+from .utils._array_api import check_same_namespace
 from .utils._validation import check_bounds
 
 __all__ = ["MarginalBalancer", "compute_balancing_weights"]
@@ -115,10 +115,8 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
 
     Notes
     -----
-    Estimators built on a balancer (:class:`BalancedFunctionalEstimator`)
-    use its public contract: :meth:`fit_problem` fits and returns the
-    :class:`~skbalance.CellProblem` behind the weights, and ``weights_``
-    and ``n_iter_`` hold the result. ``X`` may also be a 2-D array from any
+    Estimators built on a balancer use its public contract: :meth:`fit_problem`
+    returns the :class:`~skbalance.CellProblem` behind ``weights_`` and ``n_iter_``. ``X`` may also be a 2-D array from any
     Array API library (CuPy, torch, ...) when scikit-learn's
     ``array_api_dispatch`` is on: the weights then stay on the input's device. A dask DataFrame is reduced to the cell
     table by one distributed group-by; ``weights_`` is then a lazy dask
@@ -244,8 +242,7 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         """Rake the cell problem; set every cell-level fitted attribute."""
         result, fitted, message = raking_fit(problem, self.max_iter, self.tol,
                                              check_bounds(self.bounds))
-        for name, value in fitted.items():
-            setattr(self, name, value)
+        self.__dict__.update(fitted)
         if message is not None:
             warnings.warn(message, ConvergenceWarning)
         return result

@@ -2,14 +2,15 @@
 
 import warnings
 
-import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metadata_routing import (
+    MetadataRequest,
     MetadataRouter,
     MethodMapping,
     _raise_for_params,
     _routing_enabled,
+    get_routing_for_object,
     process_routing,
 )
 from sklearn.pipeline import Pipeline
@@ -366,8 +367,13 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         >>> type(meta.get_metadata_routing()).__name__
         'MetadataRouter'
         """
+        inner = get_routing_for_object(self.estimator)
+        if isinstance(inner, MetadataRequest) and "sample_weight" in inner.fit.requests:
+            # the estimator's sample_weight is ours to give (the balancing
+            # weights): outer routers must not see it as the estimator's request
+            inner.fit.add_request(param="sample_weight", alias=False)
         router = MetadataRouter(owner=self.__class__.__name__).add_self_request(self).add(
-            estimator=self.estimator,
+            estimator=inner,
             method_mapping=MethodMapping()
             .add(caller="fit", callee="fit")
             .add(caller="predict", callee="predict"),

@@ -256,11 +256,16 @@ def joint_index(columns, combo_codes, encoded):
 
 
 def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
-    """Map observed levels onto the margin's target levels, checking both ways."""
+    """Map observed levels onto the margin's target levels, checking both ways.
+
+    A level without a target is an error when a row of positive base weight
+    has it; rows of zero weight do not count, whatever their level.
+    """
     label = margin_label(margin.key)
     position = margin.levels.get_indexer(observed)
     rows = np.bincount(code_of_cell, cell_rows, minlength=observed.shape[0])
-    unmatched = np.flatnonzero((position < 0) & (rows > 0))
+    mass = np.bincount(code_of_cell, cell_base, minlength=observed.shape[0])
+    unmatched = np.flatnonzero((position < 0) & (mass > 0))
     if unmatched.size:
         first = observed[unmatched[0]]
         hint = ""
@@ -274,8 +279,8 @@ def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
             f"{label} has level {level_repr(first)} in {int(rows[unmatched[0]])} "
             f"row(s) but no target; {unmatched.size} data level(s) have no target{hint}."
         )
-    # Levels without a target occur only in empty cells (else we raised
-    # above); those cells carry no mass, so any valid code will do.
+    # Levels without a target occur only in cells without mass (else we
+    # raised above); their weights are 0 whatever the code, so any will do.
     code = np.maximum(position, 0)[code_of_cell]
     n_levels = margin.levels.shape[0]
     rows_per_target = np.bincount(code, cell_rows, minlength=n_levels)
@@ -293,11 +298,11 @@ def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
     return code
 
 
-def _uniform_margins(encoded):
-    """targets=None: uniform over the observed levels of every column."""
+def _uniform_margins(encoded, base):
+    """targets=None: uniform over the levels with base weight, every column."""
     margins = []
     for column, (codes, levels) in encoded.items():
-        observed = to_numpy(group_sum(codes, None, levels.shape[0])) > 0
+        observed = to_numpy(group_sum(codes, base, levels.shape[0])) > 0
         kept = levels[observed]
         margins.append(
             Margin(column, (column,), kept, np.full(kept.shape[0], 1.0 / kept.shape[0]))
@@ -341,7 +346,7 @@ def build_problem(rows, targets, missing):
         rows.check_columns(columns)
     encoded = {column: rows.encode(column, missing) for column in columns}
     if margins is None:
-        margins = _uniform_margins(encoded)
+        margins = _uniform_margins(encoded, rows.base)
     cell_of_row, n_cells, codes_of_cells, cell_rows = encode_cells(
         [encoded[c][0] for c in columns], [encoded[c][1].shape[0] for c in columns],
         return_cell_codes=True, return_counts=True,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ._problem import targets_reachable
+from ._problem import MAX_CELLS_FOR_DIAGNOSIS, targets_reachable
 from .kernels import rake_cells
 from ._targets import margin_label, margin_name
 from .utils._validation import level_repr
@@ -112,6 +112,11 @@ def convergence_report(result, problem, base_mass, tol, bounds):
             )
         elif reachable:
             message += " The targets are reachable: increase max_iter."
+        else:
+            message += (
+                f" Whether they are reachable was not checked (more than "
+                f"{MAX_CELLS_FOR_DIAGNOSIS:,} cells)."
+            )
         problems.insert(0, message)
     if not problems:
         return None, reachable

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .utils._validation import is_missing
+
 __all__ = ["Margin", "margin_label", "margin_name", "parse_targets"]
 
 _SUM_TOL = 1e-6
@@ -42,16 +44,12 @@ def margin_name(key):
     return str(key)
 
 
-def _is_missing(value):
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
 def _level_index(levels, joint):
     """Index of target levels; missing keys (None, NaN) become NaN."""
     if joint:
-        cleaned = [tuple(np.nan if _is_missing(v) else v for v in lv) for lv in levels]
+        cleaned = [tuple(np.nan if is_missing(v) else v for v in lv) for lv in levels]
         return pd.MultiIndex.from_tuples(cleaned)
-    cleaned = [np.nan if _is_missing(v) else v for v in levels]
+    cleaned = [np.nan if is_missing(v) else v for v in levels]
     return pd.Index(cleaned, tupleize_cols=False)
 
 

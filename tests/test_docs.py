@@ -14,6 +14,7 @@ pytest.importorskip("numpydoc")
 DOC = Path(__file__).parents[1] / "doc"
 
 
+@pytest.mark.slow
 def test_docs_build_with_warnings_as_errors(tmp_path):
     command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
                "-D", "sphinx_gallery_conf.plot_gallery=0", "-d", str(tmp_path / "doctrees"),

@@ -56,6 +56,7 @@ def test_api_estimate_and_standard_error(k):
         assert est.std_error_ == pytest.approx(7.7787556087, rel=1e-8)
 
 
+@pytest.mark.slow
 def test_api_standard_error_matches_rerake_bootstrap():
     sample, targets = _api()
     X = sample[["stype", "sch.wide"]]
@@ -131,6 +132,7 @@ def _table_rows(P, n, rng):
      ("converged", "balanced", 1000, 1e-10), ("empirical", "empirical", 0, 0),
      ("ipwi", "ipwi", 0, 0)],
 )
+@pytest.mark.slow
 def test_confidence_intervals_cover(label, method, max_iter, tol):
     rng = np.random.default_rng(sum(map(ord, label)))
     P = theory.random_table((4, 5), concentration=3.0, random_state=11)
@@ -158,6 +160,7 @@ def _noisy_problem():
     return P, h, tilted.sum(axis=1), tilted.sum(axis=0)
 
 
+@pytest.mark.slow
 def test_grid_search_chooses_k_with_lower_mse_than_either_end():
     P, h, p_x, p_y = _noisy_problem()
     grid, n = [0, 1, 2, 4, 8], 2000

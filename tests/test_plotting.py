@@ -41,6 +41,7 @@ def test_margin_and_weight_plots_show_the_balancer(survey, survey_targets):
     assert f"{bal.design_effect_:.3f}" in ax.get_title()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs_and_saves_its_figure(script, tmp_path):
     env = dict(os.environ, SKBALANCE_FIGURE_DIR=str(tmp_path), MPLBACKEND="Agg")

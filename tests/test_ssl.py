@@ -148,20 +148,20 @@ def test_match_entries_on_hand_made_captions():
 
 def test_metaclip_counts_and_keep_probabilities():
     captions = ["a cat"] * 6 + ["a dog"] * 2 + ["cat and dog", "a bird"]
-    curator = MetadataCurator(["cat", "dog", "bird", "fish"], t=3).fit(captions)
+    curator = MetadataCurator(entries=["cat", "dog", "bird", "fish"], t=3).fit(captions)
     np.testing.assert_array_equal(curator.entry_counts_, [7, 3, 1, 0])
     accept = {"cat": 3 / 7, "dog": 1.0, "bird": 1.0}
     expected = [accept["cat"]] * 6 + [1.0, 1.0, 1 - (1 - 3 / 7) * (1 - 1.0), 1.0]
     np.testing.assert_allclose(curator.keep_probability_, expected, rtol=1e-12)
     np.testing.assert_allclose(curator.target_entry_marginal_, np.array([3, 3, 1, 0]) / 7)
-    keep_rate = np.mean([np.sum(curator.sample(random_state=s) < 6)
+    keep_rate = np.mean([np.sum(curator.set_params(random_state=s).sample() < 6)
                          for s in range(2000)]) / 6
     assert keep_rate == pytest.approx(3 / 7, abs=0.02)
 
 
 def test_balance_one_step_and_many_steps():
     captions = ["a cat"] * 6 + ["a dog"] * 2 + ["cat and dog", "a bird", "nothing"]
-    one = MetadataCurator(["cat", "dog", "bird"], t=3, method="balance").fit(captions)
+    one = MetadataCurator(entries=["cat", "dog", "bird"], t=3, method="balance").fit(captions)
     # one step by hand: uniform over the 10 matched captions, mass spread evenly
     n = 10
     entry_mass = {"cat": 6 / n + 0.5 / n, "dog": 2 / n + 0.5 / n, "bird": 1 / n}
@@ -170,19 +170,27 @@ def test_balance_one_step_and_many_steps():
     q = np.array([ratio["cat"]] * 6 + [ratio["dog"]] * 2
                  + [0.5 * ratio["cat"] + 0.5 * ratio["dog"], ratio["bird"], 0.0]) / n
     np.testing.assert_allclose(one.sampling_probability_, q / q.sum(), rtol=1e-12)
-    many = MetadataCurator(["cat", "dog", "bird"], t=3, method="balance", n_steps=500)
+    many = MetadataCurator(entries=["cat", "dog", "bird"], t=3, method="balance",
+                           n_steps=500, random_state=0)
     many.fit(captions)
     np.testing.assert_allclose(many.entry_marginal_, [3 / 7, 3 / 7, 1 / 7], atol=1e-9)
     assert np.abs(one.entry_marginal_ - many.target_entry_marginal_).max() > 1e-3
-    drawn = many.sample(5, random_state=0)
+    drawn = many.sample(5)
     assert len(set(drawn)) == 5 and 10 not in drawn
+    np.testing.assert_array_equal(many.sample(5), drawn)  # an int seed: same draw
     with pytest.raises(ValueError, match="Give n"):
         many.sample()
 
 
 def test_curator_errors():
     with pytest.raises(ValueError, match="No caption matches"):
-        MetadataCurator(["zebra"], t=1).fit(["a cat"])
+        MetadataCurator(entries=["zebra"], t=1).fit(["a cat"])
+    with pytest.raises(TypeError):
+        MetadataCurator(["cat"], 1)  # keyword-only, as every scikit-learn estimator
+    with pytest.raises(ValueError, match="The 't' parameter"):
+        MetadataCurator(entries=["cat"], t=-1).fit(["a cat"])
+    with pytest.raises(ValueError, match="not one string"):
+        MetadataCurator(entries=["cat"], t=1).fit("a cat")
     with pytest.raises(ValueError, match="listed twice"):
         match_entries(["a"], ["a", "a"])
     with pytest.raises(TypeError, match="not a string"):

@@ -219,6 +219,7 @@ def _balance_batch(tables, p_x, p_y, k):
     return tables
 
 
+@pytest.mark.slow
 def test_monte_carlo_variance_matches_theory():
     rng = np.random.default_rng(9)
     P = theory.random_table((4, 5), concentration=3.0, random_state=rng)

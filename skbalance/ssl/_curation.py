@@ -4,7 +4,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -113,6 +113,9 @@ class MetadataCurator(BaseEstimator):
         Curation rule.
     n_steps : int, default=1
         Balancing steps (``method="balance"``).
+    random_state : int, RandomState instance or None, default=None
+        Seed of :meth:`sample` (scikit-learn's convention: an int gives the
+        same draw on every call).
 
     Attributes
     ----------
@@ -135,7 +138,7 @@ class MetadataCurator(BaseEstimator):
     --------
     >>> from skbalance.ssl import MetadataCurator
     >>> captions = ["a cat", "a cat", "a cat", "a dog", "a cat and a dog"]
-    >>> curator = MetadataCurator(["cat", "dog"], t=2).fit(captions)
+    >>> curator = MetadataCurator(entries=["cat", "dog"], t=2).fit(captions)
     >>> curator.entry_counts_.tolist()
     [4, 2]
     >>> curator.keep_probability_.round(3).tolist()
@@ -147,14 +150,23 @@ class MetadataCurator(BaseEstimator):
         "t": [Interval(Real, 0, None, closed="neither")],
         "method": [StrOptions({"metaclip", "balance"})],
         "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
     }
 
-    def __init__(self, entries, t, method="metaclip", n_steps=1):
+    def __init__(self, *, entries, t, method="metaclip", n_steps=1, random_state=None):
         self.entries = entries
         self.t = t
         self.method = method
         self.n_steps = n_steps
+        self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, captions, y=None):
         """Match the captions and compute the curation probabilities.
 
@@ -173,10 +185,11 @@ class MetadataCurator(BaseEstimator):
         Examples
         --------
         >>> from skbalance.ssl import MetadataCurator
-        >>> MetadataCurator(["cat"], t=1).fit(["a cat", "no"]).entry_counts_.tolist()
+        >>> MetadataCurator(entries=["cat"], t=1).fit(["a cat", "no"]).entry_counts_.tolist()
         [1]
         """
-        self._validate_params()
+        if isinstance(captions, str):
+            raise ValueError("captions must be an iterable of strings, not one string.")
         incidence = match_entries(captions, list(self.entries))
         counts = np.asarray(incidence.sum(axis=0)).ravel().astype(np.int64)
         capped = np.minimum(counts, self.t).astype(np.float64)
@@ -218,7 +231,7 @@ class MetadataCurator(BaseEstimator):
             q = q * (self._spread @ ratio)
         return q / q.sum()
 
-    def sample(self, n=None, random_state=None):
+    def sample(self, n=None):
         """Draw a curated set of caption indices.
 
         Parameters
@@ -226,9 +239,8 @@ class MetadataCurator(BaseEstimator):
         n : int or None, default=None
             Number of distinct captions, drawn without replacement with
             probabilities ``sampling_probability_``. ``None`` (MetaCLIP only)
-            keeps each caption independently with ``keep_probability_``.
-        random_state : int, RandomState or None, default=None
-            Seed.
+            keeps each caption independently with ``keep_probability_``. The
+            draw follows ``random_state``.
 
         Returns
         -------
@@ -238,12 +250,12 @@ class MetadataCurator(BaseEstimator):
         Examples
         --------
         >>> from skbalance.ssl import MetadataCurator
-        >>> curator = MetadataCurator(["cat"], t=1).fit(["a cat", "a cat", "dog"])
-        >>> curator.sample(1, random_state=0).tolist()
+        >>> curator = MetadataCurator(entries=["cat"], t=1, random_state=0)
+        >>> curator.fit(["a cat", "a cat", "dog"]).sample(1).tolist()
         [1]
         """
         check_is_fitted(self)
-        rng = check_random_state(random_state)
+        rng = check_random_state(self.random_state)
         if n is None:
             if self.method != "metaclip":
                 raise ValueError("Give n, the number of captions to draw.")
