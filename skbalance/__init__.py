@@ -3,6 +3,7 @@ for scikit-learn, with the variance theory of k-step balancing."""
 
 from . import datasets, ssl, theory
 from ._balancer import MarginalBalancer, compute_balancing_weights
+from ._design import ReplicateWeights, SurveyDesign
 from ._functional import BalancedFunctionalEstimator
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
@@ -16,8 +17,10 @@ __all__ = [
     "BalancedFunctionalEstimator",
     "CellProblem",
     "MarginalBalancer",
+    "ReplicateWeights",
     "SinkhornResult",
     "SpectralGapAnalyzer",
+    "SurveyDesign",
     "__version__",
     "compute_balancing_weights",
     "datasets",

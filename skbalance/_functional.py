@@ -1,49 +1,75 @@
 """BalancedFunctionalEstimator: balanced means with standard errors."""
 
+from numbers import Integral
+
 import numpy as np
-from array_api_compat import array_namespace
-from scipy.stats import norm
+from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._balancer import MarginalBalancer
-from ._rows import is_dask, kish_effective_size, read_rows, sum_float
+from ._inference import BalancingFit, estimate_statistics, statistics_of
+from ._rows import is_dask, kish_effective_size, read_rows
 from .utils._array_api import to_numpy
 
 __all__ = ["BalancedFunctionalEstimator"]
 
 
 class BalancedFunctionalEstimator(BaseEstimator):
-    """Mean of an outcome after balancing, with a standard error.
+    """Means, totals, proportions and ratios after balancing, with standard errors.
 
     The balanced estimate of ``E[h]`` is the weighted mean of the outcome
     under the balancer's weights (the paper's ``phi_n^(k)`` with ``k`` the
     steps the balancer takes). Its standard error is the linearization of
-    THEORY section 3 for exactly those ``k`` steps, with conditional means
-    under the base weights, so it is right for small ``k`` as for converged
-    raking (where it is what R survey reports for a raked simple random sample).
+    THEORY sections 3 and 6 for exactly those ``k`` steps (conditional means
+    under the base weights), right for small ``k`` as for converged raking,
+    and right for the sampling design when one is given: strata, clusters,
+    fpc (R survey's ``svyrecvar``), or replicate weights, each replicate
+    re-balanced the same way.
 
     Parameters
     ----------
     balancer : MarginalBalancer or None, default=None
         Holds the targets and the number of steps; ``None`` balances every
-        column of ``X`` to uniform. Cloned at fit.
+        column of ``X`` to uniform. Cloned at fit. Any balancer with the
+        public contract (``fit_problem``, ``weights_``, ``n_iter_``) works.
     method : {"balanced", "empirical", "ipwi"}, default="balanced"
         ``"balanced"``: the balancer's weights. ``"empirical"``: the base
         weights (``k = 0``). ``"ipwi"``: importance weighting by every
         margin's target over base-weighted share at once (no iteration),
         ``sum d h prod_j ratio_j / sum d``.
+    design : SurveyDesign or None, default=None
+        How the sample was drawn. None: each row (of positive weight) is an
+        independent draw, as R's ``svydesign(id=~1, weights=~w)``.
+    statistic : {"mean", "total", "ratio"}, default="mean"
+        What to estimate for every outcome. A categorical outcome (object,
+        category, string or bool) gives the proportion (or count, for
+        "total") of each of its levels. "ratio" is ``T(y) / T(denominator)``.
+    domain : label, array-like or None, default=None
+        A column of ``X`` (or the values): every statistic is estimated within
+        each of its levels, as R's ``svyby`` (the whole sample keeps its
+        design and balancing).
+    denominator : label, array-like or None, default=None
+        The denominator of ``statistic="ratio"``: a column of ``X`` or values.
 
     Attributes
     ----------
-    estimate_ : float or ndarray of shape (n_outputs,)
-        The estimated mean of each outcome.
-    std_error_ : float or ndarray of shape (n_outputs,)
-        Linearization standard error: with ``z_i = w_i g_i / sum_j w_j``,
-        ``sqrt(n / (n - 1) sum_i (z_i - mean z)^2)`` (centred as R survey).
-    variance_ : float or ndarray of shape (n_outputs,)
+    results_ : pandas.DataFrame
+        One row per statistic: ``statistic``, ``outcome``, ``level``,
+        ``domain``, ``estimate``, ``std_error``, ``ci_low``, ``ci_high`` (95%,
+        Student t with ``df``), ``deff`` (design effect: variance over that of
+        simple random sampling of the same size, R's ``deff=TRUE``), ``df``
+        (PSUs minus strata, R's ``degf``) and ``n`` (rows of positive weight
+        in the domain).
+    estimate_ : float or ndarray of shape (n_results,)
+        The column ``estimate`` of ``results_`` (a float for one row).
+    std_error_ : float or ndarray of shape (n_results,)
+        The column ``std_error``.
+    variance_ : float or ndarray of shape (n_results,)
         ``std_error_ ** 2``.
+    df_ : int
+        Degrees of freedom of the intervals.
     weights_ : ndarray of shape (n_samples,)
         The weights of the estimate.
     effective_sample_size_ : float
@@ -57,6 +83,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
     feature_names_in_ : ndarray of shape (n_features_in\\_,)
         Column names seen in fit, when they are all strings.
 
+    See Also
+    --------
+    SurveyDesign : Strata, clusters, fpc and replicate weights.
+
     Notes
     -----
     ``score`` is minus the squared distance between the estimate and the
@@ -65,29 +95,42 @@ class BalancedFunctionalEstimator(BaseEstimator):
     the ``k`` of smallest mean squared error under one assumption: the
     held-out rows are draws from the target population (the data are a
     sample of the population whose margins are the targets, possibly
-    misspecified). With bounds, the standard error ignores the truncation.
+    misspecified). With bounds, the linearized standard error ignores the
+    truncation (replicates do not).
 
     Examples
     --------
-    >>> import pandas as pd
+    apiclus1 is a sample of 15 school districts with all their schools:
+
     >>> import skbalance as skb
     >>> sample = skb.datasets.load_api("clus1")
     >>> targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
-    >>> est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=targets))
+    >>> est = skb.BalancedFunctionalEstimator(
+    ...     skb.MarginalBalancer(targets=targets, tol=1e-12),
+    ...     design=skb.SurveyDesign(clusters="dnum", fpc="fpc"))
     >>> est.fit(sample, sample["api00"], sample_weight=sample["pw"])
     BalancedFunctionalEstimator(...)
-    >>> round(est.estimate_, 2), round(est.std_error_, 2)
-    (641.23, 7.78)
+    >>> round(est.estimate_, 2), round(est.std_error_, 2), est.df_
+    (641.23, 23.7, 14)
     """
 
     _parameter_constraints: dict = {
         "balancer": [HasMethods(["fit_problem", "compute_weights"]), None],
         "method": [StrOptions({"balanced", "empirical", "ipwi"})],
+        "design": [HasMethods(["resolve"]), None],
+        "statistic": [StrOptions({"mean", "total", "ratio"})],
+        "domain": [None, "array-like", str, Integral, tuple],
+        "denominator": [None, "array-like", str, Integral, tuple],
     }
 
-    def __init__(self, balancer=None, *, method="balanced"):
+    def __init__(self, balancer=None, *, method="balanced", design=None, statistic="mean",
+                 domain=None, denominator=None):
         self.balancer = balancer
         self.method = method
+        self.design = design
+        self.statistic = statistic
+        self.domain = domain
+        self.denominator = denominator
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -101,16 +144,17 @@ class BalancedFunctionalEstimator(BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
-        """Balance ``X`` and estimate the mean of every outcome in ``y``.
+        """Balance ``X`` and estimate every statistic of ``y``.
 
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            The balancing columns.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            The values of the function ``h`` at every row.
+            The balancing columns (and the design's, domain's and
+            denominator's columns, when named).
+        y : array-like, Series or DataFrame of shape (n_samples,) or (n_samples, n_outputs)
+            The outcomes (the values of the function ``h`` at every row).
         sample_weight : array-like of shape (n_samples,), default=None
-            Positive base (design) weights.
+            Nonnegative base (design) weights.
 
         Returns
         -------
@@ -133,12 +177,19 @@ class BalancedFunctionalEstimator(BaseEstimator):
                 "a MarginalBalancer (its weights_ is a lazy dask Series) and weigh the "
                 "outcome with it."
             )
+        if y is None:
+            raise ValueError("BalancedFunctionalEstimator requires y to be passed, but the "
+                             "target y is None.")
+        design = None
+        if self.design is not None:
+            design = self.design.resolve(X, None if sample_weight is None else
+                                         to_numpy(sample_weight))
+            sample_weight = design.weights
         balancer = MarginalBalancer() if self.balancer is None else clone(self.balancer)
         if self.method != "balanced":
             balancer.set_params(max_iter=0, tol=0)
         problem = balancer.fit_problem(X, sample_weight=sample_weight)
         rows, base = problem.rows, problem.base
-        outcomes, single = rows.outcome(y, type(self).__name__)
         if self.method == "balanced":
             weights, steps = balancer.weights_, balancer.n_iter_
         elif self.method == "empirical":
@@ -146,24 +197,16 @@ class BalancedFunctionalEstimator(BaseEstimator):
         else:
             weights = base * rows.gather(problem.importance_factors(), problem.cell_of_row)
             steps = "ipwi"
-        # IPWI divides by the base total (THEORY section 2); the others by their own.
-        total = sum_float(base) if steps == "ipwi" else sum_float(weights)
-
-        n = rows.n_counted
-        factor = n / (n - 1) if n > 1 else np.nan
-        estimates, variances = [], []
-        for column in outcomes:
-            estimate = sum_float(weights * column) / total
-            g = problem.residuals(column - estimate, steps)
-            influence = weights * g / sum_float(weights)
-            variances.append(factor * _centred_square_sum(influence, base > 0))
-            estimates.append(estimate)
-        self.estimate_ = estimates[0] if single else np.array(estimates)
-        self.variance_ = float(variances[0]) if single else np.array(variances)
-        self.std_error_ = float(np.sqrt(self.variance_)) if single else np.sqrt(self.variance_)
-        if not single and rows.on_device:  # arrays follow the data
-            for name in ("estimate_", "variance_", "std_error_"):
-                setattr(self, name, rows.to_rows(getattr(self, name)))
+        stats = statistics_of(y, rows, self.statistic, self._column(rows, self.domain),
+                              self._column(rows, self.denominator))
+        fit = BalancingFit(problem, weights, steps, balancer, self.method)
+        self.results_ = estimate_statistics(fit, stats, design)
+        single = len(stats) == 1
+        for name, column in (("estimate_", "estimate"), ("std_error_", "std_error")):
+            values = self.results_[column].to_numpy()
+            setattr(self, name, float(values[0]) if single else rows.to_rows(values))
+        self.variance_ = self.std_error_**2
+        self.df_ = int(self.results_["df"].iloc[0])
         self.weights_ = weights
         self.effective_sample_size_ = kish_effective_size(weights)
         self.n_steps_ = 0 if steps == "ipwi" else int(steps)
@@ -173,8 +216,17 @@ class BalancedFunctionalEstimator(BaseEstimator):
             self.feature_names_in_ = balancer.feature_names_in_
         return self
 
+    @staticmethod
+    def _column(rows, spec):
+        """A named column of ``X`` (host values), or the values given."""
+        if spec is None:
+            return None
+        if isinstance(spec, (str, Integral, tuple)) and not isinstance(spec, bool):
+            return to_numpy(rows.column(spec)) if rows.on_device else rows.column(spec)
+        return spec
+
     def confidence_interval(self, alpha=0.05):
-        """Normal confidence interval at level ``1 - alpha``.
+        """Confidence interval at level ``1 - alpha`` (Student t with ``df_``).
 
         Parameters
         ----------
@@ -184,7 +236,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         Returns
         -------
         low, high : float or ndarray
-            The interval's ends, one per outcome.
+            The interval's ends, one per row of ``results_``.
 
         Examples
         --------
@@ -194,14 +246,15 @@ class BalancedFunctionalEstimator(BaseEstimator):
         >>> y = np.r_[np.zeros(30), np.ones(10)]
         >>> est = skb.BalancedFunctionalEstimator(method="empirical").fit(X, y)
         >>> [round(v, 3) for v in est.confidence_interval()]
-        [0.114, 0.386]
+        [0.11, 0.39]
         """
         check_is_fitted(self)
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1); got {alpha!r}.")
-        z = float(norm.ppf(1 - alpha / 2))  # arrays of any namespace scale by a float
-        low = self.estimate_ - z * self.std_error_
-        high = self.estimate_ + z * self.std_error_
+        # arrays of any namespace scale by a float
+        quantile = float(student_t.ppf(1 - alpha / 2, self.df_)) if self.df_ > 0 else np.nan
+        low = self.estimate_ - quantile * self.std_error_
+        high = self.estimate_ + quantile * self.std_error_
         return low, high
 
     def score(self, X, y, sample_weight=None):
@@ -238,15 +291,3 @@ class BalancedFunctionalEstimator(BaseEstimator):
         held_out = np.average(np.column_stack([to_numpy(c) for c in outcomes]), axis=0,
                               weights=weights)
         return -float(np.mean((np.atleast_1d(to_numpy(self.estimate_)) - held_out) ** 2))
-
-
-def _centred_square_sum(values, counted):
-    """``sum (v - mean v)^2`` over the counted rows, in any namespace.
-
-    R survey centres influence values at their mean before squaring; rows of
-    zero base weight are not in the sample and take no part.
-    """
-    xp = array_namespace(values)
-    n = float(xp.sum(xp.astype(counted, values.dtype)))
-    centred = xp.where(counted, values - float(xp.sum(values)) / n, xp.zeros_like(values))
-    return float(xp.sum(centred * centred))

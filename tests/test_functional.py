@@ -106,7 +106,9 @@ def test_several_outputs_equal_separate_fits(survey, survey_targets):
         assert joint.estimate_[j] == pytest.approx(single.estimate_, rel=1e-13)
         assert joint.std_error_[j] == pytest.approx(single.std_error_, rel=1e-12)
     low, high = joint.confidence_interval(0.1)
-    np.testing.assert_allclose(high - low, 2 * 1.6448536269514722 * joint.std_error_,
+    # Student t with n - 1 = 399 degrees of freedom: qt(0.95, 399) in R
+    assert joint.df_ == len(survey) - 1
+    np.testing.assert_allclose(high - low, 2 * 1.6486815335554244 * joint.std_error_,
                                rtol=1e-12)
 
 

@@ -1,0 +1,716 @@
+"""Survey designs: strata, clusters, fpc and replicate weights (THEORY section 6).
+
+:class:`SurveyDesign` holds what the user says about how the sample was drawn;
+:meth:`SurveyDesign.resolve` reads it against the rows of one fit and gives a
+:class:`ResolvedDesign`, which computes design variances of weighted totals
+(linearization, R survey's ``svyrecvar``) and builds replicate weights (JK1,
+JKn, Rao-Wu bootstrap, BRR, Fay) or reads supplied ones.
+"""
+
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+
+from .utils._validation import column_label
+
+__all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign"]
+
+_LONELY = {"fail", "remove", "certainty", "adjust", "average"}
+_BUILT = {"jk1", "jkn", "bootstrap", "brr", "fay"}
+_SUPPLIED = {"jk1", "jkn", "bootstrap", "brr", "fay", "successive-difference", "other"}
+
+
+@dataclass
+class ReplicateWeights:
+    """Replicate weights and the constants of their variance formula.
+
+    ``V = scale * sum_r rscales[r] * (theta_r - centre)^2`` with ``centre``
+    the full-sample estimate when ``mse`` is True, else the mean of the
+    replicates (R survey's ``svrVar``).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_samples, n_replicates)
+        One column of weights per replicate.
+    scale : float
+        Overall multiplier.
+    rscales : ndarray of shape (n_replicates,)
+        Per-replicate multipliers.
+    mse : bool
+        Centre at the full-sample estimate (True) or the replicate mean.
+    kind : str
+        How they were made ("jk1", "jkn", "bootstrap", "brr", "fay",
+        "successive-difference" or "other").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance import ReplicateWeights
+    >>> reps = ReplicateWeights(np.ones((3, 2)), 0.5, np.ones(2), False, "other")
+    >>> reps.weights.shape
+    (3, 2)
+    """
+
+    weights: np.ndarray
+    scale: float
+    rscales: np.ndarray
+    mse: bool
+    kind: str
+
+
+class SurveyDesign(BaseEstimator):
+    """How a sample was drawn: strata, clusters, fpc, or replicate weights.
+
+    Columns are named in ``X`` (a DataFrame); with arrays, pass the values
+    themselves (one array per stage). The design is read at fit time by
+    :class:`BalancedFunctionalEstimator` (design-based standard errors) and
+    by :meth:`MarginalBalancer.compute_replicate_weights`.
+
+    Parameters
+    ----------
+    clusters : label, list of labels, array-like or None, default=None
+        The sampling units of every stage (R's ``id=~dnum+snum``); None: each
+        row is its own unit.
+    strata : label, list of labels, array-like or None, default=None
+        First-stage strata, or one per stage (R's ``strata=``).
+    fpc : label, list of labels, array-like or None, default=None
+        Finite population correction per stage: population counts of units
+        (values above 1) or sampling fractions (all values at most 1), as R.
+        With an fpc at every stage, later stages add their within-unit
+        variance (R's ``svyrecvar``).
+    weights : label, array-like or None, default=None
+        Design weights. None: the estimator's ``sample_weight``, or, without
+        it, one over the inclusion probability implied by ``fpc``.
+    nest : bool, default=False
+        Cluster labels repeat across strata (made unique by the stratum).
+        Without it, a cluster found in two strata is an error.
+    lonely_psu : {"fail", "remove", "certainty", "adjust", "average"}, default="fail"
+        A stratum with one sampling unit, as R's ``options(survey.lonely.psu)``.
+    replicates : {"jk1", "jkn", "bootstrap", "brr", "fay", "successive-difference", "other"} or None, default=None
+        Replicate-weight variance instead of linearization. Built from the
+        design (``jk1``, ``jkn``, ``bootstrap`` Rao-Wu with ``n_replicates``
+        draws, ``brr`` and ``fay`` with a Sylvester-Hadamard matrix where every
+        stratum has two units), or the kind of the supplied ``replicate_weights``.
+    replicate_weights : list of labels, array-like of shape (n_samples, n_replicates) or None, default=None
+        Supplied replicate weights (the data producer's columns).
+    n_replicates : int, default=200
+        Number of bootstrap replicates.
+    fay_rho : float, default=0.5
+        Fay's perturbation (``replicates="fay"``).
+    scale, rscales : float, array-like or None, default=None
+        Variance multipliers of supplied replicates; defaults by kind (JK1:
+        (R-1)/R, successive-difference: 4/R, ...), required for "other".
+    mse : bool or None, default=None
+        Centre replicates at the full-sample estimate. None: True for
+        successive-difference, else False (R's default).
+    combined_weights : bool, default=True
+        Supplied replicate weights already include the design weights (R's
+        ``combined.weights``); False multiplies them by the design weights.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the bootstrap draws.
+
+    Examples
+    --------
+    >>> import skbalance as skb
+    >>> sample = skb.datasets.load_api("clus1")
+    >>> design = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    >>> resolved = design.resolve(sample, sample["pw"].to_numpy())
+    >>> resolved.n_units, resolved.degrees_of_freedom
+    (15, 14)
+    """
+
+    _parameter_constraints: dict = {
+        "clusters": [None, "array-like", str, Integral, tuple],
+        "strata": [None, "array-like", str, Integral, tuple],
+        "fpc": [None, "array-like", str, Integral, tuple],
+        "weights": [None, "array-like", str, Integral, tuple],
+        "nest": ["boolean"],
+        "lonely_psu": [StrOptions(_LONELY)],
+        "replicates": [StrOptions(_SUPPLIED), None],
+        "replicate_weights": [None, "array-like"],
+        "n_replicates": [Interval(Integral, 2, None, closed="left")],
+        "fay_rho": [Interval(Real, 0, 1, closed="left")],
+        "scale": [Interval(Real, 0, None, closed="neither"), None],
+        "rscales": ["array-like", None],
+        "mse": ["boolean", None],
+        "combined_weights": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, *, clusters=None, strata=None, fpc=None, weights=None, nest=False,
+                 lonely_psu="fail", replicates=None, replicate_weights=None,
+                 n_replicates=200, fay_rho=0.5, scale=None, rscales=None, mse=None,
+                 combined_weights=True, random_state=None):
+        self.clusters = clusters
+        self.strata = strata
+        self.fpc = fpc
+        self.weights = weights
+        self.nest = nest
+        self.lonely_psu = lonely_psu
+        self.replicates = replicates
+        self.replicate_weights = replicate_weights
+        self.n_replicates = n_replicates
+        self.fay_rho = fay_rho
+        self.scale = scale
+        self.rscales = rscales
+        self.mse = mse
+        self.combined_weights = combined_weights
+        self.random_state = random_state
+
+    def resolve(self, X, sample_weight=None):
+        """Read the design against the rows of ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The rows (the design's columns are looked up here).
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Design weights, when the design does not name them.
+
+        Returns
+        -------
+        ResolvedDesign
+            Stage codes, fpc and the design weights of these rows.
+
+        Examples
+        --------
+        >>> import skbalance as skb
+        >>> sample = skb.datasets.load_api("strat")
+        >>> design = skb.SurveyDesign(strata="stype", fpc="fpc").resolve(sample, sample["pw"])
+        >>> design.n_strata, design.degrees_of_freedom
+        (3, 197)
+        """
+        self._validate_params()
+        if self.replicate_weights is not None and self.replicates is None:
+            raise ValueError(
+                "replicate_weights are given without their kind: pass replicates='jk1', "
+                "'jkn', 'bootstrap', 'brr', 'fay', 'successive-difference' or 'other'."
+            )
+        if self.replicates in ("successive-difference", "other") and (
+            self.replicate_weights is None
+        ):
+            raise ValueError(
+                f"replicates={self.replicates!r} cannot be built from the design: pass "
+                "the producer's replicate_weights."
+            )
+        n_rows = len(X)
+        clusters = _stage_columns(X, self.clusters, "clusters", n_rows)
+        strata = _stage_columns(X, self.strata, "strata", n_rows)
+        fpc = _stage_columns(X, self.fpc, "fpc", n_rows)
+        n_stages = max(len(clusters), 1)
+        if len(strata) > n_stages or len(fpc) > n_stages:
+            raise ValueError(
+                f"The design has {n_stages} stage(s) of clusters but "
+                f"{max(len(strata), len(fpc))} of strata or fpc: give at most one per stage."
+            )
+        units, unit_strata = _stage_codes(clusters, strata, n_rows, self.nest)
+        fractions = _sampling_fractions(fpc, units, unit_strata)
+        base = _design_weights(self, X, sample_weight, fractions, n_rows)
+        replicate = None
+        if self.replicates is not None and self.replicate_weights is not None:
+            replicate = _supplied_replicates(self, X, base, n_rows)
+        return ResolvedDesign(units, unit_strata, fractions, self.lonely_psu, base,
+                              self.replicates, replicate, self)
+
+
+def _labels_of(spec):
+    """A design spec as a list of per-stage specs."""
+    if spec is None:
+        return []
+    if isinstance(spec, list):
+        return spec
+    if isinstance(spec, np.ndarray) and spec.ndim == 2:
+        return [spec[:, j] for j in range(spec.shape[1])]
+    if isinstance(spec, pd.DataFrame):
+        return [spec.iloc[:, j] for j in range(spec.shape[1])]
+    return [spec]
+
+
+def _stage_columns(X, spec, name, n_rows):
+    """The values of every stage of a design spec (column labels or arrays)."""
+    values = []
+    for stage, item in enumerate(_labels_of(spec)):
+        if isinstance(item, (str, Integral, tuple)) and not isinstance(item, bool):
+            columns = getattr(X, "columns", None)
+            if columns is not None:
+                if item not in columns:
+                    raise ValueError(
+                        f"The design's {name} names column {item!r}, which the data do "
+                        f"not have (columns: {list(columns)})."
+                    )
+                column = X[item]
+            elif isinstance(item, Integral) and 0 <= item < np.shape(X)[1]:
+                column = np.asarray(X)[:, item]
+            else:
+                raise ValueError(
+                    f"The design's {name} {item!r} must be a column of a DataFrame, or "
+                    "give the values as an array."
+                )
+            label = column_label(item)
+        else:
+            column = item
+            label = f"{name} (stage {stage + 1})"
+        array = np.asarray(column)
+        if array.shape != (n_rows,):
+            raise ValueError(
+                f"The design's {label} must have one value per row ({n_rows}); got shape "
+                f"{array.shape}."
+            )
+        if pd.isna(pd.Series(array)).any():
+            raise ValueError(f"The design's {label} has missing values.")
+        values.append((label, array))
+    return values
+
+
+def _stage_codes(clusters, strata, n_rows, nest):
+    """Unit and stratum codes per stage, every unit nested in its parents.
+
+    Returns ``units[s]`` (code of the stage-s unit of every row, unique over
+    the whole sample) and ``unit_strata[s]`` (code of the stratum of that
+    unit, also unique over the sample: strata of later stages live within
+    their parent unit).
+    """
+    n_stages = max(len(clusters), 1)
+    units, unit_strata = [], []
+    parent = np.zeros(n_rows, dtype=np.int64)
+    for stage in range(n_stages):
+        if stage < len(strata):
+            s_label, s_values = strata[stage]
+            s_codes = pd.factorize(s_values)[0]
+        else:
+            s_label, s_codes = None, np.zeros(n_rows, dtype=np.int64)
+        stratum = pd.factorize(pd.MultiIndex.from_arrays([parent, s_codes]))[0]
+        if stage < len(clusters):
+            c_label, c_values = clusters[stage]
+            c_codes = pd.factorize(c_values)[0]
+        else:  # each row its own unit
+            c_label, c_codes = None, np.arange(n_rows)
+        if c_label is not None and not (stage == 0 and nest) and s_label is not None:
+            spans = pd.Series(stratum).groupby(c_codes).nunique()
+            if stage == 0 and (spans > 1).any():
+                first = c_values[np.flatnonzero(c_codes == spans.index[spans > 1][0])[0]]
+                raise ValueError(
+                    f"Cluster {first!r} of {c_label} is in more than one stratum of "
+                    f"{s_label}; pass nest=True if cluster labels repeat across strata."
+                )
+        unit = pd.factorize(pd.MultiIndex.from_arrays([stratum, c_codes]))[0]
+        units.append(unit.astype(np.int64))
+        unit_strata.append(stratum.astype(np.int64))
+        parent = unit
+    return units, unit_strata
+
+
+def _sampling_fractions(fpc, units, unit_strata):
+    """Per stage, the sampling fraction of every row's stratum (None: no fpc)."""
+    fractions = []
+    for stage, (label, values) in enumerate(fpc):
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"The design's fpc {label} must be numeric.") from exc
+        stratum = unit_strata[stage]
+        n_units = _units_per_stratum(units[stage], stratum)
+        per_stratum = pd.Series(values).groupby(stratum)
+        if (per_stratum.nunique() > 1).any():
+            bad = per_stratum.nunique().idxmax()
+            raise ValueError(
+                f"The design's fpc {label} varies within a stratum (stratum code {bad}): "
+                "it must be one population count (or fraction) per stratum."
+            )
+        if not np.all(np.isfinite(values)) or np.any(values <= 0):
+            raise ValueError(f"The design's fpc {label} must be positive and finite.")
+        counts = np.any(values > 1)
+        if counts:
+            if np.any(values < n_units[stratum]):
+                row = int(np.flatnonzero(values < n_units[stratum])[0])
+                raise ValueError(
+                    f"The design's fpc {label} is smaller than the sample: "
+                    f"{values[row]:g} units in the population of a stratum where "
+                    f"{int(n_units[stratum][row])} were sampled."
+                )
+            fraction = n_units[stratum] / values
+        else:
+            fraction = values
+        fractions.append(fraction)
+    return fractions
+
+
+def _units_per_stratum(unit, stratum):
+    """Number of distinct units in each stratum, indexed by stratum code."""
+    first = pd.Series(unit).duplicated().to_numpy()
+    return np.bincount(stratum[~first], minlength=int(stratum.max()) + 1)
+
+
+def _design_weights(design, X, sample_weight, fractions, n_rows):
+    """The design weights: named, given, or implied by the fpc."""
+    if design.weights is not None:
+        [(label, values)] = _stage_columns(X, design.weights, "weights", n_rows)
+        weights = values.astype(np.float64)
+        if sample_weight is not None and not np.allclose(
+            np.asarray(sample_weight, dtype=np.float64), weights, rtol=1e-12
+        ):
+            raise ValueError(
+                f"Both the design's weights {label} and a different sample_weight were "
+                "given; pass one of them."
+            )
+        return weights
+    if sample_weight is not None:
+        return np.asarray(sample_weight, dtype=np.float64)
+    if fractions:
+        return 1.0 / np.prod(fractions, axis=0)
+    return np.ones(n_rows)
+
+
+def _supplied_replicates(design, X, base, n_rows):
+    """The producer's replicate weights, checked, with their constants."""
+    spec = design.replicate_weights
+    if isinstance(spec, (list, tuple)) and spec and all(
+        isinstance(c, (str, Integral)) for c in spec
+    ) and hasattr(X, "columns"):
+        missing = [c for c in spec if c not in X.columns]
+        if missing:
+            raise ValueError(f"Replicate weight column {missing[0]!r} is not in the data.")
+        labels = list(spec)
+        weights = X[labels].to_numpy(dtype=np.float64)
+    else:
+        weights = np.asarray(spec, dtype=np.float64)
+        labels = [f"replicate {r}" for r in range(weights.shape[1] if weights.ndim == 2 else 0)]
+    if weights.ndim != 2 or weights.shape[0] != n_rows or weights.shape[1] < 2:
+        raise ValueError(
+            f"replicate_weights must have shape ({n_rows}, n_replicates >= 2); got "
+            f"{weights.shape}."
+        )
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        column = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise ValueError(
+            f"Replicate weight column {labels[column]!r} has negative or non-finite "
+            "values."
+        )
+    if not design.combined_weights:
+        weights = weights * base[:, None]
+    n_reps = weights.shape[1]
+    kind = design.replicates
+    default_scale = {"jk1": (n_reps - 1) / n_reps, "successive-difference": 4 / n_reps,
+                     "bootstrap": 1 / (n_reps - 1), "brr": 1 / n_reps,
+                     "fay": 1 / (n_reps * (1 - design.fay_rho) ** 2), "jkn": 1.0}
+    if design.scale is None and kind == "other":
+        raise ValueError("replicates='other' needs scale (and rscales, default 1).")
+    scale = design.scale if design.scale is not None else default_scale[kind]
+    if design.rscales is not None:
+        rscales = np.asarray(design.rscales, dtype=np.float64)
+        if rscales.shape != (n_reps,):
+            raise ValueError(f"rscales must have one value per replicate ({n_reps}).")
+    elif kind == "jkn":
+        raise ValueError("Supplied JKn replicates need their rscales ((n_h - 1) / n_h).")
+    else:
+        rscales = np.ones(n_reps)
+    mse = design.mse if design.mse is not None else kind == "successive-difference"
+    return ReplicateWeights(weights, float(scale), rscales, bool(mse), kind)
+
+
+class ResolvedDesign:
+    """A survey design read against the rows of one fit.
+
+    Parameters
+    ----------
+    units, unit_strata : list of ndarray
+        Per stage, every row's unit and stratum code (unique over the sample).
+    fractions : list of ndarray
+        Per stage with an fpc, every row's sampling fraction.
+    lonely_psu : str
+        What a stratum with a single unit does.
+    weights : ndarray of shape (n_rows,)
+        The design weights.
+    replicates : str or None
+        The kind of replicate weights to use, if any.
+    supplied : ReplicateWeights or None
+        Supplied replicate weights.
+    design : SurveyDesign
+        The design as given.
+    """
+
+    def __init__(self, units, unit_strata, fractions, lonely_psu, weights, replicates,
+                 supplied, design):
+        self.units = units
+        self.unit_strata = unit_strata
+        self.fractions = fractions
+        self.lonely_psu = lonely_psu
+        self.weights = weights
+        self.replicates = replicates
+        self.supplied = supplied
+        self.design = design
+        self.stages = _stages(units, unit_strata, fractions)
+
+    @property
+    def n_units(self):
+        """Number of first-stage units (PSUs)."""
+        return int(self.units[0].max()) + 1
+
+    @property
+    def n_strata(self):
+        """Number of first-stage strata."""
+        return int(self.unit_strata[0].max()) + 1
+
+    @property
+    def degrees_of_freedom(self):
+        """PSUs minus strata (R's ``degf``); for supplied replicates, the rank
+        of the replicate weights minus one."""
+        if self.supplied is not None:
+            gram = self.supplied.weights.T @ self.supplied.weights
+            eigenvalues = np.linalg.eigvalsh(gram)
+            return int(np.sum(eigenvalues > 1e-10 * eigenvalues.max())) - 1
+        return self.n_units - self.n_strata
+
+    def variance(self, x):
+        """Design variance of the totals of the columns of ``x`` (linearization).
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_rows,) or (n_rows, n_stats)
+            Per-row contributions ``w_i e_i`` to each weighted total.
+
+        Returns
+        -------
+        ndarray of shape (n_stats,)
+        """
+        x = np.asarray(x, dtype=np.float64)
+        single = x.ndim == 1
+        x = x[:, None] if single else x
+        variance = np.zeros(x.shape[1])
+        for stage in self.stages:
+            variance += stage.variance(x, self.lonely_psu)
+        return variance[0] if single else variance
+
+    def replicate_multipliers(self):
+        """Built replicates: per-PSU weight multipliers and variance constants.
+
+        Returns
+        -------
+        multipliers : ndarray of shape (n_units, n_replicates)
+        scale : float
+        rscales : ndarray of shape (n_replicates,)
+        mse : bool
+        """
+        unit, stratum = self.units[0], self.unit_strata[0]
+        first = ~pd.Series(unit).duplicated().to_numpy()
+        unit_stratum = np.empty(self.n_units, dtype=np.int64)
+        unit_stratum[unit[first]] = stratum[first]
+        fraction = None
+        if self.fractions:
+            fraction = np.empty(self.n_units)
+            fraction[unit[first]] = self.fractions[0][first]
+        design = self.design
+        mse = bool(design.mse) if design.mse is not None else False
+        kind = self.replicates
+        if kind == "jk1":
+            multipliers, scale, rscales = _jk1(self.n_units, fraction)
+        elif kind == "jkn":
+            multipliers, scale, rscales = _jkn(unit_stratum, fraction, self.lonely_psu)
+        elif kind == "bootstrap":
+            multipliers, scale, rscales = _rao_wu(unit_stratum, design.n_replicates,
+                                                  check_random_state(design.random_state))
+        else:
+            rho = 0.0 if kind == "brr" else design.fay_rho
+            multipliers, scale, rscales = _brr(unit_stratum, rho)
+        return multipliers, scale, rscales, mse
+
+
+class _Stage:
+    """One sampling stage: its units, their strata, fpc and upper fractions."""
+
+    def __init__(self, index, unit, stratum, parent, keep, factor):
+        self.index = index
+        self.unit = unit
+        self.n_units = int(unit.max()) + 1
+        first = ~pd.Series(unit).duplicated().to_numpy()
+        self.unit_stratum = np.empty(self.n_units, dtype=np.int64)
+        self.unit_stratum[unit[first]] = stratum[first]
+        self.n_strata = int(stratum.max()) + 1
+        self.size = np.bincount(self.unit_stratum, minlength=self.n_strata)
+        # (1 - f) of this stage times the sampling fractions of the stages above
+        self.keep = np.empty(self.n_units)
+        self.keep[unit[first]] = keep[first]
+        self.factor = np.empty(self.n_units)
+        self.factor[unit[first]] = factor[first]
+        self.stratum_parent = np.zeros(self.n_strata, dtype=np.int64)
+        if parent is not None:
+            self.stratum_parent[stratum[first]] = parent[first]
+
+    def variance(self, x, lonely):
+        """This stage's part of the variance of the column totals of ``x``."""
+        totals = np.column_stack([np.bincount(self.unit, x[:, k], minlength=self.n_units)
+                                  for k in range(x.shape[1])])
+        strata = self.unit_stratum
+        means = np.column_stack([np.bincount(strata, totals[:, k], minlength=self.n_strata)
+                                 for k in range(x.shape[1])]) / np.maximum(self.size, 1)[:, None]
+        size = self.size[strata]
+        lonely_unit = size == 1
+        exhausted = self.keep < 1e-7  # the whole stratum was taken: no variance
+        deviation = totals - means[strata]
+        if np.any(lonely_unit & ~exhausted):
+            if lonely == "fail":
+                raise ValueError(
+                    f"A stratum at stage {self.index + 1} has only one sampling unit; "
+                    "choose a lonely_psu rule ('remove', 'certainty', 'adjust' or "
+                    "'average') or collapse strata."
+                )
+            if lonely == "adjust":  # the lonely unit deviates from 0, the grand centre
+                deviation[lonely_unit] = totals[lonely_unit]
+        scale = self.keep * np.where(lonely_unit, 1.0, size / np.maximum(size - 1, 1))
+        weight = np.where(exhausted, 0.0, scale * self.factor)
+        if lonely != "average":
+            return weight @ deviation**2
+        # R's onestage: within each parent unit, the strata without a lonely
+        # unit stand for all of them (sum times n_strata / n_ok_strata)
+        per_stratum = np.column_stack([
+            np.bincount(strata, weight * deviation[:, k] ** 2, minlength=self.n_strata)
+            for k in range(x.shape[1])])
+        is_lonely = np.bincount(strata, weights=(lonely_unit & ~exhausted) * 1.0,
+                                minlength=self.n_strata) > 0
+        n_parent = int(self.stratum_parent.max()) + 1
+        all_strata = np.bincount(self.stratum_parent, minlength=n_parent)
+        ok_strata = np.bincount(self.stratum_parent, weights=~is_lonely * 1.0,
+                                minlength=n_parent)
+        if np.any(ok_strata == 0):
+            raise ValueError("Every stratum has a single unit: 'average' has nothing to "
+                             "average.")
+        per_stratum *= (all_strata / ok_strata)[self.stratum_parent][:, None]
+        return per_stratum.sum(axis=0)
+
+
+def _stages(units, unit_strata, fractions):
+    """The stages whose variance counts (R's ``multistage``): the first, and
+    each later one while every stage above has an fpc."""
+    n_rows = units[0].shape[0]
+    factor = np.ones(n_rows)
+    stages = []
+    for index, (unit, stratum) in enumerate(zip(units, unit_strata)):
+        keep = 1.0 - fractions[index] if index < len(fractions) else np.ones(n_rows)
+        parent = units[index - 1] if index else None
+        stages.append(_Stage(index, unit, stratum, parent, keep, factor))
+        if index >= len(fractions):
+            break  # no fpc here: later stages add nothing
+        factor = factor * fractions[index]
+    return stages
+
+
+def _jk1(n_units, fraction):
+    if n_units < 2:
+        raise ValueError("JK1 replicates need at least two sampling units.")
+    f = 1.0
+    if fraction is not None:
+        if np.ptp(fraction) > 1e-12:
+            raise ValueError("JK1 needs one sampling fraction for the whole sample; use "
+                             "'jkn' for a stratified design.")
+        f = 1.0 - float(fraction[0])
+    multipliers = np.full((n_units, n_units), n_units / (n_units - 1))
+    np.fill_diagonal(multipliers, 0.0)
+    return multipliers, f * (n_units - 1) / n_units, np.ones(n_units)
+
+
+def _jkn(unit_stratum, fraction, lonely):
+    n_units = unit_stratum.shape[0]
+    n_strata = int(unit_stratum.max()) + 1
+    columns, rscales, kept = [], [], 0
+    for h in range(n_strata):
+        members = np.flatnonzero(unit_stratum == h)
+        n_h = members.shape[0]
+        f = 1.0 if fraction is None else 1.0 - float(fraction[members[0]])
+        if n_h == 1 and f != 0:
+            if lonely == "fail":
+                raise ValueError(f"Stratum {h} has only one sampling unit; choose a "
+                                 "lonely_psu rule.")
+            if lonely == "adjust":
+                column = np.full(n_units, n_strata / (n_strata - 1))
+                column[members] = 0.0
+                columns.append(column)
+                rscales.append((n_strata - 1) / n_strata)
+                kept += 1
+            continue
+        for j in members:
+            column = np.ones(n_units)
+            column[members] = n_h / (n_h - 1)
+            column[j] = 0.0
+            columns.append(column)
+            rscales.append(f * (n_h - 1) / n_h)
+            kept += 1
+    if not columns:
+        raise ValueError("Every stratum was sampled whole or has one unit: no replicates.")
+    scale = n_units / kept if (lonely == "average" and kept < n_units) else 1.0
+    return np.column_stack(columns), scale, np.asarray(rscales)
+
+
+def _rao_wu(unit_stratum, n_replicates, rng):
+    n_units = unit_stratum.shape[0]
+    multipliers = np.zeros((n_units, n_replicates))
+    for h in range(int(unit_stratum.max()) + 1):
+        members = np.flatnonzero(unit_stratum == h)
+        n_h = members.shape[0]
+        if n_h < 2:
+            raise ValueError(f"The bootstrap needs two units per stratum; stratum {h} has "
+                             f"{n_h}.")
+        draws = rng.randint(0, n_h, size=(n_h - 1, n_replicates))
+        for r in range(n_replicates):
+            multipliers[members, r] = np.bincount(draws[:, r], minlength=n_h)
+        multipliers[members] *= n_h / (n_h - 1)
+    return multipliers, 1.0 / (n_replicates - 1), np.ones(n_replicates)
+
+
+def _sylvester(order):
+    matrix = np.ones((1, 1))
+    while matrix.shape[0] < order:
+        matrix = np.block([[matrix, matrix], [matrix, -matrix]])
+    return matrix
+
+
+def _brr(unit_stratum, rho):
+    n_strata = int(unit_stratum.max()) + 1
+    sizes = np.bincount(unit_stratum, minlength=n_strata)
+    if np.any(sizes != 2):
+        h = int(np.flatnonzero(sizes != 2)[0])
+        raise ValueError(f"BRR and Fay replicates need exactly two units per stratum; "
+                         f"stratum {h} has {sizes[h]}.")
+    order = 1 << math.ceil(math.log2(n_strata + 1))
+    hadamard = _sylvester(order)[:, 1:n_strata + 1]  # drop the column of ones
+    multipliers = np.empty((unit_stratum.shape[0], order))
+    for h in range(n_strata):
+        first, second = np.flatnonzero(unit_stratum == h)
+        plus = hadamard[:, h] > 0
+        multipliers[first] = np.where(plus, 2 - rho, rho)
+        multipliers[second] = np.where(plus, rho, 2 - rho)
+    return multipliers, 1.0 / (order * (1 - rho) ** 2), np.ones(order)
+
+
+@validate_params({"thetas": ["array-like"], "theta": ["array-like", Real]},
+                 prefer_skip_nested_validation=True)
+def replicate_variance(thetas, theta, scale, rscales, mse):
+    """``scale * sum_r rscales[r] (theta_r - centre)^2`` per statistic.
+
+    Parameters
+    ----------
+    thetas : array-like of shape (n_replicates, n_stats)
+        The statistic on every replicate.
+    theta : array-like of shape (n_stats,)
+        The full-sample statistic.
+    scale : float
+        Overall multiplier.
+    rscales : ndarray of shape (n_replicates,)
+        Replicate multipliers.
+    mse : bool
+        Centre at ``theta`` (True) or the mean of the replicates with a
+        positive rscale (False, R's default).
+
+    Returns
+    -------
+    ndarray of shape (n_stats,)
+    """
+    thetas = np.asarray(thetas, dtype=np.float64)
+    centre = np.asarray(theta, dtype=np.float64) if mse else thetas[rscales > 0].mean(axis=0)
+    return scale * np.sum(rscales[:, None] * (thetas - centre) ** 2, axis=0)

@@ -1,0 +1,394 @@
+"""Statistics of a balanced sample and their design-based errors (THEORY section 6).
+
+Every statistic here is a weighted total ``T(u) = sum_i w_i u_i`` or a ratio
+of two, ``T(u) / T(v)``: a mean (``v = 1``), a proportion (``u`` a level's
+indicator), a domain mean (``u`` and ``v`` times the domain's indicator), a
+ratio of outcomes. Its linearized error is the weighted total of the influence
+values ``z``, passed through the balancing residual ``C_k`` and then through
+the design's variance; its replicate error re-runs the same balancing from
+each replicate's weights, on the same cells.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from array_api_compat import array_namespace
+from scipy import sparse
+from scipy.stats import t as student_t
+
+from ._design import replicate_variance
+from .kernels import rake_cells, rake_cells_batch
+from .utils._array_api import to_numpy
+
+__all__ = ["Statistic", "estimate_statistics", "statistics_of"]
+
+
+@dataclass
+class Statistic:
+    """One estimand: ``T(numerator)`` or ``T(numerator) / T(denominator)``.
+
+    Parameters
+    ----------
+    kind : str
+        "mean", "total", "proportion", "count" or "ratio".
+    outcome, level, domain : object
+        Labels for the results table (level of a categorical outcome, level
+        of the domain; None when not applicable).
+    numerator, denominator : array or None
+        Row values in the rows' namespace; ``denominator=None`` for totals.
+    indicator : array or None
+        1 for the rows of the domain, 0 elsewhere (None: every row).
+    """
+
+    kind: str
+    outcome: object
+    level: object
+    domain: object
+    numerator: object
+    denominator: object
+    indicator: object = None
+
+
+def _is_categorical(values):
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.CategoricalDtype):
+        return True
+    kind = getattr(dtype, "kind", None)
+    return kind in ("O", "b", "U", "S") or pd.api.types.is_string_dtype(dtype)
+
+
+def _outcomes(y, rows):
+    """(name, values, is_categorical) for every outcome column of ``y``."""
+    if isinstance(y, pd.DataFrame):
+        return [(name, y[name], _is_categorical(y[name])) for name in y.columns]
+    if isinstance(y, pd.Series):
+        return [(y.name if y.name is not None else "y", y, _is_categorical(y))]
+    if rows.on_device:
+        columns, single = rows.outcome(y)
+        names = ["y"] if single else [f"y{j}" for j in range(len(columns))]
+        return [(name, column, False) for name, column in zip(names, columns)]
+    array = np.asarray(y)
+    if array.ndim == 1:
+        return [("y", array, _is_categorical(array))]
+    if array.ndim == 2:
+        return [(f"y{j}", array[:, j], _is_categorical(array[:, j]))
+                for j in range(array.shape[1])]
+    raise ValueError(f"y must be 1-D or 2-D; got shape {array.shape}.")
+
+
+def _levels(values, name):
+    """Sorted levels and host codes of a categorical column (no missing values)."""
+    series = pd.Series(np.asarray(values, dtype=object) if not isinstance(values, pd.Series)
+                       else values)
+    if series.isna().any():
+        raise ValueError(f"{name} has {int(series.isna().sum())} missing value(s); fill or "
+                         "drop them (no row is dropped silently).")
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return list(series.cat.categories), series.cat.codes.to_numpy()
+    codes, levels = pd.factorize(series, sort=True)
+    return list(levels), codes
+
+
+def _numeric(values, rows, name):
+    """A numeric outcome where the rows live, finite, one value per row."""
+    if rows.on_device and not isinstance(values, (pd.Series, np.ndarray)):
+        return values
+    columns, _ = rows.outcome(np.asarray(values), name=name)
+    return columns[0]
+
+
+def statistics_of(y, rows, statistic, domain=None, denominator=None):
+    """The list of :class:`Statistic` that ``y`` and the options ask for.
+
+    Parameters
+    ----------
+    y : array-like, Series or DataFrame
+        Outcomes; categorical columns give one proportion (or count) per level.
+    rows : Rows
+        The rows (for namespace, length and the domain column).
+    statistic : {"mean", "total", "ratio"}
+    domain : array-like or None
+        Domain of every row: every statistic is estimated within each domain.
+    denominator : array-like or None
+        The denominator of ``statistic="ratio"``.
+
+    Returns
+    -------
+    list of Statistic
+    """
+    if y is None:
+        raise ValueError("BalancedFunctionalEstimator requires y to be passed, but the "
+                         "target y is None.")
+    if domain is not None:
+        domain_levels, domain_codes = _levels(domain, "The domain column")
+        indicators = [(level, rows.to_rows((domain_codes == j) * 1.0))
+                      for j, level in enumerate(domain_levels)]
+    else:
+        indicators = [(None, None)]
+    if statistic == "ratio":
+        if denominator is None:
+            raise ValueError("statistic='ratio' needs a denominator (a column of X or an "
+                             "array).")
+        x = _numeric(denominator, rows, "The ratio's denominator")
+    stats = []
+    for name, values, categorical in _outcomes(y, rows):
+        if categorical:
+            if statistic == "ratio":
+                raise ValueError(f"Outcome {name!r} is categorical: a ratio needs numbers.")
+            levels, codes = _levels(values, f"Outcome {name!r}")
+            parts = [(level, rows.to_rows((codes == j) * 1.0))
+                     for j, level in enumerate(levels)]
+            kind = "proportion" if statistic == "mean" else "count"
+        else:
+            parts = [(None, _numeric(values, rows, f"Outcome {name!r}"))]
+            kind = statistic
+        for level, u in parts:
+            for domain_level, indicator in indicators:
+                inside = 1.0 if indicator is None else indicator
+                if kind in ("total", "count"):
+                    v = None
+                elif kind == "ratio":
+                    v = x * inside
+                else:
+                    v = rows.to_rows(np.ones(rows.n_rows)) * inside if indicator is None \
+                        else indicator
+                stats.append(Statistic(kind, name, level, domain_level, u * inside, v,
+                                       indicator))
+    return stats
+
+
+def _sum(values):
+    return float(array_namespace(values).sum(values))
+
+
+def _iid_variance(x, counted):
+    """``n / (n - 1) sum (x - mean x)^2`` over the rows with positive weight."""
+    xp = array_namespace(x)
+    n = float(xp.sum(xp.astype(counted, x.dtype)))
+    if n < 2:
+        return np.nan
+    centred = xp.where(counted, x - float(xp.sum(x)) / n, xp.zeros_like(x))
+    return n / (n - 1) * float(xp.sum(centred * centred))
+
+
+@dataclass
+class BalancingFit:
+    """What the estimates need from a balancing fit."""
+
+    problem: object
+    weights: object  # the weights of the estimate (balanced, base or IPWI)
+    steps: object  # int or "ipwi"
+    balancer: object
+    method: str
+
+
+def estimate_statistics(fit, stats, design, alpha=0.05):
+    """Estimates, standard errors, intervals and design effects.
+
+    Parameters
+    ----------
+    fit : BalancingFit
+    stats : list of Statistic
+    design : ResolvedDesign or None
+        None: each row with positive weight is its own unit (iid).
+    alpha : float, default=0.05
+        One minus the coverage of the intervals in the table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per statistic: statistic, outcome, level, domain, estimate,
+        std_error, ci_low, ci_high, deff, df, n.
+    """
+    problem, weights = fit.problem, fit.weights
+    base = problem.base
+    counted = base > 0
+    estimates, influences = [], []
+    for stat in stats:
+        total = _sum(weights * stat.numerator)
+        if stat.denominator is None:
+            estimate, z = total, stat.numerator
+        else:
+            # IPWI divides by the base total (THEORY section 2)
+            scale = base if fit.steps == "ipwi" else weights
+            estimate = total / _sum(scale * stat.denominator)
+            z = (stat.numerator - estimate * stat.denominator) / _sum(
+                weights * stat.denominator)
+        estimates.append(estimate)
+        influences.append(weights * problem.residuals(z, fit.steps))
+    if design is not None and design.replicates is not None:
+        thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
+        variances = replicate_variance(thetas, np.asarray(estimates), scale, rscales, mse)
+        df = design.degrees_of_freedom
+    elif design is not None:
+        variances = design.variance(np.column_stack([to_numpy(x) for x in influences]))
+        df = design.degrees_of_freedom
+    else:
+        variances = np.array([_iid_variance(x, counted) for x in influences])
+        df = int(to_numpy(counted).sum()) - 1
+    return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64), df,
+                  fit, alpha)
+
+
+def _table(stats, estimates, variances, df, fit, alpha):
+    std_errors = np.sqrt(variances)
+    quantile = float(student_t.ppf(1 - alpha / 2, df)) if df > 0 else np.nan
+    weights = to_numpy(fit.weights).astype(np.float64)
+    counted = to_numpy(fit.problem.base) > 0
+    rows = []
+    for stat, estimate, variance, se in zip(stats, estimates, variances, std_errors):
+        rows.append({
+            "statistic": stat.kind, "outcome": stat.outcome, "level": stat.level,
+            "domain": stat.domain, "estimate": estimate, "std_error": se,
+            "ci_low": estimate - quantile * se, "ci_high": estimate + quantile * se,
+            "deff": _ratio(variance, _srs_variance(stat, estimate, weights, counted)),
+            "df": df, "n": int(np.count_nonzero(_inside(stat, counted))),
+        })
+    return pd.DataFrame(rows)
+
+
+def _ratio(numerator, denominator):
+    """numerator / denominator, NaN where the denominator is not positive."""
+    return numerator / denominator if denominator > 0 else np.nan
+
+
+def _inside(stat, counted):
+    """The rows of the statistic's domain that have a positive weight."""
+    if stat.indicator is None:
+        return counted
+    return counted & (to_numpy(stat.indicator) != 0)
+
+
+def _srs_variance(stat, estimate, weights, counted):
+    """Variance under simple random sampling of the same size (R's ``deff``).
+
+    Within the domain (R's ``svyby``): ``svyvar / n * (1 - n / N)`` for means,
+    proportions and ratios (of the residual ``u - R v``, over the mean of
+    ``v`` squared), and ``svyvar * N^2 / n * (1 - n / N)`` for totals, with
+    ``svyvar`` the weighted variance with the ``n / (n - 1)`` factor and ``N``
+    the sum of the weights. It is 0 when the weights sum to the sample size
+    (then the design effect is NaN: undefined).
+    """
+    inside = _inside(stat, counted)
+    n = int(np.count_nonzero(inside))
+    w = np.where(inside, weights, 0.0)
+    population = w.sum()
+    if n < 2 or population <= 0:
+        return np.nan
+    u = to_numpy(stat.numerator).astype(np.float64)
+    if stat.denominator is None:
+        mean = np.sum(w * u) / population
+        svyvar = np.sum(w * (u - mean) ** 2) / population * n / (n - 1)
+        return svyvar * population**2 / n * (1 - n / population)
+    v = to_numpy(stat.denominator).astype(np.float64)
+    residual = u - estimate * v
+    svyvar = np.sum(w * (residual - np.sum(w * residual) / population) ** 2) / population
+    svyvar *= n / (n - 1)
+    if stat.kind == "ratio":
+        svyvar /= (np.sum(w * v) / population) ** 2
+    return svyvar / n * (1 - n / population)
+
+
+def _replicate_estimates(fit, stats, design):
+    """Every statistic on every replicate, re-balanced on the same cells.
+
+    Returns the replicate estimates (n_replicates, n_stats) and the variance
+    constants.
+    """
+    problem = fit.problem
+    cell = to_numpy(problem.cell_of_row).astype(np.int64)
+    n_cells = problem.n_cells
+    numerators = [to_numpy(s.numerator).astype(np.float64) for s in stats]
+    denominators = [None if s.denominator is None else to_numpy(s.denominator).astype(
+        np.float64) for s in stats]
+    columns = [np.ones(cell.shape[0])] + numerators + [d for d in denominators if d is not None]
+    if design.supplied is not None:
+        replicate = design.supplied
+        sums = _cell_sums_supplied(cell, n_cells, columns, replicate.weights)
+        scale, rscales, mse = replicate.scale, replicate.rscales, replicate.mse
+    else:
+        multipliers, scale, rscales, mse = design.replicate_multipliers()
+        sums = _cell_sums_built(cell, n_cells, columns, design.weights, design.units[0],
+                                multipliers)
+    cell_base = sums[0]
+    factors = _replicate_factors(fit, problem, cell_base)
+    balanced = [factors * s for s in sums]  # per cell and replicate: sum of w_r * column
+    totals = [b.sum(axis=0) for b in balanced]
+    base_totals = [s.sum(axis=0) for s in sums]
+    thetas, next_denominator = [], 1 + len(numerators)
+    for k, stat in enumerate(stats):
+        numerator = totals[1 + k]
+        if stat.denominator is None:
+            thetas.append(numerator)
+            continue
+        index = next_denominator
+        next_denominator += 1
+        below = base_totals[index] if fit.steps == "ipwi" else totals[index]
+        thetas.append(numerator / below)
+    return np.column_stack(thetas), scale, rscales, mse
+
+
+def _cell_sums_built(cell, n_cells, columns, weights, unit, multipliers):
+    """``sum_i d_i m[unit_i, r] column_i`` per cell and replicate, via the
+    (cell, unit) table: the replicates never touch the rows."""
+    n_units = multipliers.shape[0]
+    pairs = sparse.csr_array((np.ones(cell.shape[0]), (cell, unit)),
+                             shape=(n_cells, n_units))  # structure only
+    sums = []
+    for column in columns:
+        table = sparse.csr_array((weights * column, (cell, unit)), shape=pairs.shape)
+        sums.append(np.asarray(table @ multipliers))
+    return sums
+
+
+def _cell_sums_supplied(cell, n_cells, columns, replicate_weights, chunk=16):
+    """``sum_i W_ir column_i`` per cell and replicate, a few replicates at a time."""
+    n_rows, n_reps = replicate_weights.shape
+    stacked = sparse.csr_array(
+        (np.concatenate(columns), (np.concatenate([cell + k * n_cells
+                                                   for k in range(len(columns))]),
+                                   np.tile(np.arange(n_rows), len(columns)))),
+        shape=(len(columns) * n_cells, n_rows))
+    out = np.empty((len(columns) * n_cells, n_reps))
+    for start in range(0, n_reps, chunk):
+        block = np.ascontiguousarray(replicate_weights[:, start:start + chunk])
+        out[:, start:start + chunk] = stacked @ block
+    return [out[k * n_cells:(k + 1) * n_cells] for k in range(len(columns))]
+
+
+def _replicate_factors(fit, problem, cell_base):
+    """Weight over replicate base weight of every cell and replicate."""
+    n_reps = cell_base.shape[1]
+    if fit.method == "empirical":
+        return np.ones_like(cell_base)
+    base_total = cell_base.sum(axis=0)
+    if np.any(base_total <= 0):
+        raise ValueError("A replicate has no positive weight on the rows.")
+    mass = cell_base / base_total
+    targets = [m.proportions for m in problem.margins]
+    if fit.method == "ipwi":
+        factors = np.ones_like(mass)
+        for codes, target in zip(problem.margin_codes, targets):
+            indicator = sparse.csr_array((np.ones(codes.shape[0]),
+                                          (codes, np.arange(codes.shape[0]))),
+                                         shape=(target.shape[0], codes.shape[0]))
+            share = indicator @ mass
+            ratio = np.divide(target[:, None], share, out=np.zeros_like(share),
+                              where=share > 0)
+            factors *= ratio[codes]
+        return factors
+    params = fit.balancer.get_params()
+    bounds = params.get("bounds")
+    max_iter, tol = params.get("max_iter", 1000), params.get("tol", 1e-8)
+    if bounds is None:
+        factors, _, _ = rake_cells_batch(mass, problem.margin_codes, targets,
+                                         max_iter=max_iter, tol=tol)
+    else:
+        factors = np.column_stack([
+            rake_cells(mass[:, r], problem.margin_codes, targets, max_iter=max_iter,
+                       tol=tol, bounds=tuple(bounds)).cell_factors
+            for r in range(n_reps)])
+    if problem.total is not None:  # count targets: every replicate sums to the total
+        factors = factors * (problem.total / base_total)
+    return factors
