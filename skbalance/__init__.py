@@ -5,6 +5,7 @@ from . import datasets, ssl, theory
 from ._balancer import MarginalBalancer, compute_balancing_weights
 from ._design import ReplicateWeights, SurveyDesign
 from ._functional import BalancedFunctionalEstimator
+from ._inference import compute_replicate_weights
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
 from ._spectral import SpectralGapAnalyzer
@@ -23,6 +24,7 @@ __all__ = [
     "SurveyDesign",
     "__version__",
     "compute_balancing_weights",
+    "compute_replicate_weights",
     "datasets",
     "sinkhorn",
     "ssl",

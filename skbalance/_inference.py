@@ -16,12 +16,19 @@ import pandas as pd
 from array_api_compat import array_namespace
 from scipy import sparse
 from scipy.stats import t as student_t
+from sklearn.base import clone
 
-from ._design import replicate_variance
+from ._design import ReplicateWeights, replicate_variance
 from .kernels import rake_cells, rake_cells_batch
 from .utils._array_api import to_numpy
 
-__all__ = ["Statistic", "estimate_statistics", "statistics_of"]
+__all__ = [
+    "BalancingFit",
+    "Statistic",
+    "compute_replicate_weights",
+    "estimate_statistics",
+    "statistics_of",
+]
 
 
 @dataclass
@@ -392,3 +399,64 @@ def _replicate_factors(fit, problem, cell_base):
     if problem.total is not None:  # count targets: every replicate sums to the total
         factors = factors * (problem.total / base_total)
     return factors
+
+
+def compute_replicate_weights(X, balancer, design, *, sample_weight=None):
+    """Raked replicate weights: every replicate re-balanced like the full sample.
+
+    The weights to hand to another tool, as R survey's ``weights(design,
+    "analysis")`` after ``calibrate``: each replicate's base weights (built
+    from the design or supplied by the data producer) are raked to the
+    balancer's targets with its ``max_iter``, ``tol`` and ``bounds``.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, n_features)
+        The rows, with the balancing columns and the design's columns.
+    balancer : MarginalBalancer
+        The balancing to repeat (cloned; not fitted by this function).
+    design : SurveyDesign
+        A design with ``replicates`` set.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Design weights, when the design does not name them.
+
+    Returns
+    -------
+    ReplicateWeights
+        ``weights`` of shape (n_samples, n_replicates), and the ``scale``,
+        ``rscales`` and ``mse`` of their variance formula.
+
+    Examples
+    --------
+    >>> import skbalance as skb
+    >>> sample = skb.datasets.load_api("clus1")
+    >>> targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    >>> design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    >>> reps = skb.compute_replicate_weights(sample, skb.MarginalBalancer(targets=targets),
+    ...                                      design, sample_weight=sample["pw"])
+    >>> reps.weights.shape, round(reps.scale, 4)
+    ((183, 15), 0.9148)
+    >>> bool(abs(reps.weights.sum(axis=0) - 6194).max() < 1e-6)  # each sums to the total
+    True
+    """
+    resolved = design.resolve(X, None if sample_weight is None else to_numpy(sample_weight))
+    if resolved.replicates is None:
+        raise ValueError("The design has no replicates: set replicates='jk1', 'jkn', "
+                         "'bootstrap', 'brr', 'fay', or supply replicate_weights.")
+    fitted = clone(balancer)
+    problem = fitted.fit_problem(X, sample_weight=resolved.weights)
+    cell = to_numpy(problem.cell_of_row).astype(np.int64)
+    if resolved.supplied is not None:
+        base = resolved.supplied.weights
+        scale, rscales, mse = (resolved.supplied.scale, resolved.supplied.rscales,
+                               resolved.supplied.mse)
+        kind = resolved.supplied.kind
+    else:
+        multipliers, scale, rscales, mse = resolved.replicate_multipliers()
+        base = resolved.weights[:, None] * multipliers[resolved.units[0]]
+        kind = resolved.replicates
+    cell_base = np.zeros((problem.n_cells, base.shape[1]))
+    np.add.at(cell_base, cell, base)
+    fit = BalancingFit(problem, fitted.weights_, fitted.n_iter_, fitted, "balanced")
+    factors = _replicate_factors(fit, problem, cell_base)
+    return ReplicateWeights(base * factors[cell], scale, rscales, mse, kind)

@@ -1,0 +1,374 @@
+"""Design-based inference against R survey 4.1-1 (values stored with their R calls
+in r_reference/survey_reference.json), and against independent computations
+where R was not asked."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import skbalance as skb
+
+HERE = Path(__file__).parent / "r_reference"
+REF = {k: np.asarray(v["value"]) for k, v in
+       json.loads((HERE / "survey_reference.json").read_text()).items()}
+RTOL = 1e-6  # the issue's bar; the values agree to ~1e-12
+
+
+@pytest.fixture(scope="module")
+def clus1():
+    return skb.datasets.load_api("clus1")
+
+
+@pytest.fixture(scope="module")
+def strat():
+    return skb.datasets.load_api("strat")
+
+
+@pytest.fixture(scope="module")
+def two_stage():
+    return pd.read_csv(HERE / "api_two_stage.csv")
+
+
+def _clus_balancer():
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    return skb.MarginalBalancer(targets=targets, tol=1e-13, max_iter=10000)
+
+
+def _strat_balancer():
+    targets = skb.datasets.api_population_targets(["sch.wide", "awards"])
+    return skb.MarginalBalancer(targets=targets, tol=1e-13, max_iter=10000)
+
+
+CLUSTER = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+
+
+def _fit(balancer, design, X, y, **params):
+    est = skb.BalancedFunctionalEstimator(balancer, design=design, **params)
+    weight = X["pw"] if "pw" in X else None
+    return est.fit(X, y, sample_weight=weight).results_
+
+
+def test_cluster_design_mean_se_deff_df_and_interval(clus1):
+    result = _fit(_clus_balancer(), CLUSTER, clus1, clus1["api00"]).iloc[0]
+    assert result.estimate == pytest.approx(REF["clus1.mean_api00.estimate"][0], rel=RTOL)
+    assert result.std_error == pytest.approx(23.7036168879, rel=RTOL)  # the issue's value
+    assert result.std_error == pytest.approx(REF["clus1.mean_api00.se"][0], rel=RTOL)
+    assert result.deff == pytest.approx(REF["clus1.mean_api00.deff"][0], rel=RTOL)
+    assert result.df == REF["clus1.degf"][0] == 14
+    np.testing.assert_allclose([result.ci_low, result.ci_high], REF["clus1.mean_api00.ci"],
+                               rtol=RTOL)
+    assert result.n == len(clus1)
+
+
+def test_cluster_design_total_proportions_domain_ratio(clus1):
+    bal = _clus_balancer()
+    total = _fit(bal, CLUSTER, clus1, clus1["enroll"], statistic="total").iloc[0]
+    assert total.estimate == pytest.approx(REF["clus1.total_enroll.estimate"][0], rel=RTOL)
+    assert total.std_error == pytest.approx(REF["clus1.total_enroll.se"][0], rel=RTOL)
+    assert total.deff == pytest.approx(REF["clus1.total_enroll.deff"][0], rel=RTOL)
+    shares = _fit(bal, CLUSTER, clus1, clus1["awards"])
+    assert list(shares.level) == ["No", "Yes"]
+    assert list(shares.statistic) == ["proportion", "proportion"]
+    np.testing.assert_allclose(shares.estimate, REF["clus1.prop_awards.estimate"], rtol=RTOL)
+    np.testing.assert_allclose(shares.std_error, REF["clus1.prop_awards.se"], rtol=RTOL)
+    np.testing.assert_allclose(shares.deff, REF["clus1.prop_awards.deff"], rtol=RTOL)
+    domains = _fit(bal, CLUSTER, clus1, clus1["api00"], domain="comp.imp")
+    assert list(domains.domain) == ["No", "Yes"]
+    np.testing.assert_allclose(domains.estimate,
+                               REF["clus1.domain_api00_by_compimp.estimate"], rtol=RTOL)
+    np.testing.assert_allclose(domains.std_error, REF["clus1.domain_api00_by_compimp.se"],
+                               rtol=RTOL)
+    assert list(domains.n) == [int((clus1["comp.imp"] == v).sum()) for v in ("No", "Yes")]
+    ratio = _fit(bal, CLUSTER, clus1, clus1["api00"], statistic="ratio",
+                 denominator="api99").iloc[0]
+    assert ratio.estimate == pytest.approx(REF["clus1.ratio_api00_api99.estimate"][0],
+                                           rel=RTOL)
+    assert ratio.std_error == pytest.approx(REF["clus1.ratio_api00_api99.se"][0], rel=RTOL)
+
+
+def test_raked_margins_have_no_variance(clus1):
+    # THEORY 6, step 2: the share of a raked margin is fixed by the targets
+    shares = _fit(_clus_balancer(), CLUSTER, clus1, clus1["stype"])
+    np.testing.assert_allclose(shares.std_error, 0, atol=1e-9)
+
+
+def test_uncalibrated_and_iid_designs(clus1):
+    empirical = skb.BalancedFunctionalEstimator(_clus_balancer(), design=CLUSTER,
+                                                method="empirical")
+    result = empirical.fit(clus1, clus1["api00"], sample_weight=clus1["pw"]).results_.iloc[0]
+    assert result.estimate == pytest.approx(REF["clus1_uncalibrated.mean_api00.estimate"][0],
+                                            rel=RTOL)
+    assert result.std_error == pytest.approx(REF["clus1_uncalibrated.mean_api00.se"][0],
+                                             rel=RTOL)
+    assert result.deff == pytest.approx(REF["clus1_uncalibrated.mean_api00.deff"][0],
+                                        rel=RTOL)
+    total = skb.BalancedFunctionalEstimator(_clus_balancer(), design=CLUSTER,
+                                            method="empirical", statistic="total")
+    total.fit(clus1, clus1["enroll"], sample_weight=clus1["pw"])
+    assert total.std_error_ == pytest.approx(REF["clus1_uncalibrated.total_enroll.se"][0],
+                                             rel=RTOL)
+    iid = skb.BalancedFunctionalEstimator(_clus_balancer())
+    iid.fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
+    assert iid.std_error_ == pytest.approx(7.7787556087, rel=1e-9)  # the issue's value
+    assert iid.df_ == len(clus1) - 1
+
+
+@pytest.mark.parametrize("key,y,params", [
+    ("mean_api00", "api00", {}),
+    ("total_enroll", "enroll", {"statistic": "total"}),
+    ("prop_awards", "awards", {}),
+    ("domain_api00_by_compimp", "api00", {"domain": "comp.imp"}),
+    ("ratio_api00_api99", "api00", {"statistic": "ratio", "denominator": "api99"}),
+])
+def test_jk1_replicates_rerake_every_replicate(clus1, key, y, params):
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    result = _fit(_clus_balancer(), design, clus1, clus1[y], **params)
+    np.testing.assert_allclose(result.std_error, REF[f"clus1_jk1.{key}.se"], rtol=RTOL)
+    assert (result.df == REF["clus1_jk1.degf"][0]).all()
+    if key == "mean_api00":
+        assert result.std_error.iloc[0] == pytest.approx(26.8739804357, rel=RTOL)
+
+
+def test_stratified_design_with_fpc_and_jkn(strat):
+    design = skb.SurveyDesign(strata="stype", fpc="fpc")
+    result = _fit(_strat_balancer(), design, strat, strat["api00"]).iloc[0]
+    assert result.estimate == pytest.approx(REF["strat.mean_api00.estimate"][0], rel=RTOL)
+    assert result.std_error == pytest.approx(REF["strat.mean_api00.se"][0], rel=RTOL)
+    assert result.deff == pytest.approx(REF["strat.mean_api00.deff"][0], rel=RTOL)
+    assert result.df == REF["strat.degf"][0] == 197
+    total = _fit(_strat_balancer(), design, strat, strat["api00"], statistic="total")
+    assert total.std_error.iloc[0] == pytest.approx(REF["strat.total_api00.se"][0], rel=RTOL)
+    jkn = skb.SurveyDesign(strata="stype", fpc="fpc", replicates="jkn")
+    result = _fit(_strat_balancer(), jkn, strat, strat["api00"]).iloc[0]
+    assert result.std_error == pytest.approx(REF["strat_jkn.mean_api00.se"][0], rel=RTOL)
+
+
+def test_two_stage_design_with_fpc_at_both_stages(two_stage):
+    design = skb.SurveyDesign(clusters=["dnum", "snum"], fpc=["fpc1", "fpc2"])
+    resolved = design.resolve(two_stage)  # weights from the fpc, as R does
+    np.testing.assert_allclose(resolved.weights, two_stage["pw"], rtol=1e-12)
+    raked = skb.BalancedFunctionalEstimator(_clus_balancer(), design=design)
+    result = raked.fit(two_stage, two_stage["api00"]).results_.iloc[0]
+    assert result.estimate == pytest.approx(REF["two_stage.mean_api00.estimate"][0], rel=RTOL)
+    assert result.std_error == pytest.approx(REF["two_stage.mean_api00.se"][0], rel=RTOL)
+    assert result.df == REF["two_stage.degf"][0]
+    plain = skb.BalancedFunctionalEstimator(_clus_balancer(), design=design,
+                                            method="empirical", statistic="total")
+    assert plain.fit(two_stage, two_stage["meals"]).std_error_ == pytest.approx(
+        REF["two_stage_uncalibrated.total_meals.se"][0], rel=RTOL)
+    # the second stage adds variance: the one-stage (ultimate cluster) SE is smaller
+    one_stage = skb.SurveyDesign(clusters="dnum", fpc="fpc1")
+    smaller = skb.BalancedFunctionalEstimator(_clus_balancer(), design=one_stage,
+                                              method="empirical")
+    smaller.fit(two_stage, two_stage["api00"], sample_weight=two_stage["pw"])
+    assert smaller.std_error_ < REF["two_stage_uncalibrated.mean_api00.se"][0]
+
+
+@pytest.mark.parametrize("rule", ["remove", "certainty", "adjust", "average"])
+def test_lonely_psu_rules(strat, rule):
+    design = skb.SurveyDesign(strata="cname", lonely_psu=rule)
+    plain = skb.BalancedFunctionalEstimator(_strat_balancer(), design=design,
+                                            method="empirical")
+    plain.fit(strat, strat["api00"], sample_weight=strat["pw"])
+    assert plain.std_error_ == pytest.approx(REF[f"lonely_{rule}.mean_api00.se"][0], rel=RTOL)
+    raked = _fit(_strat_balancer(), design, strat, strat["api00"]).iloc[0]
+    assert raked.std_error == pytest.approx(REF[f"lonely_{rule}_raked.mean_api00.se"][0],
+                                            rel=RTOL)
+
+
+def test_lonely_psu_fails_by_default(strat):
+    design = skb.SurveyDesign(strata="cname")
+    with pytest.raises(ValueError, match="only one sampling unit"):
+        _fit(_strat_balancer(), design, strat, strat["api00"])
+
+
+def test_bootstrap_by_its_distribution(strat):
+    # Rao-Wu (R's "subbootstrap"): for a linear statistic without fpc its
+    # variance is unbiased for the linearized one; over 20 seeds of 400
+    # replicates the mean variance sits within a few percent of it.
+    plain = skb.SurveyDesign(strata="stype")
+    linear = skb.BalancedFunctionalEstimator(_strat_balancer(), method="empirical",
+                                             design=plain, statistic="total")
+    reference = linear.fit(strat, strat["api00"], sample_weight=strat["pw"]).variance_
+    variances = []
+    for seed in range(20):
+        boot = skb.SurveyDesign(strata="stype", replicates="bootstrap", n_replicates=400,
+                                random_state=seed)
+        est = skb.BalancedFunctionalEstimator(_strat_balancer(), method="empirical",
+                                              design=boot, statistic="total")
+        variances.append(est.fit(strat, strat["api00"], sample_weight=strat["pw"]).variance_)
+    # relative sd of one bootstrap variance ~ sqrt(2 / 400) = 7%; of the mean, 1.6%
+    assert np.mean(variances) == pytest.approx(reference, rel=0.06)
+    assert np.std(variances) / reference == pytest.approx(np.sqrt(2 / 399), rel=0.5)
+    # re-raked: R's subbootstrap SE with 4000 replicates (itself +-1.1%)
+    boot = skb.SurveyDesign(strata="stype", replicates="bootstrap", n_replicates=4000,
+                            random_state=0)
+    se = _fit(_strat_balancer(), boot, strat, strat["api00"]).std_error.iloc[0]
+    assert se == pytest.approx(REF["strat_subbootstrap4000.mean_api00.se"][0], rel=0.05)
+
+
+def _paired_design_data():
+    """Ten strata of two clusters of three rows."""
+    rng = np.random.default_rng(5)
+    n = 60
+    frame = pd.DataFrame({
+        "stratum": np.repeat(np.arange(10), 6),
+        "psu": np.repeat(np.arange(20), 3),
+        "g": rng.choice(["a", "b", "c"], size=n),
+        "y": rng.normal(size=n) + np.repeat(rng.normal(size=20), 3),
+    })
+    return frame, rng.uniform(1, 3, size=n)
+
+
+@pytest.mark.parametrize("kind,rho", [("brr", 0.0), ("fay", 0.3)])
+def test_brr_and_fay_equal_linearization_for_totals(kind, rho):
+    # With full orthogonal balance, BRR (and Fay) variance of a weighted total
+    # equals the with-replacement linearization exactly.
+    frame, weight = _paired_design_data()
+    linear = skb.BalancedFunctionalEstimator(method="empirical", statistic="total",
+                                             design=skb.SurveyDesign(strata="stratum",
+                                                                     clusters="psu"))
+    expected = linear.fit(frame, frame["y"], sample_weight=weight).variance_
+    design = skb.SurveyDesign(strata="stratum", clusters="psu", replicates=kind, fay_rho=rho)
+    est = skb.BalancedFunctionalEstimator(method="empirical", statistic="total", design=design)
+    assert est.fit(frame, frame["y"], sample_weight=weight).variance_ == pytest.approx(
+        expected, rel=1e-10)
+    multipliers = design.resolve(frame, weight).replicate_multipliers()[0]
+    assert multipliers.shape[1] == 16  # Sylvester order above 10 strata
+
+
+def test_supplied_replicates_equal_built_ones(clus1):
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    built = _fit(_clus_balancer(), design, clus1, clus1["api00"]).iloc[0]
+    resolved = design.resolve(clus1, clus1["pw"].to_numpy())
+    multipliers, scale, rscales, _ = resolved.replicate_multipliers()
+    columns = clus1["pw"].to_numpy()[:, None] * multipliers[resolved.units[0]]
+    names = [f"rep{r}" for r in range(columns.shape[1])]
+    frame = pd.concat([clus1, pd.DataFrame(columns, columns=names)], axis=1)
+    supplied = skb.SurveyDesign(replicates="other", replicate_weights=names, scale=scale,
+                                rscales=rscales)
+    result = _fit(_clus_balancer(), supplied, frame, frame["api00"]).iloc[0]
+    assert result.std_error == pytest.approx(built.std_error, rel=1e-10)
+    assert result.df == 14  # rank of 15 jackknife columns, minus one
+
+
+def test_successive_difference_replicates_by_hand():
+    # ACS-style: 80 columns, variance 4/80 sum (theta_r - theta)^2 (mse=True)
+    rng = np.random.default_rng(6)
+    n, R = 300, 80
+    frame = pd.DataFrame({"g": rng.choice(["a", "b"], size=n), "y": rng.normal(size=n)})
+    base = rng.uniform(1, 2, size=n)
+    factors = rng.choice([0.29289, 1.0, 1.70711], size=(n, R))
+    replicate = base[:, None] * factors
+    design = skb.SurveyDesign(weights=base, replicates="successive-difference",
+                              replicate_weights=replicate)
+    est = skb.BalancedFunctionalEstimator(method="empirical", design=design)
+    est.fit(frame, frame["y"])
+    theta = np.sum(base * frame["y"]) / base.sum()
+    thetas = replicate.T @ frame["y"].to_numpy() / replicate.sum(axis=0)
+    assert est.estimate_ == pytest.approx(theta, rel=1e-12)
+    assert est.variance_ == pytest.approx(4 / R * np.sum((thetas - theta) ** 2), rel=1e-10)
+    # raked: every replicate re-raked to the same margins, by a plain loop
+    targets = {"g": {"a": 0.3, "b": 0.7}}
+    raked = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=targets),
+                                            design=design).fit(frame, frame["y"])
+    y, is_a = frame["y"].to_numpy(), (frame["g"] == "a").to_numpy()
+
+    def raked_mean(w):
+        share = w[is_a].sum() / w.sum()
+        w = np.where(is_a, w * 0.3 / share, w * 0.7 / (1 - share))
+        return np.sum(w * y) / w.sum()
+
+    thetas = np.array([raked_mean(replicate[:, r]) for r in range(R)])
+    assert raked.estimate_ == pytest.approx(raked_mean(base), rel=1e-12)
+    assert raked.variance_ == pytest.approx(4 / R * np.sum((thetas - raked.estimate_) ** 2),
+                                            rel=1e-9)
+
+
+def test_design_validation_names_the_column(clus1, strat):
+    spans = strat.assign(cluster=np.arange(len(strat)) % 7)
+    with pytest.raises(ValueError, match="Cluster .* of 'cluster' is in more than one "
+                                         "stratum of 'stype'; pass nest=True"):
+        skb.SurveyDesign(strata="stype", clusters="cluster").resolve(spans, spans["pw"])
+    skb.SurveyDesign(strata="stype", clusters="cluster", nest=True).resolve(spans, spans["pw"])
+    small = clus1.assign(fpc=10)
+    with pytest.raises(ValueError, match="fpc 'fpc' is smaller than the sample: 10 units"):
+        CLUSTER.resolve(small, small["pw"])
+    varying = strat.assign(fpc=strat["fpc"] + np.arange(len(strat)) % 2)
+    with pytest.raises(ValueError, match="fpc 'fpc' varies within a stratum"):
+        skb.SurveyDesign(strata="stype", fpc="fpc").resolve(varying, varying["pw"])
+    bad = clus1.assign(rep0=clus1["pw"], rep1=-clus1["pw"])
+    with pytest.raises(ValueError, match="Replicate weight column 'rep1' has negative"):
+        skb.SurveyDesign(replicates="jk1", replicate_weights=["rep0", "rep1"]).resolve(
+            bad, bad["pw"])
+    nan = clus1.assign(rep0=clus1["pw"], rep1=np.where(clus1.index == 3, np.nan, 1.0))
+    with pytest.raises(ValueError, match="'rep1' has negative or non-finite"):
+        skb.SurveyDesign(replicates="jk1", replicate_weights=["rep0", "rep1"]).resolve(
+            nan, nan["pw"])
+    with pytest.raises(ValueError, match="names column 'nope'"):
+        skb.SurveyDesign(clusters="nope").resolve(clus1)
+    with pytest.raises(ValueError, match="without their kind"):
+        skb.SurveyDesign(replicate_weights=["pw", "pw"]).resolve(clus1)
+    with pytest.raises(ValueError, match="cannot be built from the design"):
+        skb.SurveyDesign(replicates="successive-difference").resolve(clus1)
+    with pytest.raises(ValueError, match="two units per stratum"):
+        skb.SurveyDesign(strata="stype", replicates="brr").resolve(
+            strat, strat["pw"]).replicate_multipliers()
+    with pytest.raises(ValueError, match="missing values"):
+        skb.SurveyDesign(clusters="enroll").resolve(strat.assign(enroll=np.nan))
+
+
+def test_domain_and_outcome_inputs(clus1):
+    # several outcomes at once equal separate fits; arrays name outcomes y0, y1
+    bal = _clus_balancer()
+    both = _fit(bal, CLUSTER, clus1, clus1[["api00", "api99"]])
+    one = _fit(bal, CLUSTER, clus1, clus1["api99"])
+    assert list(both.outcome) == ["api00", "api99"]
+    assert both.std_error.iloc[1] == pytest.approx(one.std_error.iloc[0], rel=1e-12)
+    arrays = _fit(bal, CLUSTER, clus1, clus1[["api00", "api99"]].to_numpy())
+    assert list(arrays.outcome) == ["y0", "y1"]
+    by_array = _fit(bal, CLUSTER, clus1, clus1["api00"], domain=clus1["comp.imp"].to_numpy())
+    by_name = _fit(bal, CLUSTER, clus1, clus1["api00"], domain="comp.imp")
+    np.testing.assert_allclose(by_array.std_error, by_name.std_error, rtol=1e-12)
+    with pytest.raises(ValueError, match="needs a denominator"):
+        _fit(bal, CLUSTER, clus1, clus1["api00"], statistic="ratio")
+    with pytest.raises(ValueError, match="categorical: a ratio needs numbers"):
+        _fit(bal, CLUSTER, clus1, clus1["awards"], statistic="ratio", denominator="api99")
+    missing = clus1.assign(dom=np.where(clus1.index == 0, None, clus1["comp.imp"]))
+    with pytest.raises(ValueError, match="domain column has 1 missing"):
+        _fit(bal, CLUSTER, missing, missing["api00"], domain="dom")
+
+
+def test_domain_mean_equals_ratio_of_totals(clus1):
+    # a domain mean is the ratio of the domain total of y to the domain size
+    bal = _clus_balancer()
+    inside = (clus1["comp.imp"] == "Yes").to_numpy() * 1.0
+    domain = _fit(bal, CLUSTER, clus1, clus1["api00"], domain="comp.imp").iloc[1]
+    ratio = _fit(bal, CLUSTER, clus1, clus1["api00"] * inside, statistic="ratio",
+                 denominator=inside).iloc[0]
+    assert domain.estimate == pytest.approx(ratio.estimate, rel=1e-12)
+    assert domain.std_error == pytest.approx(ratio.std_error, rel=1e-10)
+
+
+def test_exported_replicate_weights_reproduce_r(clus1):
+    # R: weights(jk, "analysis"); the SE recomputed by hand from them is R's
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    reps = skb.compute_replicate_weights(clus1, _clus_balancer(), design,
+                                         sample_weight=clus1["pw"])
+    assert reps.weights.shape == (len(clus1), 15) and reps.kind == "jk1"
+    # every replicate meets the margins
+    for r in range(15):
+        w = reps.weights[:, r]
+        assert w.sum() == pytest.approx(6194, rel=1e-10)
+        shares = pd.Series(w).groupby(clus1["stype"].to_numpy()).sum()
+        np.testing.assert_allclose(shares.loc[["E", "H", "M"]], [4421, 755, 1018], rtol=1e-9)
+    y = clus1["api00"].to_numpy()
+    thetas = reps.weights.T @ y / reps.weights.sum(axis=0)
+    variance = reps.scale * np.sum(reps.rscales * (thetas - thetas.mean()) ** 2)
+    assert np.sqrt(variance) == pytest.approx(REF["clus1_jk1.mean_api00.se"][0], rel=RTOL)
+    with pytest.raises(ValueError, match="no replicates"):
+        skb.compute_replicate_weights(clus1, _clus_balancer(), CLUSTER,
+                                      sample_weight=clus1["pw"])
