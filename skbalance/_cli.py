@@ -1,8 +1,10 @@
-"""The ``skbalance`` command line: ``skbalance demo`` and ``skbalance rake``."""
+"""The ``skbalance`` command line: ``demo``, ``rake`` and ``estimate``."""
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -11,6 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import __version__
 from ._balancer import MarginalBalancer
+from ._design import SurveyDesign
+from ._functional import BalancedFunctionalEstimator
 
 
 class CommandError(Exception):
@@ -48,26 +52,46 @@ def run_demo(out=None):
     population = load_api("pop")
     targets = api_population_targets(["stype", "sch.wide"])
     balancer = MarginalBalancer(targets=targets, tol=1e-10)
-    balancer.fit(sample, sample_weight=sample["pw"])
-
-    outcome = sample["api00"].to_numpy()
-    means = {
-        "unweighted": outcome.mean(),
-        "design-weighted (pw)": np.average(outcome, weights=sample["pw"]),
-        "raked (pw x factors)": np.average(outcome, weights=balancer.weights_),
-        "population (truth)": population["api00"].mean(),
-    }
+    design = SurveyDesign(clusters="dnum", fpc="fpc")
+    estimator = BalancedFunctionalEstimator(balancer, design=design)
+    estimator.fit(sample, sample["api00"], sample_weight=sample["pw"])
+    balancer = estimator.balancer_
+    design_weighted = BalancedFunctionalEstimator(balancer, design=design,
+                                                  method="empirical")
+    design_weighted.fit(sample, sample["api00"], sample_weight=sample["pw"])
+    iid = BalancedFunctionalEstimator(balancer).fit(sample, sample["api00"],
+                                                    sample_weight=sample["pw"])
+    raked = estimator.results_.iloc[0]
+    truth = population["api00"].mean()
     print(
-        "skbalance demo: the api one-stage cluster sample (183 California schools, "
-        "base weights pw)\nraked to the population counts of school type (stype) and "
-        "'met school-wide growth target' (sch.wide).\n",
+        "skbalance demo: the api one-stage cluster sample (15 California school "
+        "districts, all\ntheir 183 schools; base weights pw) raked to the population "
+        "counts of school type\n(stype) and 'met school-wide growth target' (sch.wide).\n",
         file=out,
     )
     print(_format_diagnostics(balancer.diagnostics_), file=out)
     print("\n" + _summary(balancer) + "\n", file=out)
-    print("mean of api00 (academic performance index, 2000):", file=out)
-    for name, value in means.items():
-        print(f"  {name:<22} {value:8.2f}", file=out)
+    print("mean of api00 (academic performance index, 2000), standard errors for the "
+          "cluster design:", file=out)
+    print(f"  {'unweighted':<22} {sample['api00'].mean():8.2f}", file=out)
+    print(f"  {'design-weighted (pw)':<22} {design_weighted.estimate_:8.2f}   SE "
+          f"{design_weighted.std_error_:6.2f}", file=out)
+    print(f"  {'raked (pw x factors)':<22} {raked.estimate:8.2f}   SE {raked.std_error:6.2f}"
+          f"   95% CI [{raked.ci_low:.2f}, {raked.ci_high:.2f}] (t, {raked.df} df)",
+          file=out)
+    print(f"  {'population (truth)':<22} {truth:8.2f}", file=out)
+    covers = raked.ci_low <= truth <= raked.ci_high
+    iid_low, iid_high = iid.confidence_interval()
+    iid_covers = iid_low <= truth <= iid_high
+    print(
+        f"\nThe raked mean sits {abs(raked.estimate - truth):.1f} points from the truth "
+        f"({abs(raked.estimate - truth) / raked.std_error:.1f} SE): raking fixes the\n"
+        "school-type and target-met shares, not which 15 districts were drawn, and its "
+        f"interval\n{'covers' if covers else 'misses'} the truth. The SE that ignores the "
+        f"clusters ({iid.std_error_:.2f}) gives [{iid_low:.2f}, {iid_high:.2f}],\n"
+        f"which {'covers' if iid_covers else 'misses'} it.",
+        file=out,
+    )
     return balancer
 
 
@@ -117,29 +141,67 @@ def _read_targets(path):
     raise CommandError("targets JSON must be an object or a list of margins.")
 
 
-def run_rake(args, out=None):
-    """Rake a CSV file to the targets of a JSON file and write the weights."""
-    out = sys.stdout if out is None else out
-    targets = _read_targets(args.targets)
-    columns = list(dict.fromkeys(
-        c for key in targets for c in (key if isinstance(key, tuple) else (key,))
-    ))
+def _write_csv(frame, path, inputs):
+    """Write ``frame`` to ``path`` atomically, never over one of the inputs."""
+    target = os.path.realpath(path)
+    for source in inputs:
+        if source is not None and os.path.exists(source) and (
+            os.path.realpath(source) == target
+        ):
+            raise CommandError(f"--out {path} is an input file; choose another path.")
+    folder = os.path.dirname(target) or "."
+    if os.path.isdir(target):
+        raise CommandError(f"--out {path} is a directory; give a file path.")
+    if not os.path.isdir(folder):
+        raise CommandError(f"--out {path}: the directory {folder} does not exist.")
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".skbalance-", suffix=".csv")
     try:
-        data = pd.read_csv(
-            args.data, dtype={c: str for c in columns},
+        with os.fdopen(handle, "w", newline="") as stream:
+            frame.to_csv(stream, index=False, float_format="%.17g")
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _read_data(args, columns, text_columns=()):
+    """The data CSV, with the balancing (and other categorical) columns as text."""
+    if os.path.isdir(args.data):
+        raise CommandError(f"data file {args.data} is a directory.")
+    try:
+        return pd.read_csv(
+            args.data, dtype={c: str for c in [*columns, *text_columns]},
             keep_default_na=not args.missing_as_level,
         )
     except FileNotFoundError as exc:
         raise CommandError(f"data file not found: {args.data}") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"data file {args.data} is not UTF-8 text: {exc}") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise CommandError(f"could not read {args.data} as CSV: {exc}") from exc
-    sample_weight = None
-    if args.weight_column is not None:
-        if args.weight_column not in data.columns:
-            raise CommandError(
-                f"base-weight column {args.weight_column!r} is not in {args.data}."
-            )
-        sample_weight = pd.to_numeric(data[args.weight_column], errors="coerce")
+
+
+def _targets_columns(targets):
+    return list(dict.fromkeys(
+        c for key in targets for c in (key if isinstance(key, tuple) else (key,))
+    ))
+
+
+def _base_weights(args, data):
+    if args.weight_column is None:
+        return None
+    if args.weight_column not in data.columns:
+        raise CommandError(f"base-weight column {args.weight_column!r} is not in {args.data}.")
+    return pd.to_numeric(data[args.weight_column], errors="coerce")
+
+
+def run_rake(args, out=None):
+    """Rake a CSV file to the targets of a JSON file and write the weights."""
+    out = sys.stdout if out is None else out
+    targets = _read_targets(args.targets)
+    data = _read_data(args, _targets_columns(targets))
+    sample_weight = _base_weights(args, data)
     balancer = MarginalBalancer(
         targets=targets, max_iter=args.max_iter, tol=args.tol,
         bounds=tuple(args.bounds) if args.bounds else None,
@@ -155,11 +217,75 @@ def run_rake(args, out=None):
         if args.id_column not in data.columns:
             raise CommandError(f"id column {args.id_column!r} is not in {args.data}.")
         result.insert(0, args.id_column, data[args.id_column].to_numpy())
-    result.to_csv(args.out, index=False, float_format="%.17g")
+    _write_csv(result, args.out, [args.data, args.targets])
     print(_format_diagnostics(balancer.diagnostics_), file=out)
     print("\n" + _summary(balancer), file=out)
     print(f"wrote {len(result)} weights to {args.out}", file=out)
     return 0 if balancer.converged_ or not args.strict else 3
+
+
+def run_estimate(args, out=None):
+    """Balance a CSV file and print design-based estimates of its outcomes."""
+    out = sys.stdout if out is None else out
+    targets = _read_targets(args.targets)
+    text = [c for c in (args.by, *(args.clusters or []), *(args.strata or [])) if c]
+    data = _read_data(args, _targets_columns(targets), text)
+    for column in [*args.y, *(c for c in [args.denominator, args.by] if c)]:
+        if column not in data.columns:
+            raise CommandError(f"column {column!r} is not in {args.data}.")
+    replicate_columns = None
+    if args.replicate_columns:
+        replicate_columns = [c for c in data.columns if pd.Series([c]).str.fullmatch(
+            args.replicate_columns).iloc[0]]
+        if len(replicate_columns) < 2:
+            raise CommandError(f"--replicate-columns {args.replicate_columns!r} matches "
+                               f"{len(replicate_columns)} column(s) of {args.data}.")
+    design = SurveyDesign(
+        clusters=args.clusters, strata=args.strata, fpc=args.fpc, nest=args.nest,
+        lonely_psu=args.lonely_psu, replicates=args.replicates,
+        replicate_weights=replicate_columns, n_replicates=args.n_replicates,
+        random_state=args.seed,
+    )
+    balancer = MarginalBalancer(targets=targets, max_iter=args.max_iter, tol=args.tol,
+                                bounds=tuple(args.bounds) if args.bounds else None)
+    estimator = BalancedFunctionalEstimator(
+        balancer, design=design, statistic=args.statistic, domain=args.by,
+        denominator=args.denominator,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator.fit(data, data[args.y], sample_weight=_base_weights(args, data))
+    for warning in caught:
+        print(f"skbalance: warning: {warning.message}", file=sys.stderr)
+    results = estimator.results_
+    print(_summary(estimator.balancer_) + "\n", file=out)
+    print(results.to_string(index=False, float_format=lambda v: f"{v:.6g}"), file=out)
+    if args.out is not None:
+        _write_csv(results, args.out, [args.data, args.targets])
+        print(f"wrote {len(results)} rows to {args.out}", file=out)
+    return 0 if estimator.balancer_.converged_ or not args.strict else 3
+
+
+def _add_balancing_options(command):
+    command.add_argument("data", help="CSV file, one row per unit")
+    command.add_argument("--targets", required=True, help="JSON file of target margins")
+    command.add_argument("--weight-column", help="column of base (design) weights")
+    command.add_argument("--max-iter", type=int, default=1000,
+                         help="single-margin steps (default: %(default)s)")
+    command.add_argument("--tol", type=float, default=1e-8,
+                         help="largest marginal error (default: %(default)s)")
+    command.add_argument(
+        "--bounds", type=float, nargs=2, metavar=("LOW", "HIGH"),
+        help="limits on weight / rescaled base weight",
+    )
+    command.add_argument(
+        "--missing-as-level", action="store_true",
+        help="read cells literally: an empty cell is the level \"\" (give it a target "
+        "under the key \"\") instead of a missing value",
+    )
+    command.add_argument(
+        "--strict", action="store_true", help="exit with status 3 when not converged"
+    )
 
 
 def _parser():
@@ -170,25 +296,40 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="rake a bundled real data set and print the report")
     rake = commands.add_parser("rake", help="rake a CSV file to target margins")
-    rake.add_argument("data", help="CSV file, one row per unit")
-    rake.add_argument("--targets", required=True, help="JSON file of target margins")
+    _add_balancing_options(rake)
     rake.add_argument("--out", required=True, help="CSV file to write the weights to")
-    rake.add_argument("--weight-column", help="column of base (design) weights")
     rake.add_argument("--id-column", help="column copied next to the weights")
-    rake.add_argument("--max-iter", type=int, default=1000, help="single-margin steps")
-    rake.add_argument("--tol", type=float, default=1e-8, help="largest marginal error")
-    rake.add_argument(
-        "--bounds", type=float, nargs=2, metavar=("LOW", "HIGH"),
-        help="limits on weight / rescaled base weight",
+    estimate = commands.add_parser(
+        "estimate", help="balance a CSV file and estimate means, totals, proportions or "
+        "ratios with design-based standard errors",
     )
-    rake.add_argument(
-        "--missing-as-level", action="store_true",
-        help="read cells literally: an empty cell is the level \"\" (give it a target "
-        "under the key \"\") instead of a missing value",
+    _add_balancing_options(estimate)
+    estimate.add_argument("--y", nargs="+", required=True, help="outcome column(s)")
+    estimate.add_argument("--statistic", choices=["mean", "total", "ratio"], default="mean",
+                          help="default: %(default)s (categorical outcomes: proportions)")
+    estimate.add_argument("--denominator", help="denominator column of --statistic ratio")
+    estimate.add_argument("--by", help="domain column: estimates within each of its levels")
+    estimate.add_argument("--clusters", nargs="+", help="cluster column(s), one per stage")
+    estimate.add_argument("--strata", nargs="+", help="stratum column(s), one per stage")
+    estimate.add_argument("--fpc", nargs="+",
+                          help="fpc column(s): population counts or sampling fractions")
+    estimate.add_argument("--nest", action="store_true",
+                          help="cluster labels repeat across strata")
+    estimate.add_argument("--lonely-psu", default="fail",
+                          choices=["fail", "remove", "certainty", "adjust", "average"],
+                          help="a stratum with one unit (default: %(default)s)")
+    estimate.add_argument(
+        "--replicates", choices=["jk1", "jkn", "bootstrap", "brr", "fay",
+                                 "successive-difference", "other"],
+        help="replicate-weight variance (built from the design, or the kind of "
+        "--replicate-columns)",
     )
-    rake.add_argument(
-        "--strict", action="store_true", help="exit with status 3 when not converged"
-    )
+    estimate.add_argument("--replicate-columns", metavar="REGEX",
+                          help="supplied replicate weights: columns matching REGEX")
+    estimate.add_argument("--n-replicates", type=int, default=200,
+                          help="bootstrap replicates (default: %(default)s)")
+    estimate.add_argument("--seed", type=int, help="seed of the bootstrap")
+    estimate.add_argument("--out", help="also write the results table to this CSV file")
     return parser
 
 
@@ -199,6 +340,8 @@ def main(argv=None):
         if args.command == "demo":
             run_demo()
             return 0
+        if args.command == "estimate":
+            return run_estimate(args)
         return run_rake(args)
     except (CommandError, ValueError, KeyError, TypeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -19,6 +19,7 @@ from scipy.stats import t as student_t
 from sklearn.base import clone
 
 from ._design import ReplicateWeights, replicate_variance
+from ._targets import margin_label
 from .kernels import rake_cells, rake_cells_batch
 from .utils._array_api import to_numpy
 
@@ -364,6 +365,24 @@ def _cell_sums_supplied(cell, n_cells, columns, replicate_weights, chunk=16):
     return [out[k * n_cells:(k + 1) * n_cells] for k in range(len(columns))]
 
 
+def _check_replicates_reach_every_level(problem, mass, targets):
+    """Raise, naming the margin and level, when a replicate has no weight on
+    a level with a positive target (its raking is then impossible)."""
+    for margin, codes, target in zip(problem.margins, problem.margin_codes, targets):
+        share = np.zeros((target.shape[0], mass.shape[1]))
+        np.add.at(share, codes, mass)
+        starved = (share <= 0) & (target[:, None] > 0)
+        if starved.any():
+            level, replicate = np.argwhere(starved)[0]
+            raise ValueError(
+                f"Replicate {replicate} has no weight on level "
+                f"{margin.levels[level]!r} of {margin_label(margin.key)} (every row of "
+                "that level is in the units it drops), so it cannot be raked to its "
+                f"target; {int(starved.any(axis=0).sum())} replicate(s) are affected. "
+                "Collapse that level with another, or use linearization."
+            )
+
+
 def _replicate_factors(fit, problem, cell_base):
     """Weight over replicate base weight of every cell and replicate."""
     n_reps = cell_base.shape[1]
@@ -385,6 +404,7 @@ def _replicate_factors(fit, problem, cell_base):
                               where=share > 0)
             factors *= ratio[codes]
         return factors
+    _check_replicates_reach_every_level(problem, mass, targets)
     params = fit.balancer.get_params()
     bounds = params.get("bounds")
     max_iter, tol = params.get("max_iter", 1000), params.get("tol", 1e-8)

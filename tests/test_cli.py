@@ -22,9 +22,12 @@ def test_demo_prints_report():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "converged" in out and "design effect" in out
-    assert "641.23" in out  # raked mean (R survey's rake + svymean gives 641.23)
+    assert "641.23" in out  # raked mean (R survey's calibrate + svymean gives 641.23)
     assert "664.71" in out  # population truth
     assert "644.17" in out  # unweighted
+    # R survey on the cluster design: SE 23.7036, t interval with 14 df
+    assert "SE  23.70" in out and "[590.39, 692.07] (t, 14 df)" in out
+    assert "covers the truth" in out and "(7.78)" in out and "which misses it" in out
 
 
 @pytest.fixture
@@ -102,3 +105,52 @@ def test_rake_not_converged_warns_and_strict_fails(files):
     result = run(*base)
     assert result.returncode == 0 and "skbalance: warning: Raking did not reach" in result.stderr
     assert run(*base, "--strict").returncode == 3
+
+
+@pytest.fixture
+def clus1_files(tmp_path):
+    sample = skb.datasets.load_api("clus1")
+    sample.to_csv(tmp_path / "clus1.csv", index=False)
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    (tmp_path / "t.json").write_text(json.dumps(
+        {k: {str(level): float(v) for level, v in m.items()} for k, m in targets.items()}))
+    return tmp_path
+
+
+def test_estimate_prints_and_writes_design_based_results(clus1_files, capsys):
+    path = clus1_files
+    code = main(["estimate", str(path / "clus1.csv"), "--targets", str(path / "t.json"),
+                 "--weight-column", "pw", "--clusters", "dnum", "--fpc", "fpc",
+                 "--y", "api00", "--tol", "1e-12", "--out", str(path / "r.csv")])
+    assert code == 0
+    written = pd.read_csv(path / "r.csv")
+    assert list(written.columns) == ["statistic", "outcome", "level", "domain", "estimate",
+                                     "std_error", "ci_low", "ci_high", "deff", "df", "n"]
+    # R survey 4.1-1 (THEORY section 6): 641.2303209268, SE 23.7036168879
+    assert written["estimate"].iloc[0] == pytest.approx(641.2303209268, rel=1e-9)
+    assert written["std_error"].iloc[0] == pytest.approx(23.7036168879, rel=1e-8)
+    assert "23.7036" in capsys.readouterr().out
+    code = main(["estimate", str(path / "clus1.csv"), "--targets", str(path / "t.json"),
+                 "--weight-column", "pw", "--clusters", "dnum", "--fpc", "fpc", "--y",
+                 "api00", "--replicates", "jk1", "--tol", "1e-12", "--by", "comp.imp"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "No" in out and "Yes" in out  # one row per domain
+
+
+def test_estimate_and_rake_never_write_over_an_input(clus1_files):
+    path = clus1_files
+    before = (path / "clus1.csv").read_bytes()
+    for command in (["estimate", "--y", "api00"], ["rake"]):
+        result = run(command[0], str(path / "clus1.csv"), "--targets", str(path / "t.json"),
+                     "--weight-column", "pw", "--out", str(path / "clus1.csv"), *command[1:])
+        assert result.returncode == 2
+        assert "is an input file" in result.stderr
+    assert (path / "clus1.csv").read_bytes() == before
+    result = run("rake", str(path / "clus1.csv"), "--targets", str(path / "t.json"),
+                 "--out", str(path / "missing" / "w.csv"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    result = run("rake", str(path / "clus1.csv"), "--targets", str(path / "t.json"),
+                 "--out", str(path))
+    assert result.returncode == 2 and "is a directory" in result.stderr
+    assert sorted(p.name for p in path.iterdir()) == ["clus1.csv", "t.json"]  # no temp files
