@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from .kernels import first_occurrence
 from .utils._validation import column_label
 
 __all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign"]
@@ -285,25 +286,35 @@ def _stage_codes(clusters, strata, n_rows, nest):
             s_codes = pd.factorize(s_values)[0]
         else:
             s_label, s_codes = None, np.zeros(n_rows, dtype=np.int64)
-        stratum = pd.factorize(pd.MultiIndex.from_arrays([parent, s_codes]))[0]
+        stratum = _pair_codes(parent, s_codes)
         if stage < len(clusters):
             c_label, c_values = clusters[stage]
             c_codes = pd.factorize(c_values)[0]
         else:  # each row its own unit
             c_label, c_codes = None, np.arange(n_rows)
-        if c_label is not None and not (stage == 0 and nest) and s_label is not None:
-            spans = pd.Series(stratum).groupby(c_codes).nunique()
-            if stage == 0 and (spans > 1).any():
-                first = c_values[np.flatnonzero(c_codes == spans.index[spans > 1][0])[0]]
+        unit = _pair_codes(stratum, c_codes)
+        if c_label is not None and s_label is not None and stage == 0 and not nest:
+            n_clusters = int(c_codes.max()) + 1
+            n_units = int(unit.max()) + 1
+            if n_units > n_clusters:  # some cluster label sits in two strata
+                strata_of = np.bincount(c_codes[first_occurrence(unit, n_units)],
+                                        minlength=n_clusters)
+                first = c_values[np.flatnonzero(c_codes == np.argmax(strata_of > 1))[0]]
                 raise ValueError(
                     f"Cluster {first!r} of {c_label} is in more than one stratum of "
                     f"{s_label}; pass nest=True if cluster labels repeat across strata."
                 )
-        unit = pd.factorize(pd.MultiIndex.from_arrays([stratum, c_codes]))[0]
         units.append(unit.astype(np.int64))
         unit_strata.append(stratum.astype(np.int64))
         parent = unit
     return units, unit_strata
+
+
+def _pair_codes(first, second):
+    """Dense codes 0..k-1 of the distinct pairs (first[i], second[i])."""
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    keys = first * (int(second.max()) + 1) + second  # codes are dense: no overflow
+    return pd.factorize(keys)[0].astype(np.int64)
 
 
 def _sampling_fractions(fpc, units, unit_strata):
@@ -343,8 +354,8 @@ def _sampling_fractions(fpc, units, unit_strata):
 
 def _units_per_stratum(unit, stratum):
     """Number of distinct units in each stratum, indexed by stratum code."""
-    first = pd.Series(unit).duplicated().to_numpy()
-    return np.bincount(stratum[~first], minlength=int(stratum.max()) + 1)
+    first = first_occurrence(unit, int(unit.max()) + 1)
+    return np.bincount(stratum[first], minlength=int(stratum.max()) + 1)
 
 
 def _design_weights(design, X, sample_weight, fractions, n_rows):
@@ -377,7 +388,11 @@ def _supplied_replicates(design, X, base, n_rows):
         if missing:
             raise ValueError(f"Replicate weight column {missing[0]!r} is not in the data.")
         labels = list(spec)
-        weights = X[labels].to_numpy(dtype=np.float64)
+        try:  # column-major, as pandas keeps them: no copy for one float block
+            weights = X[labels].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Replicate weight columns {labels[:3]}... must be numeric "
+                             f"({exc}).") from exc
     else:
         weights = np.asarray(spec, dtype=np.float64)
         labels = [f"replicate {r}" for r in range(weights.shape[1] if weights.ndim == 2 else 0)]
@@ -386,9 +401,10 @@ def _supplied_replicates(design, X, base, n_rows):
             f"replicate_weights must have shape ({n_rows}, n_replicates >= 2); got "
             f"{weights.shape}."
         )
-    bad = ~np.isfinite(weights) | (weights < 0)
+    smallest, largest = weights.min(axis=0), weights.max(axis=0)  # NaN propagates
+    bad = ~(np.isfinite(smallest) & np.isfinite(largest) & (smallest >= 0))
     if bad.any():
-        column = int(np.flatnonzero(bad.any(axis=0))[0])
+        column = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"Replicate weight column {labels[column]!r} has negative or non-finite "
             "values."
@@ -473,19 +489,22 @@ class ResolvedDesign:
 
         Parameters
         ----------
-        x : ndarray of shape (n_rows,) or (n_rows, n_stats)
+        x : ndarray of shape (n_rows,) or (n_rows, n_stats), or list of columns
             Per-row contributions ``w_i e_i`` to each weighted total.
 
         Returns
         -------
         ndarray of shape (n_stats,)
         """
-        x = np.asarray(x, dtype=np.float64)
-        single = x.ndim == 1
-        x = x[:, None] if single else x
-        variance = np.zeros(x.shape[1])
+        single = not isinstance(x, list) and np.ndim(x) == 1
+        if isinstance(x, list):
+            columns = [np.asarray(c, dtype=np.float64) for c in x]
+        else:
+            x = np.asarray(x, dtype=np.float64)
+            columns = [x] if single else [x[:, k] for k in range(x.shape[1])]
+        variance = np.zeros(len(columns))
         for stage in self.stages:
-            variance += stage.variance(x, self.lonely_psu)
+            variance += stage.variance(columns, self.lonely_psu)
         return variance[0] if single else variance
 
     def replicate_multipliers(self):
@@ -498,14 +517,9 @@ class ResolvedDesign:
         rscales : ndarray of shape (n_replicates,)
         mse : bool
         """
-        unit, stratum = self.units[0], self.unit_strata[0]
-        first = ~pd.Series(unit).duplicated().to_numpy()
-        unit_stratum = np.empty(self.n_units, dtype=np.int64)
-        unit_stratum[unit[first]] = stratum[first]
-        fraction = None
-        if self.fractions:
-            fraction = np.empty(self.n_units)
-            fraction[unit[first]] = self.fractions[0][first]
+        first = first_occurrence(self.units[0], self.n_units)
+        unit_stratum = self.unit_strata[0][first]
+        fraction = self.fractions[0][first] if self.fractions else None
         design = self.design
         mse = bool(design.mse) if design.mse is not None else False
         kind = self.replicates
@@ -529,27 +543,25 @@ class _Stage:
         self.index = index
         self.unit = unit
         self.n_units = int(unit.max()) + 1
-        first = ~pd.Series(unit).duplicated().to_numpy()
-        self.unit_stratum = np.empty(self.n_units, dtype=np.int64)
-        self.unit_stratum[unit[first]] = stratum[first]
+        first = first_occurrence(unit, self.n_units)  # a row of every unit
+        self.unit_stratum = stratum[first]
         self.n_strata = int(stratum.max()) + 1
         self.size = np.bincount(self.unit_stratum, minlength=self.n_strata)
-        # (1 - f) of this stage times the sampling fractions of the stages above
-        self.keep = np.empty(self.n_units)
-        self.keep[unit[first]] = keep[first]
-        self.factor = np.empty(self.n_units)
-        self.factor[unit[first]] = factor[first]
+        # (1 - f) of this stage, and the sampling fractions of the stages above
+        self.keep = keep[first]
+        self.factor = factor[first]
         self.stratum_parent = np.zeros(self.n_strata, dtype=np.int64)
         if parent is not None:
-            self.stratum_parent[stratum[first]] = parent[first]
+            self.stratum_parent[self.unit_stratum] = parent[first]
 
-    def variance(self, x, lonely):
-        """This stage's part of the variance of the column totals of ``x``."""
-        totals = np.column_stack([np.bincount(self.unit, x[:, k], minlength=self.n_units)
-                                  for k in range(x.shape[1])])
+    def variance(self, columns, lonely):
+        """This stage's part of the variance of the totals of ``columns``."""
+        totals = np.column_stack([np.bincount(self.unit, c, minlength=self.n_units)
+                                  for c in columns])
         strata = self.unit_stratum
         means = np.column_stack([np.bincount(strata, totals[:, k], minlength=self.n_strata)
-                                 for k in range(x.shape[1])]) / np.maximum(self.size, 1)[:, None]
+                                 for k in range(totals.shape[1])])
+        means /= np.maximum(self.size, 1)[:, None]
         size = self.size[strata]
         lonely_unit = size == 1
         exhausted = self.keep < 1e-7  # the whole stratum was taken: no variance
@@ -571,7 +583,7 @@ class _Stage:
         # unit stand for all of them (sum times n_strata / n_ok_strata)
         per_stratum = np.column_stack([
             np.bincount(strata, weight * deviation[:, k] ** 2, minlength=self.n_strata)
-            for k in range(x.shape[1])])
+            for k in range(len(columns))])
         is_lonely = np.bincount(strata, weights=(lonely_unit & ~exhausted) * 1.0,
                                 minlength=self.n_strata) > 0
         n_parent = int(self.stratum_parent.max()) + 1

@@ -9,6 +9,7 @@ the design's variance; its replicate error re-runs the same balancing from
 each replicate's weights, on the same cells.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from array_api_compat import array_namespace
 from scipy import sparse
 from scipy.stats import t as student_t
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 
 from ._design import ReplicateWeights, replicate_variance
 from ._targets import margin_label
@@ -139,6 +141,7 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None):
             raise ValueError("statistic='ratio' needs a denominator (a column of X or an "
                              "array).")
         x = _numeric(denominator, rows, "The ratio's denominator")
+    ones = rows.to_rows(np.ones(rows.n_rows))
     stats = []
     for name, values, categorical in _outcomes(y, rows):
         if categorical:
@@ -153,21 +156,23 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None):
             kind = statistic
         for level, u in parts:
             for domain_level, indicator in indicators:
-                inside = 1.0 if indicator is None else indicator
                 if kind in ("total", "count"):
                     v = None
                 elif kind == "ratio":
-                    v = x * inside
+                    v = x if indicator is None else x * indicator
                 else:
-                    v = rows.to_rows(np.ones(rows.n_rows)) * inside if indicator is None \
-                        else indicator
-                stats.append(Statistic(kind, name, level, domain_level, u * inside, v,
+                    v = ones if indicator is None else indicator
+                numerator = u if indicator is None else u * indicator
+                stats.append(Statistic(kind, name, level, domain_level, numerator, v,
                                        indicator))
     return stats
 
 
-def _sum(values):
-    return float(array_namespace(values).sum(values))
+def _dot(a, b):
+    """``sum a * b`` as a float, in any namespace (one pass for NumPy)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return float(np.dot(a, b))
+    return float(array_namespace(a, b).sum(a * b))
 
 
 def _iid_variance(x, counted):
@@ -212,46 +217,79 @@ def estimate_statistics(fit, stats, design, alpha=0.05):
     problem, weights = fit.problem, fit.weights
     base = problem.base
     counted = base > 0
-    estimates, influences = [], []
+    estimates, influences, moments = [], [], []
     for stat in stats:
-        total = _sum(weights * stat.numerator)
+        total = _dot(weights, stat.numerator)
         if stat.denominator is None:
             estimate, z = total, stat.numerator
+            denominator_total = np.nan
         else:
             # IPWI divides by the base total (THEORY section 2)
-            scale = base if fit.steps == "ipwi" else weights
-            estimate = total / _sum(scale * stat.denominator)
-            z = (stat.numerator - estimate * stat.denominator) / _sum(
-                weights * stat.denominator)
+            denominator_total = _dot(weights, stat.denominator)
+            below = _dot(base, stat.denominator) if fit.steps == "ipwi" else denominator_total
+            estimate = total / below
+            z = stat.numerator - estimate * stat.denominator
+            z *= 1.0 / denominator_total  # in place: z is a fresh array
         estimates.append(estimate)
+        weighted = weights * z
         influences.append(weights * problem.residuals(z, fit.steps))
+        moments.append(_srs_moments(weighted, z, denominator_total))
     if design is not None and design.replicates is not None:
         thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
         variances = replicate_variance(thetas, np.asarray(estimates), scale, rscales, mse)
         df = design.degrees_of_freedom
     elif design is not None:
-        variances = design.variance(np.column_stack([to_numpy(x) for x in influences]))
+        variances = design.variance([to_numpy(x) for x in influences])
         df = design.degrees_of_freedom
     else:
         variances = np.array([_iid_variance(x, counted) for x in influences])
         df = int(to_numpy(counted).sum()) - 1
+    sizes = _domain_sizes(stats, counted, weights)
     return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64), df,
-                  fit, alpha)
+                  moments, sizes, alpha)
 
 
-def _table(stats, estimates, variances, df, fit, alpha):
+def _srs_moments(weighted, z, denominator_total):
+    """``sum w r``, ``sum w r^2`` (and ``sum w v``) behind the SRS variance.
+
+    ``r`` is the residual ``u - estimate * v`` (``z`` times the denominator
+    total), or ``u`` itself for totals (then ``z = u``): zero outside the
+    domain, so sums over all rows are sums over the domain.
+    """
+    scale = 1.0 if np.isnan(denominator_total) else denominator_total
+    return (float(array_namespace(weighted).sum(weighted)) * scale,
+            _dot(weighted, z) * scale**2, denominator_total)
+
+
+def _domain_sizes(stats, counted, weights):
+    """Per statistic: rows of positive weight in its domain, and their weight."""
+    cache = {}
+    sizes = []
+    for stat in stats:
+        key = id(stat.indicator)
+        if key not in cache:
+            if stat.indicator is None:
+                total = float(array_namespace(weights).sum(weights))
+                cache[key] = (int(to_numpy(counted).sum()), total)
+            else:
+                inside = (stat.indicator != 0) & counted
+                cache[key] = (int(to_numpy(inside).sum()), _dot(weights, stat.indicator))
+        sizes.append(cache[key])
+    return sizes
+
+
+def _table(stats, estimates, variances, df, moments, sizes, alpha):
     std_errors = np.sqrt(variances)
     quantile = float(student_t.ppf(1 - alpha / 2, df)) if df > 0 else np.nan
-    weights = to_numpy(fit.weights).astype(np.float64)
-    counted = to_numpy(fit.problem.base) > 0
     rows = []
-    for stat, estimate, variance, se in zip(stats, estimates, variances, std_errors):
+    for stat, estimate, variance, se, moment, (n, population) in zip(
+            stats, estimates, variances, std_errors, moments, sizes):
         rows.append({
             "statistic": stat.kind, "outcome": stat.outcome, "level": stat.level,
             "domain": stat.domain, "estimate": estimate, "std_error": se,
             "ci_low": estimate - quantile * se, "ci_high": estimate + quantile * se,
-            "deff": _ratio(variance, _srs_variance(stat, estimate, weights, counted)),
-            "df": df, "n": int(np.count_nonzero(_inside(stat, counted))),
+            "deff": _ratio(variance, _srs_variance(stat, moment, n, population)),
+            "df": df, "n": n,
         })
     return pd.DataFrame(rows)
 
@@ -261,40 +299,24 @@ def _ratio(numerator, denominator):
     return numerator / denominator if denominator > 0 else np.nan
 
 
-def _inside(stat, counted):
-    """The rows of the statistic's domain that have a positive weight."""
-    if stat.indicator is None:
-        return counted
-    return counted & (to_numpy(stat.indicator) != 0)
-
-
-def _srs_variance(stat, estimate, weights, counted):
+def _srs_variance(stat, moment, n, population):
     """Variance under simple random sampling of the same size (R's ``deff``).
 
     Within the domain (R's ``svyby``): ``svyvar / n * (1 - n / N)`` for means,
     proportions and ratios (of the residual ``u - R v``, over the mean of
     ``v`` squared), and ``svyvar * N^2 / n * (1 - n / N)`` for totals, with
     ``svyvar`` the weighted variance with the ``n / (n - 1)`` factor and ``N``
-    the sum of the weights. It is 0 when the weights sum to the sample size
-    (then the design effect is NaN: undefined).
+    the sum of the weights in the domain. It is 0 when the weights sum to the
+    sample size (then the design effect is NaN: undefined).
     """
-    inside = _inside(stat, counted)
-    n = int(np.count_nonzero(inside))
-    w = np.where(inside, weights, 0.0)
-    population = w.sum()
     if n < 2 or population <= 0:
         return np.nan
-    u = to_numpy(stat.numerator).astype(np.float64)
+    first, second, denominator_total = moment
+    svyvar = (second - first**2 / population) / population * n / (n - 1)
     if stat.denominator is None:
-        mean = np.sum(w * u) / population
-        svyvar = np.sum(w * (u - mean) ** 2) / population * n / (n - 1)
         return svyvar * population**2 / n * (1 - n / population)
-    v = to_numpy(stat.denominator).astype(np.float64)
-    residual = u - estimate * v
-    svyvar = np.sum(w * (residual - np.sum(w * residual) / population) ** 2) / population
-    svyvar *= n / (n - 1)
     if stat.kind == "ratio":
-        svyvar /= (np.sum(w * v) / population) ** 2
+        svyvar /= (denominator_total / population) ** 2
     return svyvar / n * (1 - n / population)
 
 
@@ -350,19 +372,29 @@ def _cell_sums_built(cell, n_cells, columns, weights, unit, multipliers):
     return sums
 
 
-def _cell_sums_supplied(cell, n_cells, columns, replicate_weights, chunk=16):
-    """``sum_i W_ir column_i`` per cell and replicate, a few replicates at a time."""
+def _cell_sums_supplied(cell, n_cells, columns, replicate_weights, chunk=1 << 16):
+    """``sum_i W_ir column_i`` per cell and replicate, one pass over ``W``.
+
+    Rows are taken a chunk at a time: the chunk of ``W`` is made row-major
+    (small, so the transposition stays in cache) and multiplied by a sparse
+    (columns x cells) by rows matrix in CSC layout, whose product adds every
+    row's values into the small result. Nothing of the size of ``W`` is made.
+    """
     n_rows, n_reps = replicate_weights.shape
-    stacked = sparse.csr_array(
-        (np.concatenate(columns), (np.concatenate([cell + k * n_cells
-                                                   for k in range(len(columns))]),
-                                   np.tile(np.arange(n_rows), len(columns)))),
-        shape=(len(columns) * n_cells, n_rows))
-    out = np.empty((len(columns) * n_cells, n_reps))
-    for start in range(0, n_reps, chunk):
-        block = np.ascontiguousarray(replicate_weights[:, start:start + chunk])
-        out[:, start:start + chunk] = stacked @ block
-    return [out[k * n_cells:(k + 1) * n_cells] for k in range(len(columns))]
+    unique = list({id(c): c for c in columns}.values())  # shared arrays once
+    position = {id(c): k for k, c in enumerate(unique)}
+    k = len(unique)
+    offsets = n_cells * np.arange(k, dtype=np.int64)
+    out = np.zeros((k * n_cells, n_reps))
+    for start in range(0, n_rows, chunk):
+        stop = min(start + chunk, n_rows)
+        size = stop - start
+        indices = (cell[start:stop, None] + offsets[None, :]).ravel()
+        data = np.column_stack([c[start:stop] for c in unique]).ravel()
+        block = sparse.csc_array((data, indices, np.arange(0, k * size + 1, k)),
+                                 shape=(k * n_cells, size))
+        out += block @ np.ascontiguousarray(replicate_weights[start:stop])
+    return [out[position[id(c)] * n_cells:(position[id(c)] + 1) * n_cells] for c in columns]
 
 
 def _check_replicates_reach_every_level(problem, mass, targets):
@@ -409,13 +441,21 @@ def _replicate_factors(fit, problem, cell_base):
     bounds = params.get("bounds")
     max_iter, tol = params.get("max_iter", 1000), params.get("tol", 1e-8)
     if bounds is None:
-        factors, _, _ = rake_cells_batch(mass, problem.margin_codes, targets,
-                                         max_iter=max_iter, tol=tol)
+        factors, n_iter, errors = rake_cells_batch(mass, problem.margin_codes, targets,
+                                                   max_iter=max_iter, tol=tol)
     else:
-        factors = np.column_stack([
-            rake_cells(mass[:, r], problem.margin_codes, targets, max_iter=max_iter,
-                       tol=tol, bounds=tuple(bounds)).cell_factors
-            for r in range(n_reps)])
+        results = [rake_cells(mass[:, r], problem.margin_codes, targets, max_iter=max_iter,
+                              tol=tol, bounds=tuple(bounds)) for r in range(n_reps)]
+        factors = np.column_stack([result.cell_factors for result in results])
+        errors = np.array([result.errors[-1].max() for result in results])
+    if tol > 0 and errors.max() > tol:
+        worst = int(np.argmax(errors))
+        warnings.warn(
+            f"{int(np.sum(errors > tol))} replicate(s) did not reach tol={tol:g} (replicate "
+            f"{worst}: largest marginal error {errors[worst]:.3g}); their estimates use "
+            "weights that miss the margins. Increase max_iter, or check the targets.",
+            ConvergenceWarning,
+        )
     if problem.total is not None:  # count targets: every replicate sums to the total
         factors = factors * (problem.total / base_total)
     return factors

@@ -372,3 +372,24 @@ def test_exported_replicate_weights_reproduce_r(clus1):
     with pytest.raises(ValueError, match="no replicates"):
         skb.compute_replicate_weights(clus1, _clus_balancer(), CLUSTER,
                                       sample_weight=clus1["pw"])
+
+
+def test_replicate_that_loses_a_level_is_named(clus1):
+    # apiclus1 has its sch.wide == "No" schools in a few districts; make one
+    # district hold all of them: its jackknife replicate has none left
+    only = clus1.assign(**{"sch.wide": np.where(clus1["dnum"] == clus1["dnum"].iloc[0],
+                                                "No", "Yes")})
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    with pytest.raises(ValueError, match=r"Replicate \d+ has no weight on level 'No' of "
+                                         r"'sch.wide'.*1 replicate\(s\) are affected"):
+        _fit(_clus_balancer(), design, only, only["api00"])
+
+
+def test_replicates_that_stop_short_of_tol_warn(clus1):
+    from sklearn.exceptions import ConvergenceWarning
+
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    short = skb.MarginalBalancer(targets=targets, tol=1e-12, max_iter=3)
+    with pytest.warns(ConvergenceWarning, match=r"replicate\(s\) did not reach tol=1e-12"):
+        _fit(short, design, clus1, clus1["api00"])

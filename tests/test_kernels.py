@@ -80,3 +80,25 @@ def test_rake_cells_zero_steps_is_identity():
     assert result.n_iter == 0 and not result.converged
     np.testing.assert_array_equal(result.cell_factors, [1.0, 1.0])
     assert result.errors.shape == (1, 1)
+
+
+def test_batched_raking_equals_one_problem_at_a_time():
+    from skbalance.kernels import rake_cells, rake_cells_batch
+
+    rng = np.random.default_rng(7)
+    codes = [index.ravel() for index in np.indices((4, 3, 5))]  # every cell present
+    targets = [rng.dirichlet(np.ones(k)) for k in (4, 3, 5)]
+    base = rng.uniform(0.5, 2, size=(60, 6))
+    base /= base.sum(axis=0)
+    for k, tol in [(0, 0.0), (1, 0.0), (7, 0.0), (2000, 1e-12)]:
+        factors, n_iter, errors = rake_cells_batch(base, codes, targets, max_iter=k, tol=tol)
+        for r in range(base.shape[1]):
+            single = rake_cells(base[:, r], codes, targets, max_iter=max(k, n_iter), tol=0)
+            if tol == 0:
+                assert n_iter == k
+                np.testing.assert_allclose(factors[:, r], single.cell_factors, rtol=1e-12)
+            else:  # converged: both at the raking solution
+                np.testing.assert_allclose(factors[:, r] * base[:, r],
+                                           single.cell_factors * base[:, r], atol=1e-12)
+        if tol:
+            assert errors.max() <= tol
