@@ -100,8 +100,7 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
     effective_sample_size_ : float
         Kish's effective sample size of the weights, ``(sum w)^2 / sum w^2``.
     design_effect_ : float
-        Kish's design effect due to weighting alone, ``n / effective_sample_size_``
-        (an estimate's design effect: ``BalancedFunctionalEstimator.results_``).
+        Kish's, of weighting alone: ``n / effective_sample_size_`` (not an estimate's).
     diagnostics_ : pandas.DataFrame
         Per margin and level: rows, sample share, base-weighted share,
         weighted share, target, residual and factor.

@@ -13,6 +13,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
@@ -22,6 +23,8 @@ from .utils._validation import column_label
 
 __all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign"]
 
+# (unit x cell) weight tables up to this many entries are dense (64 MB)
+_DENSE_TABLE = 1 << 23
 _LONELY = {"fail", "remove", "certainty", "adjust", "average"}
 _BUILT = {"jk1", "jkn", "bootstrap", "brr", "fay"}
 _SUPPLIED = {"jk1", "jkn", "bootstrap", "brr", "fay", "successive-difference", "other"}
@@ -484,13 +487,18 @@ class ResolvedDesign:
             return int(np.sum(eigenvalues > 1e-10 * eigenvalues.max())) - 1
         return self.n_units - self.n_strata
 
-    def variance(self, x):
+    def variance(self, x, cell_part=None):
         """Design variance of the totals of the columns of ``x`` (linearization).
 
         Parameters
         ----------
         x : ndarray of shape (n_rows,) or (n_rows, n_stats), or list of columns
             Per-row contributions ``w_i e_i`` to each weighted total.
+        cell_part : (weights, cell, corrections) or None, default=None
+            A part of every contribution that is constant per cell: column
+            ``k`` stands for ``x[k] - weights * corrections[cell, k]``
+            (``corrections`` of shape (n_cells, n_stats)), summed per unit
+            through a (unit x cell) table instead of the rows.
 
         Returns
         -------
@@ -504,7 +512,8 @@ class ResolvedDesign:
             columns = [x] if single else [x[:, k] for k in range(x.shape[1])]
         variance = np.zeros(len(columns))
         for stage in self.stages:
-            variance += stage.variance(columns, self.lonely_psu)
+            totals = stage.unit_totals(columns, cell_part)
+            variance += stage.variance(totals, self.lonely_psu)
         return variance[0] if single else variance
 
     def replicate_multipliers(self):
@@ -554,10 +563,25 @@ class _Stage:
         if parent is not None:
             self.stratum_parent[self.unit_stratum] = parent[first]
 
-    def variance(self, columns, lonely):
-        """This stage's part of the variance of the totals of ``columns``."""
+    def unit_totals(self, columns, cell_part=None):
+        """Per unit of this stage, the totals of the columns (n_units, n_stats)."""
         totals = np.column_stack([np.bincount(self.unit, c, minlength=self.n_units)
                                   for c in columns])
+        if cell_part is not None:
+            weights, cell, corrections = cell_part
+            n_cells = corrections.shape[0]
+            if self.n_units * n_cells <= _DENSE_TABLE:  # weight of every (unit, cell)
+                table = np.bincount(self.unit * n_cells + cell, weights,
+                                    minlength=self.n_units * n_cells)
+                table = table.reshape(self.n_units, n_cells)
+            else:
+                table = sparse.csr_array((weights, (self.unit, cell)),
+                                         shape=(self.n_units, n_cells))
+            totals -= table @ corrections
+        return totals
+
+    def variance(self, totals, lonely):
+        """This stage's part of the variance, from the unit totals of each statistic."""
         strata = self.unit_stratum
         means = np.column_stack([np.bincount(strata, totals[:, k], minlength=self.n_strata)
                                  for k in range(totals.shape[1])])
@@ -583,7 +607,7 @@ class _Stage:
         # unit stand for all of them (sum times n_strata / n_ok_strata)
         per_stratum = np.column_stack([
             np.bincount(strata, weight * deviation[:, k] ** 2, minlength=self.n_strata)
-            for k in range(len(columns))])
+            for k in range(totals.shape[1])])
         is_lonely = np.bincount(strata, weights=(lonely_unit & ~exhausted) * 1.0,
                                 minlength=self.n_strata) > 0
         n_parent = int(self.stratum_parent.max()) + 1

@@ -232,17 +232,25 @@ def estimate_statistics(fit, stats, design, alpha=0.05):
             z *= 1.0 / denominator_total  # in place: z is a fresh array
         estimates.append(estimate)
         weighted = weights * z
-        influences.append(weights * problem.residuals(z, fit.steps))
         moments.append(_srs_moments(weighted, z, denominator_total))
+        influences.append((weighted, z))
+    # the influence value w_i (C_k z)_i is weighted_i - w_i correction[cell_i]
+    corrections = problem.cell_correction([z for _, z in influences], fit.steps)
+    weighted = [w for w, _ in influences]
     if design is not None and design.replicates is not None:
         thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
         variances = replicate_variance(thetas, np.asarray(estimates), scale, rscales, mse)
         df = design.degrees_of_freedom
     elif design is not None:
-        variances = design.variance([to_numpy(x) for x in influences])
+        variances = design.variance(
+            [to_numpy(w) for w in weighted],
+            cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections))
         df = design.degrees_of_freedom
     else:
-        variances = np.array([_iid_variance(x, counted) for x in influences])
+        variances = np.array([
+            _iid_variance(w - weights * problem.rows.gather(corrections[:, k],
+                                                            problem.cell_of_row), counted)
+            for k, w in enumerate(weighted)])
         df = int(to_numpy(counted).sum()) - 1
     sizes = _domain_sizes(stats, counted, weights)
     return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64), df,

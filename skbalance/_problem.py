@@ -37,12 +37,32 @@ MAX_CELLS_FOR_DIAGNOSIS = 200_000
 def level_means(mass, codes, values, n_levels):
     """Mass-weighted mean of a cell function within each level, at every cell.
 
-    Levels without mass get mean 0 (their cells carry no mass either).
+    ``values`` may hold several functions as columns. Levels without mass get
+    mean 0 (their cells carry no mass either).
     """
+    if values.ndim == 2:
+        indicator = _indicator(codes, n_levels)
+        return _columns_level_means(indicator, indicator @ mass, mass, codes, values)
     level_mass = np.bincount(codes, mass, minlength=n_levels)
     total = np.bincount(codes, mass * values, minlength=n_levels)
     means = np.divide(total, level_mass, out=np.zeros_like(total), where=level_mass > 0)
     return means[codes]
+
+
+def _columns_level_means(indicator, level_mass, mass, codes, values):
+    """level_means of several functions (columns) with a prepared indicator."""
+    total = indicator @ (mass[:, None] * values)
+    means = np.divide(total, level_mass[:, None], out=np.zeros_like(total),
+                      where=level_mass[:, None] > 0)
+    return means[codes]
+
+
+def _indicator(codes, n_levels):
+    """The (levels x cells) 0/1 matrix of a margin."""
+    from scipy import sparse
+
+    return sparse.csr_array((np.ones(codes.shape[0]), (codes, np.arange(codes.shape[0]))),
+                            shape=(n_levels, codes.shape[0]))
 
 
 def k_step_residual(mass, codes, sizes, g, steps):
@@ -61,19 +81,28 @@ def k_step_residual(mass, codes, sizes, g, steps):
         For every margin, the level of each cell.
     sizes : list of int
         Number of levels of every margin.
-    g : ndarray of shape (n_cells,)
-        The cell function.
+    g : ndarray of shape (n_cells,) or (n_cells, n_functions)
+        The cell function (or several, as columns).
     steps : int
         Number of balancing steps ``k``.
 
     Returns
     -------
-    ndarray of shape (n_cells,)
+    ndarray of the shape of ``g``
     """
     n_margins = len(codes)
+    if g.ndim == 1:
+        for step in range(steps, 0, -1):
+            j = (step - 1) % n_margins
+            g = g - level_means(mass, codes[j], g, sizes[j])
+        return g
+    # several functions: one sparse (levels x cells) product per step
+    used = range(min(steps, n_margins))
+    indicators = {j: _indicator(codes[j], sizes[j]) for j in used}
+    level_mass = {j: indicators[j] @ mass for j in used}
     for step in range(steps, 0, -1):
         j = (step - 1) % n_margins
-        g = g - level_means(mass, codes[j], g, sizes[j])
+        g = g - _columns_level_means(indicators[j], level_mass[j], mass, codes[j], g)
     return g
 
 
@@ -232,13 +261,48 @@ class CellProblem:
         >>> problem.residuals(np.array([1.0, 2.0, 4.0]), 1).tolist()
         [0.0, -1.0, 1.0]
         """
-        means = self.cell_means(values)
+        return values - self.rows.gather(self.cell_correction(values, steps),
+                                         self.cell_of_row)
+
+    def cell_correction(self, values, steps):
+        """The part of ``values`` that ``C_k`` removes, per cell.
+
+        ``residuals(values, steps) = values - cell_correction(values, steps)[cell]``:
+        the cell mean minus its k-step residual. Estimators that only need
+        sums of the residuals over groups of rows use it to skip the rows.
+
+        Parameters
+        ----------
+        values : array of shape (n_rows,), or a list of them
+            Row values, in the rows' namespace.
+        steps : int or "ipwi"
+            Number of balancing steps, or the importance-weighting operator.
+
+        Returns
+        -------
+        correction : ndarray of shape (n_cells,) or (n_cells, len(values))
+            On the host.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "b", "b"]})
+        >>> problem = skb.MarginalBalancer().fit_problem(X)
+        >>> problem.cell_correction(np.array([1.0, 2.0, 4.0]), 1).tolist()
+        [1.0, 3.0]
+        """
+        if isinstance(values, list):  # several functions at once, as columns
+            means = np.column_stack([self.cell_means(v) for v in values])
+        else:
+            means = self.cell_means(values)
         if steps == "ipwi":
             g = ipwi_residual(self.cell_base, self.margin_codes, self.level_counts, means)
         else:
             g = k_step_residual(self.cell_base, self.margin_codes, self.level_counts,
                                 means, steps)
-        return values - self.rows.gather(means - g, self.cell_of_row)
+        return means - g
 
 
 def _joint_levels(columns, cell_codes, encoded):
