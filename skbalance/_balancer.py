@@ -5,19 +5,17 @@ the steps run in ``kernels.rake_cells``, ``_report`` words the outcome, and
 ``_streaming`` handles dask frames and chunks.
 """
 
-import warnings
 from collections.abc import Mapping
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._problem import build_problem, row_factors
-from ._report import DiagnosticsMixin, raking_fit
+from ._report import DiagnosticsMixin, confirm_convergence, raking_fit
 from ._rows import as_column, is_dask, kish_effective_size, read_rows
 from ._streaming import CellTableMixin, dask_weights
 from .utils._array_api import check_same_namespace
@@ -38,10 +36,9 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
     Parameters
     ----------
     targets : dict, pandas.DataFrame or None, default=None
-        ``{column: {level: value}}``. Values are proportions (each margin
-        summing to 1 within 1e-6; then the weights sum to the sum of the base
-        weights) or population counts (all margins with one total; then the
-        weights sum to that total). A margin may be a pandas Series indexed
+        ``{column: {level: value}}``. Values are proportions (the weights then
+        sum to the base weights' sum) or population counts (all margins with one
+        total, which the weights then sum to). A margin may be a pandas Series indexed
         by level. A key may be a tuple of columns, a joint margin whose levels
         are tuples (or a Series with a MultiIndex). A DataFrame is read as a
         long table with columns ``column``, ``level`` and ``value``. ``None``
@@ -63,6 +60,10 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
     missing : {"error", "level"}, default="error"
         Missing values in a balancing column raise an error, or form a level
         of their own, whose target is keyed by ``None``.
+    target_type : {"auto", "proportion", "count"}, default="auto"
+        How target values are read. Proportions off from 1 by up to 1% (rounded
+        percentages) are normalised with a warning; more is an error. "auto":
+        proportions when every margin sums to 1 within 1%, else counts.
 
     Attributes
     ----------
@@ -142,14 +143,17 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         "tol": [Interval(Real, 0, None, closed="left")],
         "bounds": [tuple, list, None],
         "missing": [StrOptions({"error", "level"})],
+        "target_type": [StrOptions({"auto", "proportion", "count"})],
     }
 
-    def __init__(self, *, targets=None, max_iter=1000, tol=1e-8, bounds=None, missing="error"):
+    def __init__(self, *, targets=None, max_iter=1000, tol=1e-8, bounds=None, missing="error",
+                 target_type="auto"):
         self.targets = targets
         self.max_iter = max_iter
         self.tol = tol
         self.bounds = bounds
         self.missing = missing
+        self.target_type = target_type
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -182,10 +186,9 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         --------
         >>> import pandas as pd
         >>> import skbalance as skb
-        >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
-        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}}).fit(X)
-        >>> bal.n_iter_, bal.converged_
-        (1, True)
+        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}})
+        >>> bal.fit(pd.DataFrame({"g": ["a", "b", "b", "b"]})).n_iter_
+        1
         """
         self.fit_problem(X, sample_weight=sample_weight)
         return self
@@ -215,22 +218,20 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         --------
         >>> import pandas as pd
         >>> import skbalance as skb
-        >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
         >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}})
-        >>> problem = bal.fit_problem(X)
-        >>> problem.cell_rows.tolist(), problem.cell_base.tolist()
-        ([1, 3], [1.0, 3.0])
+        >>> bal.fit_problem(pd.DataFrame({"g": ["a", "b", "b", "b"]})).cell_rows.tolist()
+        [1, 3]
         """
-        for stale in ("_accumulated_cells", "_partial_columns"):
-            self.__dict__.pop(stale, None)  # fit starts afresh after partial_fit
+        self._forget_chunks()  # fit starts afresh after partial_fit
         rows = read_rows(X, sample_weight)
         validate_data(self, rows.fit_table, skip_check_array=True, reset=True)
         if rows.lazy:
             return self._fit_dask(rows, sample_weight)
-        problem = build_problem(rows, self.targets, self.missing)
+        problem = build_problem(rows, self.targets, self.missing, self.target_type)
         result = self._rake(problem)
         self.weights_ = rows.base * rows.gather(self.weight_scale_ * result.cell_factors,
                                                 problem.cell_of_row)
+        self.converged_ = confirm_convergence(self.weights_, problem, self.tol, self.converged_)
         self.effective_sample_size_ = kish_effective_size(self.weights_)
         self.design_effect_ = rows.n_counted / self.effective_sample_size_
         self._namespace = rows.namespace_name
@@ -240,11 +241,8 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
 
     def _rake(self, problem):
         """Rake the cell problem; set every cell-level fitted attribute."""
-        result, fitted, message = raking_fit(problem, self.max_iter, self.tol,
-                                             check_bounds(self.bounds))
+        result, fitted = raking_fit(problem, self.max_iter, self.tol, check_bounds(self.bounds))
         self.__dict__.update(fitted)
-        if message is not None:
-            warnings.warn(message, ConvergenceWarning)
         return result
 
     def compute_weights(self, X, sample_weight=None):
@@ -253,7 +251,7 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            Rows with the balancing columns seen in fit.
+            Rows with the balancing columns (in a DataFrame found by name).
         sample_weight : array-like of shape (n_samples,), default=None
             Base weights of these rows; 1 for every row when None.
 
@@ -274,12 +272,13 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         return self._weights(X, sample_weight, "compute_weights")
 
     def _weights(self, X, sample_weight, method):
-        """compute_weights, with the public method's name for error messages."""
+        """compute_weights (columns by name in a DataFrame), transform (strict check)."""
         check_is_fitted(self, "factors_")
         if is_dask(X):
             return dask_weights(self, X, sample_weight)
         rows = read_rows(X, sample_weight)
-        validate_data(self, rows.table, skip_check_array=True, reset=False)
+        if method == "transform" or not isinstance(rows.table, pd.DataFrame):  # else by name
+            validate_data(self, rows.table, skip_check_array=True, reset=False)
         check_same_namespace(self, X, method)
         factor = row_factors(rows, self._margins, self.factors_, self.missing, self._bounds)
         return rows.base * (self.weight_scale_ * factor)
@@ -353,8 +352,7 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         Examples
         --------
         >>> import skbalance as skb
-        >>> bal = skb.MarginalBalancer().fit([[0], [1]])
-        >>> bal.get_feature_names_out().tolist()
+        >>> skb.MarginalBalancer().fit([[0], [1]]).get_feature_names_out().tolist()
         ['weight']
         """
         check_is_fitted(self, "factors_")
@@ -363,7 +361,7 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
 
 def compute_balancing_weights(
     X, targets=None, *, sample_weight=None, max_iter=1000, tol=1e-8, bounds=None,
-    missing="error",
+    missing="error", target_type="auto",
 ):
     """Raking weights of the rows of ``X``: the function form of MarginalBalancer.
 
@@ -377,8 +375,8 @@ def compute_balancing_weights(
         Nonnegative base weights.
     max_iter, tol : int, float, default=1000, 1e-8
         Largest number of steps and marginal tolerance, as in MarginalBalancer.
-    bounds, missing : tuple or None, {"error", "level"}, default=None, "error"
-        Weight-ratio limits and missing-value rule, as in MarginalBalancer.
+    bounds, missing, target_type : tuple or None, str, str, default=None, "error", "auto"
+        Weight-ratio limits, missing-value rule and target reading, as in MarginalBalancer.
 
     Returns
     -------
@@ -393,7 +391,6 @@ def compute_balancing_weights(
     >>> skb.compute_balancing_weights(X, targets={"g": {"a": 0.5, "b": 0.5}}).tolist()
     [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
     """
-    balancer = MarginalBalancer(
-        targets=targets, max_iter=max_iter, tol=tol, bounds=bounds, missing=missing
-    )
+    balancer = MarginalBalancer(targets=targets, max_iter=max_iter, tol=tol, bounds=bounds,
+                                missing=missing, target_type=target_type)
     return balancer.fit(X, sample_weight=sample_weight).weights_

@@ -67,7 +67,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
     std_error_ : float or ndarray of shape (n_results,)
         The column ``std_error``.
     variance_ : float or ndarray of shape (n_results,)
-        ``std_error_ ** 2``.
+        ``std_error_ ** 2`` (infinite only where the standard error exceeds
+        1e154, whose square float64 cannot hold; ``std_error_`` stays finite).
     df_ : int
         Degrees of freedom of the intervals.
     weights_ : ndarray of shape (n_samples,)
@@ -205,7 +206,9 @@ class BalancedFunctionalEstimator(BaseEstimator):
         for name, column in (("estimate_", "estimate"), ("std_error_", "std_error")):
             values = self.results_[column].to_numpy()
             setattr(self, name, float(values[0]) if single else rows.to_rows(values))
-        self.variance_ = self.std_error_**2
+        with np.errstate(over="ignore"):  # only beyond a standard error of 1e154
+            variance = np.square(np.float64(self.std_error_) if single else self.std_error_)
+        self.variance_ = float(variance) if single else variance
         self.df_ = int(self.results_["df"].iloc[0])
         self.weights_ = weights
         self.effective_sample_size_ = kish_effective_size(weights)

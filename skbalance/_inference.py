@@ -10,7 +10,7 @@ each replicate's weights, on the same cells.
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -217,6 +217,7 @@ def estimate_statistics(fit, stats, design, alpha=0.05):
     problem, weights = fit.problem, fit.weights
     base = problem.base
     counted = base > 0
+    stats, units = _scale_free(stats)
     estimates, influences, moments = [], [], []
     for stat in stats:
         total = _dot(weights, stat.numerator)
@@ -253,8 +254,34 @@ def estimate_statistics(fit, stats, design, alpha=0.05):
             for k, w in enumerate(weighted)])
         df = int(to_numpy(counted).sum()) - 1
     sizes = _domain_sizes(stats, counted, weights)
-    return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64), df,
-                  moments, sizes, alpha)
+    return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64),
+                  units, df, moments, sizes, alpha)
+
+
+def _largest(values):
+    return float(array_namespace(values).max(array_namespace(values).abs(values)))
+
+
+def _scale_free(stats, low=1e-100, high=1e100):
+    """Statistics whose values are far from 1 in magnitude, rescaled near 1.
+
+    Squares of values near 1e200 overflow; so the numerator (and denominator)
+    of such a statistic are divided by their largest absolute value, and the
+    estimate and its standard error multiplied back by ``units``.
+    """
+    scaled, units = [], []
+    for stat in stats:
+        unit_u = _largest(stat.numerator)
+        unit_v = 1.0 if stat.denominator is None else _largest(stat.denominator)
+        if low < unit_u < high and low < unit_v < high or unit_u == 0 or unit_v == 0:
+            scaled.append(stat)
+            units.append(1.0)
+            continue
+        scaled.append(replace(stat, numerator=stat.numerator / unit_u,
+                              denominator=None if stat.denominator is None
+                              else stat.denominator / unit_v))
+        units.append(unit_u / unit_v)
+    return scaled, np.asarray(units)
 
 
 def _srs_moments(weighted, z, denominator_total):
@@ -286,12 +313,14 @@ def _domain_sizes(stats, counted, weights):
     return sizes
 
 
-def _table(stats, estimates, variances, df, moments, sizes, alpha):
-    std_errors = np.sqrt(variances)
+def _table(stats, estimates, variances, units, df, moments, sizes, alpha):
+    """The results table; estimates and variances come in each statistic's
+    units (see ``_scale_free``), the design effect is free of them."""
     quantile = float(student_t.ppf(1 - alpha / 2, df)) if df > 0 else np.nan
     rows = []
-    for stat, estimate, variance, se, moment, (n, population) in zip(
-            stats, estimates, variances, std_errors, moments, sizes):
+    for stat, scaled, variance, unit, moment, (n, population) in zip(
+            stats, estimates, variances, units, moments, sizes):
+        estimate, se = scaled * unit, np.sqrt(variance) * unit
         rows.append({
             "statistic": stat.kind, "outcome": stat.outcome, "level": stat.level,
             "domain": stat.domain, "estimate": estimate, "std_error": se,

@@ -374,15 +374,15 @@ def _uniform_margins(encoded, base):
     return margins
 
 
-def balancing_columns(targets, available):
+def balancing_columns(targets, available, target_type="auto"):
     """The columns the targets mention, in order (every column when None)."""
     if targets is None:
         return list(available)
-    margins, _ = parse_targets(targets)
+    margins, _ = parse_targets(targets, target_type)
     return list(dict.fromkeys(c for m in margins for c in m.columns))
 
 
-def build_problem(rows, targets, missing):
+def build_problem(rows, targets, missing, target_type="auto"):
     """Encode the balancing columns, form the cells, map the margins.
 
     Parameters
@@ -394,6 +394,8 @@ def build_problem(rows, targets, missing):
         The targets as the user gave them.
     missing : {"error", "level"}
         How missing values in a balancing column are treated.
+    target_type : {"auto", "proportion", "count"}, default="auto"
+        How the target values are read (see :func:`parse_targets`).
 
     Returns
     -------
@@ -405,7 +407,7 @@ def build_problem(rows, targets, missing):
         margins, total = None, None
         columns = rows.columns
     else:
-        margins, total = parse_targets(targets)
+        margins, total = parse_targets(targets, target_type)
         columns = list(dict.fromkeys(c for m in margins for c in m.columns))
         rows.check_columns(columns)
     encoded = {column: rows.encode(column, missing) for column in columns}

@@ -1,29 +1,34 @@
 """What a raking fit tells its user: convergence warnings and the diagnostics table."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from ._problem import MAX_CELLS_FOR_DIAGNOSIS, targets_reachable
-from .kernels import rake_cells
+from .kernels import group_sum, rake_cells
+from .utils._array_api import to_numpy
 from ._targets import margin_label, margin_name
 from .utils._validation import level_repr
 
 __all__ = [
     "DiagnosticsMixin",
+    "confirm_convergence",
     "convergence_report", "diagnostic_columns", "diagnostics_frame", "raking_fit"]
 
 
 def raking_fit(problem, max_iter, tol, bounds):
     """Rake a cell problem; the fitted attributes of a balancer, and its warning.
 
+    Warns with a ConvergenceWarning when the fit falls short.
+
     Returns
     -------
     result : RakingResult
     fitted : dict
         Attribute name to value, for the estimator to set.
-    message : str or None
-        The ConvergenceWarning to issue, if any.
     """
     base_total = float(problem.cell_base.sum())
     base_mass = problem.cell_base / base_total
@@ -49,7 +54,37 @@ def raking_fit(problem, max_iter, tol, bounds):
         "_diagnostic_data": diagnostic_columns(problem, base_mass, result.cell_factors),
         "_namespace": None,
     }
-    return result, fitted, message
+    if message is not None:
+        warnings.warn(message, ConvergenceWarning)
+    return result, fitted
+
+
+def confirm_convergence(weights, problem, tol, converged):
+    """Whether the margins of the weights actually returned meet ``tol``.
+
+    Recomputes every margin's weighted shares from the row weights (one pass
+    over the rows) and warns when a fit reported converged misses them. The
+    threshold is never below 1024 epsilons of the weights' dtype (float32
+    weights hold shares to about 1e-4 of that, not to 1e-10).
+    """
+    if not converged:
+        return False
+    cell_weight = to_numpy(group_sum(problem.cell_of_row, weights, problem.n_cells))
+    # what the weights' dtype can hold: 1024 epsilons (2.3e-13 in float64)
+    floor = 1024 * float(np.finfo(cell_weight.dtype).eps)
+    cell_weight = cell_weight.astype(np.float64)
+    total = cell_weight.sum()
+    threshold = max(tol if tol > 0 else 1e-10, floor)
+    for margin, codes in zip(problem.margins, problem.margin_codes):
+        shares = np.bincount(codes, cell_weight, minlength=margin.proportions.shape[0]) / total
+        error = float(np.max(np.abs(shares - margin.proportions)))
+        if not error <= threshold:  # NaN fails too
+            warnings.warn(
+                f"The raking steps met tol={threshold:g}, but the weights returned miss "
+                f"{margin_label(margin.key)} by {error:.3g} (floating-point limits at "
+                "this scale): not converged.", ConvergenceWarning)
+            return False
+    return True
 
 
 def convergence_report(result, problem, base_mass, tol, bounds):

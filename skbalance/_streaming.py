@@ -14,6 +14,7 @@ from sklearn.base import _fit_context
 from sklearn.utils.validation import validate_data
 
 from ._problem import balancing_columns, build_problem
+from ._report import confirm_convergence
 from ._rows import is_dask, is_frame, read_rows
 from .kernels import group_sum
 from .utils._validation import check_sample_weight, missing_values_message
@@ -123,9 +124,14 @@ class CellTableMixin:
     ``targets`` and ``missing`` parameters.
     """
 
+    def _forget_chunks(self):
+        """Drop the cell table accumulated by partial_fit."""
+        for stale in ("_accumulated_cells", "_partial_columns"):
+            self.__dict__.pop(stale, None)
+
     def _fit_dask(self, rows, sample_weight):
         """One distributed group-by to the cell table; lazy weights."""
-        columns = balancing_columns(self.targets, rows.columns)
+        columns = balancing_columns(self.targets, rows.columns, self.target_type)
         rows.check_columns(columns)
         problem = self._fit_cells(cell_table(rows.table, columns, sample_weight).compute(),
                                   columns)
@@ -135,11 +141,14 @@ class CellTableMixin:
     def _fit_cells(self, cells, columns):
         """Fit from a cell table (``_streaming.cell_table``): dask and chunks."""
         problem = build_problem(cell_table_rows(cells, columns, self.missing),
-                                self.targets, self.missing)
+                                self.targets, self.missing, self.target_type)
         problem.cell_rows = group_sum(problem.cell_of_row,
                                       cells["rows"].to_numpy(dtype=np.float64),
                                       problem.n_cells).astype(np.int64)
         result = self._rake(problem)
+        cell_weights = problem.base * (self.weight_scale_
+                                       * result.cell_factors[problem.cell_of_row])
+        self.converged_ = confirm_convergence(cell_weights, problem, self.tol, self.converged_)
         self.effective_sample_size_ = cells_effective_size(
             cells, problem, self.weight_scale_ * result.cell_factors)
         self.design_effect_ = float(cells["positive"].sum()) / self.effective_sample_size_
@@ -184,7 +193,7 @@ class CellTableMixin:
         rows = read_rows(X if is_frame(X) else pd.DataFrame(np.asarray(X)))
         validate_data(self, rows.fit_table, skip_check_array=True, reset=first)
         if first:
-            self._partial_columns = balancing_columns(self.targets, rows.columns)
+            self._partial_columns = balancing_columns(self.targets, rows.columns, self.target_type)
         self._accumulated_cells = add_chunk(getattr(self, "_accumulated_cells", None), rows,
                                             self._partial_columns, sample_weight)
         self._fit_cells(self._accumulated_cells, self._partial_columns)

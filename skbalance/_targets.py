@@ -7,6 +7,7 @@ They leave as a list of :class:`Margin`, each with proportions summing to 1,
 plus the population total when counts were given.
 """
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,9 +16,12 @@ import pandas as pd
 
 from .utils._validation import is_missing
 
-__all__ = ["Margin", "margin_label", "margin_name", "parse_targets"]
+__all__ = ["PROPORTION_LIMIT", "Margin", "margin_label", "margin_name", "parse_targets"]
 
 _SUM_TOL = 1e-6
+# Proportions off from 1 by up to this much (rounded published percentages)
+# are normalised with a warning; farther off, they are not proportions.
+PROPORTION_LIMIT = 0.01
 
 
 @dataclass
@@ -94,18 +98,21 @@ def _margin_items(key, spec):
     return levels, values
 
 
-def parse_targets(targets):
+def parse_targets(targets, target_type="auto"):
     """Validate targets and split them into proportions and a total.
 
     Parameters
     ----------
     targets : mapping or pandas.DataFrame
-        ``{margin: {level: value}}``, values being proportions (each margin
-        summing to 1 within 1e-6) or population counts (every margin summing
-        to the same total within a relative 1e-6). A margin's value may be a
-        pandas Series indexed by level (a MultiIndex for a joint margin). A
-        DataFrame is read as a long table with columns ``column``, ``level``
-        and ``value``.
+        ``{margin: {level: value}}``, values being proportions or population
+        counts (every margin summing to the same total within a relative
+        1e-6). A margin's value may be a pandas Series indexed by level (a
+        MultiIndex for a joint margin). A DataFrame is read as a long table
+        with columns ``column``, ``level`` and ``value``.
+    target_type : {"auto", "proportion", "count"}, default="auto"
+        Proportions may be off from 1 by at most ``PROPORTION_LIMIT`` (they are
+        normalised, with a warning beyond 1e-6); "auto" reads margins summing
+        to 1 within that limit as proportions, others as counts.
 
     Returns
     -------
@@ -149,32 +156,67 @@ def parse_targets(targets):
                 f"Target of level {levels[i]!r} of {label} is {values[i]!r}; "
                 "targets must be finite and nonnegative."
             )
-        total = float(values.sum())
-        if total <= 0:
+        peak = float(values.max()) if values.size else 0.0
+        if peak <= 0:
             raise ValueError(f"Targets of {label} sum to 0; at least one must be positive.")
+        # proportions in scaled space: neither tiny nor huge counts lose digits
+        scaled = values / peak
+        total = float(scaled.sum()) * peak
+        if not np.isfinite(total):
+            raise ValueError(
+                f"Targets of {label} sum to more than the largest float "
+                f"({np.finfo(np.float64).max:.3g}); give them in smaller units."
+            )
         index = _level_index(levels, joint)
         if len(set(index)) != len(index):
             dup = index[index.duplicated()][0]
             raise ValueError(f"Level {dup!r} of {label} is listed twice.")
-        margins.append(Margin(key, tuple(columns), index, values / total))
+        margins.append(Margin(key, tuple(columns), index, scaled / scaled.sum()))
         sums.append(total)
+    return margins, _total(margins, np.asarray(sums), target_type)
 
-    sums = np.asarray(sums)
-    if np.all(np.abs(sums - 1.0) <= _SUM_TOL):
-        return margins, None
-    for margin, total in zip(margins, sums):
-        if total <= 1.0 + _SUM_TOL and abs(total - 1.0) > _SUM_TOL:
+
+def _total(margins, sums, target_type):
+    """The population total of count targets, or None for proportions.
+
+    "auto" reads targets as proportions when every margin sums to 1 within
+    ``PROPORTION_LIMIT`` (rounded percentages never flip the reading), else
+    as counts.
+    """
+    off = np.abs(sums - 1.0)
+    if target_type == "auto":
+        target_type = "proportion" if np.all(off <= PROPORTION_LIMIT) else "count"
+    if target_type == "proportion":
+        worst = int(np.argmax(off))
+        if off[worst] > PROPORTION_LIMIT:
             raise ValueError(
-                f"Targets of {margin_label(margin.key)} sum to {total:.8g}: proportions "
-                "must sum to 1 (within 1e-6), and population counts to more than 1."
+                f"Targets of {margin_label(margins[worst].key)} sum to {sums[worst]:.8g}, "
+                f"more than {PROPORTION_LIMIT:g} away from 1: not proportions (pass "
+                "target_type='count' for population counts)."
             )
+        if off[worst] > _SUM_TOL:
+            warnings.warn(
+                f"Targets of {margin_label(margins[worst].key)} sum to {sums[worst]:.8g} "
+                f"(off by {sums[worst] - 1:+.3g}); every margin was normalised to sum to 1.",
+                UserWarning,
+            )
+        return None
     reference = sums[0]
     disagree = np.abs(sums - reference) > _SUM_TOL * reference
     if disagree.any():
         i = int(np.flatnonzero(disagree)[0])
+        near_one = np.abs(sums - 1.0) <= PROPORTION_LIMIT
+        if near_one.any():  # a mix: some margins look like proportions
+            j = int(np.flatnonzero(~near_one)[0])
+            raise ValueError(
+                f"Targets of {margin_label(margins[j].key)} sum to {sums[j]:.8g} while "
+                f"{margin_label(margins[int(np.flatnonzero(near_one)[0])].key)} sums to 1: "
+                f"proportions must sum to 1 (within {PROPORTION_LIMIT:g}), and counts "
+                "must have the same total in every margin."
+            )
         raise ValueError(
             "Count targets must have the same total in every margin: "
             f"{margin_label(margins[0].key)} sums to {reference:.10g} but "
             f"{margin_label(margins[i].key)} sums to {sums[i]:.10g}."
         )
-    return margins, float(reference)
+    return float(reference)

@@ -64,7 +64,7 @@ def test_rake_joint_margin_list_form(files):
     result = run("rake", str(path / "data.csv"), "--targets", str(path / "joint.json"),
                  "--out", str(path / "w.csv"))
     assert result.returncode == 2  # proportions and counts mixed: one-line error
-    assert result.stderr.count("\n") == 1 and "sums to 4" in result.stderr
+    assert result.stderr.count("\n") == 1 and "sum to 4 while" in result.stderr
     spec[1]["targets"] = [["north", 0.25], ["south", 0.25], ["east", 0.25], ["west", 0.25]]
     (path / "joint.json").write_text(json.dumps(spec))
     result = run("rake", str(path / "data.csv"), "--targets", str(path / "joint.json"),

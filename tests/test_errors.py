@@ -1,5 +1,7 @@
 """Every kind of bad input gets a clear error naming what is wrong."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,11 +65,50 @@ def test_count_totals_disagree(survey):
 
 def test_proportions_not_summing_to_one(survey, survey_targets):
     targets = dict(survey_targets, sex={"F": 0.5, "M": 0.45})
-    with pytest.raises(ValueError, match=r"'sex' sum to 0.95: proportions must sum to 1"):
+    with pytest.raises(ValueError, match=r"'sex' sum to 0.95 while .* sums to 1: "
+                                         r"proportions must sum to 1 \(within 0.01\)"):
         fit(survey, targets)
     nearly = dict(survey_targets, sex={"F": 0.52, "M": 0.48 + 5e-7})
-    bal = fit(survey, nearly)  # within 1e-6: normalised
+    bal = fit(survey, nearly)  # within 1e-6: normalised silently
     assert bal.weights_.sum() == pytest.approx(len(survey))
+
+
+@pytest.mark.parametrize("off", [+0.001, -0.001])
+def test_rounded_proportions_never_read_as_counts(survey, survey_targets, off):
+    # published percentages: 33.4% + 66.7% = 100.1% (and 99.9% the other way)
+    rounded = dict(survey_targets, sex={"F": 0.52 + off, "M": 0.48})
+    message = re.escape(f"'sex' sum to {1 + off:.8g} (off by {off:+.3g})")
+    with pytest.warns(UserWarning, match=message):
+        bal = fit(survey, rounded)
+    assert bal.total_ == pytest.approx(len(survey))  # the base total: proportions
+    shares = pd.Series(bal.weights_).groupby(survey["sex"].to_numpy()).sum() / len(survey)
+    np.testing.assert_allclose(shares[["F", "M"]], np.array([0.52 + off, 0.48]) / (1 + off),
+                               atol=1e-8)
+
+
+def test_target_type_is_explicit_when_asked(survey, survey_targets):
+    off = dict(survey_targets, sex={"F": 0.55, "M": 0.48})  # 3% off
+    with pytest.raises(ValueError, match="more than 0.01 away from 1: not proportions"):
+        fit(survey, off, target_type="proportion")
+    tiny_counts = {k: {lv: v * 0.5 for lv, v in m.items()} for k, m in survey_targets.items()}
+    with pytest.raises(ValueError, match="more than 0.01 away from 1"):
+        fit(survey, tiny_counts, target_type="proportion")
+    counted = fit(survey, tiny_counts, target_type="count")  # a population of 0.5
+    assert counted.weights_.sum() == pytest.approx(0.5)
+    ones = fit(survey, survey_targets, target_type="count")  # a population of 1
+    assert ones.weights_.sum() == pytest.approx(1.0)
+
+
+def test_extreme_target_scales(survey, survey_targets):
+    for scale in (1e-310, 1e-200, 1e200):
+        counts = {k: {lv: v * scale for lv, v in m.items()} for k, m in survey_targets.items()}
+        bal = fit(survey, counts, target_type="count", tol=1e-10)
+        assert np.all(np.isfinite(bal.weights_)) and bal.converged_
+        assert bal.weights_.sum() == pytest.approx(scale, rel=1e-6)
+        assert np.isfinite(bal.effective_sample_size_) and np.isfinite(bal.design_effect_)
+    huge = {k: {lv: 1e308 for lv in m} for k, m in survey_targets.items()}
+    with pytest.raises(ValueError, match="sum to more than the largest float"):
+        fit(survey, huge)
 
 
 @pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
@@ -157,7 +198,81 @@ def test_infinite_level():
 def test_compute_weights_checks_columns(survey, survey_targets):
     bal = fit(survey, survey_targets)
     renamed = survey.rename(columns={"region": "area"})
-    with pytest.raises(ValueError, match="Feature names seen at fit time, yet now missing"):
+    with pytest.raises(ValueError, match="Unknown column 'region'"):
         bal.compute_weights(renamed)
+    with pytest.raises(ValueError, match="Feature names seen at fit time, yet now missing"):
+        bal.transform(renamed)  # transform keeps scikit-learn's strict check
     with pytest.raises(ValueError, match="X has 2 features"):
         bal.compute_weights(survey.to_numpy()[:, :2])
+
+
+def test_compute_weights_finds_columns_by_name(survey, survey_targets):
+    bal = fit(survey, survey_targets)
+    reordered = survey[["y", "region", "sex", "age"]].assign(extra=1)
+    np.testing.assert_allclose(bal.compute_weights(reordered), bal.weights_, rtol=1e-15)
+    only = survey[["age", "sex", "region"]]
+    np.testing.assert_allclose(bal.compute_weights(only), bal.weights_, rtol=1e-15)
+    # the issue's case: weights for another sample of the same population
+    clus = skb.datasets.load_api("clus1")
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    api = skb.MarginalBalancer(targets=targets).fit(clus, sample_weight=clus["pw"])
+    srs = skb.datasets.load_api("srs")
+    weights = api.compute_weights(srs, sample_weight=srs["pw"])
+    factor = (api.factors_["stype"].loc[srs["stype"]].to_numpy()
+              * api.factors_["sch.wide"].loc[srs["sch.wide"]].to_numpy())
+    np.testing.assert_allclose(weights, srs["pw"] * api.weight_scale_ * factor, rtol=1e-14)
+
+
+def test_absent_level_with_zero_target_gets_weight_zero(survey, survey_targets):
+    targets = dict(survey_targets, region={**survey_targets["region"], "centre": 0.0})
+    bal = fit(survey, targets, tol=1e-12)
+    assert bal.factors_["region"]["centre"] == 0.0
+    new = survey.iloc[:3].assign(region="centre")
+    np.testing.assert_array_equal(bal.compute_weights(new), 0.0)
+
+
+@pytest.mark.parametrize("scale", [1e-250, 1e-120, 1e200, 1e300])
+def test_standard_errors_are_scale_free(survey, survey_targets, scale):
+    est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=survey_targets))
+    reference = est.fit(survey, survey["y"]).results_.iloc[0]
+    scaled = est.fit(survey, survey["y"] * scale).results_.iloc[0]
+    assert scaled.estimate == pytest.approx(reference.estimate * scale, rel=1e-12)
+    assert scaled.std_error == pytest.approx(reference.std_error * scale, rel=1e-12)
+    assert np.isfinite(scaled.ci_low) and np.isfinite(scaled.ci_high)
+    total = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=survey_targets),
+                                            statistic="total")
+    assert np.isfinite(total.fit(survey, survey["y"] * scale).std_error_)
+
+
+def test_extreme_base_weights_keep_sizes_finite(survey, survey_targets):
+    reference = fit(survey, survey_targets, tol=1e-10)
+    for scale in (1e-300, 1e300):
+        bal = fit(survey, survey_targets, sample_weight=np.full(len(survey), scale),
+                  tol=1e-10)
+        assert np.all(np.isfinite(bal.weights_)) and bal.converged_
+        np.testing.assert_allclose(bal.weights_ / scale, reference.weights_, rtol=1e-12)
+        assert bal.effective_sample_size_ == pytest.approx(reference.effective_sample_size_)
+        assert bal.design_effect_ == pytest.approx(reference.design_effect_)
+    with pytest.raises(ValueError, match="sums to infinity"):
+        fit(survey, survey_targets, sample_weight=np.full(len(survey), 1e308))
+
+
+def test_unreachable_fit_keeps_factors_finite_and_consistent():
+    # cell (y, u) alone carries level y, but u's target is below y's: the
+    # factors of an IPF fit diverge; they stay finite, and compute_weights
+    # returns the weights the fit returned
+    X = pd.DataFrame({"a": ["x", "x", "y"], "b": ["u", "v", "u"]})
+    targets = {"a": {"x": 0.5, "y": 0.5}, "b": {"u": 0.1, "v": 0.9}}
+    with pytest.warns(skb_convergence_warning(), match="unreachable"):
+        bal = fit(X, targets, max_iter=100_000, tol=1e-12)
+    assert not bal.converged_ and bal.targets_reachable_ is False
+    for factors in bal.factors_.values():
+        assert np.all(np.isfinite(factors.to_numpy()))
+    np.testing.assert_allclose(bal.compute_weights(X), bal.weights_, rtol=1e-12)
+    assert np.all(np.isfinite(bal.weights_))
+
+
+def skb_convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning
+
+    return ConvergenceWarning

@@ -29,6 +29,9 @@ _BISECTION_STEPS = 80
 # With bounds, each margin's factors stay within exp(+-_LOG_CAP / n_margins),
 # so that their product stays finite even when the bounds cannot be met.
 _LOG_CAP = 700.0
+# Without bounds, level factors stay at most this large (their products, the
+# cell factors, then stay finite); only unreachable targets ever get there.
+_FACTOR_CAP = 1e150
 
 
 @dataclass
@@ -199,6 +202,9 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
     level_factors = [np.ones(t.shape[0]) for t in targets]
     mass = base_mass * np.clip(1.0, low, high)
     currents = [_marginal(mass, c, t) for c, t in zip(codes, targets)]
+    for factors, current, target in zip(level_factors, currents, targets):
+        factors[(current <= 0) & (target == 0)] = 0.0  # absent and meant to be: weight 0
+    capped = False
     errors = [np.array([_max_abs_diff(c, t) for c, t in zip(currents, targets)])]
     current = currents[0] if n_margins else None
     done = n_margins == 0 or (tol > 0 and errors[0].max() <= tol)
@@ -229,7 +235,13 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
                 ratio = np.divide(target, current, out=np.ones_like(target),
                                   where=current > 0)
                 ratio[(current <= 0) & (target == 0)] = 0.0
-            new = level_factors[j] * ratio
+            with np.errstate(over="ignore"):
+                new = level_factors[j] * ratio
+            if not np.all(new <= _FACTOR_CAP):
+                # unreachable targets drive some factors without bound: cap them,
+                # and derive the cell factors from the level factors at the end
+                new = np.minimum(new, _FACTOR_CAP)
+                capped = True
             mass *= ratio[margin_codes]
         level_factors[j] = new
         n_iter += 1
@@ -247,6 +259,12 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
             done = row.max() <= tol
         errors.append(row)
 
+    if capped:  # weights from the (finite) level factors, as compute_weights gives
+        product = np.ones_like(base_mass)
+        for margin_codes, factors in zip(codes, level_factors):
+            product *= factors[margin_codes]
+        mass = base_mass * product
+        errors[-1] = np.full(n_margins, np.nan)
     errors = np.vstack(errors)
     _measure_all(errors[-1], mass, codes, targets)
     final = errors[-1].max() if n_margins else 0.0

@@ -130,7 +130,8 @@ def check_sample_weight(sample_weight, n_rows, *, xp=None, device=None, dtype=No
         raise ValueError(f"sample_weight must have shape ({n_rows},), got {tuple(base.shape)}.")
     if xp is None:
         smallest = float(base.min()) if base.size else 0.0
-        total = float(base.sum())
+        with np.errstate(over="ignore"):  # an overflowing sum is reported below
+            total = float(base.sum())
     else:
         smallest, total = float(xp.min(base)), float(xp.sum(base))
     if smallest >= 0 and math.isfinite(total) and total > 0:
