@@ -21,6 +21,7 @@ from .utils._validation import level_repr
 __all__ = [
     "CellProblem",
     "build_problem",
+    "cells_that_must_vanish",
     "ipwi_residual",
     "k_step_residual",
     "level_means",
@@ -464,6 +465,41 @@ def match_rows(rows, margin, encoded, missing):
             "from fit."
         )
     return codes, position
+
+
+def cells_that_must_vanish(base_mass, codes, targets, bounds, room=1e-4, zero=1e-7):
+    """Observed cells that every weighting meeting the targets puts at 0.
+
+    One linear program: maximise ``sum z`` with ``0 <= z_c <= min(x_c, room)``
+    over weightings ``x`` that meet every margin. A cell that some solution
+    keeps positive gets ``z_c > 0`` (solutions mix); a cell at ``z_c <= zero``
+    must vanish (or nearly). Raking then converges only like 1/k.
+
+    Returns the indices (into the cells) of those cells, an empty array when
+    there are none, or None when the table is too large to decide.
+    """
+    observed = np.flatnonzero(base_mass > 0)
+    if observed.shape[0] > MAX_CELLS_FOR_DIAGNOSIS:
+        return None
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    n = observed.shape[0]
+    offsets = np.cumsum([0] + [t.shape[0] for t in targets])
+    rows = np.concatenate([c[observed] + off for c, off in zip(codes, offsets)])
+    cols = np.tile(np.arange(n), len(codes))
+    margins = sparse.csr_array((np.ones(rows.shape[0]), (rows, cols)), shape=(offsets[-1], n))
+    A_eq = sparse.hstack([margins, sparse.csr_array((offsets[-1], n))])
+    A_ub = sparse.hstack([-sparse.eye_array(n), sparse.eye_array(n)])  # z - x <= 0
+    mass = base_mass[observed]
+    box = ([(0, None)] * n if bounds is None else
+           list(zip(bounds[0] * mass, bounds[1] * mass)))
+    result = linprog(np.r_[np.zeros(n), -np.ones(n)], A_ub=A_ub, b_ub=np.zeros(n),
+                     A_eq=A_eq, b_eq=np.concatenate(targets),
+                     bounds=box + [(0, room)] * n, method="highs")
+    if result.status != 0:
+        return None
+    return observed[result.x[n:] <= zero]
 
 
 def targets_reachable(base_mass, codes, targets, bounds):

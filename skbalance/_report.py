@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ._problem import MAX_CELLS_FOR_DIAGNOSIS, targets_reachable
+from ._problem import MAX_CELLS_FOR_DIAGNOSIS, cells_that_must_vanish, targets_reachable
 from .kernels import group_sum, rake_cells
 from .utils._array_api import to_numpy
 from ._targets import margin_label, margin_name
@@ -146,7 +146,18 @@ def convergence_report(result, problem, base_mass, tol, bounds):
                 " the targets are unreachable."
             )
         elif reachable:
-            message += " The targets are reachable: increase max_iter."
+            vanish = cells_that_must_vanish(
+                base_mass, problem.margin_codes, [m.proportions for m in problem.margins],
+                bounds)
+            if vanish is not None and vanish.size:
+                message += (
+                    f" The targets are reachable only with {vanish.size} observed cell(s) "
+                    f"at weight 0 ({_describe_cell(problem, vanish[0])}"
+                    f"{', ...' if vanish.size > 1 else ''}): raking approaches that only "
+                    "like 1/k and never reaches it; drop those rows or revise the targets."
+                )
+            else:
+                message += " The targets are reachable: increase max_iter."
         else:
             message += (
                 f" Whether they are reachable was not checked (more than "
@@ -156,6 +167,12 @@ def convergence_report(result, problem, base_mass, tol, bounds):
     if not problems:
         return None, reachable
     return " ".join(p[0].upper() + p[1:] for p in problems), reachable
+
+
+def _describe_cell(problem, cell):
+    """A cell as its levels: age='18-34', sex='F'."""
+    return ", ".join(f"{margin_name(m.key)}={level_repr(m.levels[codes[cell]])}"
+                     for m, codes in zip(problem.margins, problem.margin_codes))
 
 
 def diagnostic_columns(problem, base_mass, cell_factors):

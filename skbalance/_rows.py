@@ -10,6 +10,8 @@ device and host, through :meth:`Rows.encode` (levels to the host) and
 :meth:`Rows.gather` (cell values to the rows).
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from array_api_compat import array_namespace
@@ -364,4 +366,9 @@ def read_rows(X, sample_weight=None):
         return Rows(X, base, xp=xp)
     table = _as_host_table(X)
     _check_shape(table)
+    if (isinstance(sample_weight, pd.Series) and isinstance(table, pd.DataFrame)
+            and not sample_weight.index.equals(table.index)):
+        warnings.warn(
+            "sample_weight is a Series whose index differs from X's: it is used by "
+            "position, not aligned by index (scikit-learn's rule).", UserWarning)
     return Rows(table, check_sample_weight(sample_weight, table.shape[0]))

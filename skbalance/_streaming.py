@@ -7,6 +7,7 @@ the fitted factors mapped back (lazily, partition by partition, for dask).
 """
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -27,9 +28,42 @@ __all__ = [
     "cells_effective_size",
     "dask_weights",
     "merge_cells",
+    "positional_weights",
 ]
 
 _WEIGHT = "__skbalance_base__"
+
+
+def positional_weights(frame, sample_weight):
+    """Base weights for a dask frame, matched to its rows by position.
+
+    scikit-learn's rule, the same as for pandas input: a Series is not aligned
+    by its index (a warning says so when the index differs from the frame's).
+    Returns a dask array chunked like the frame's partitions.
+    """
+    import dask.array as da
+
+    lengths = tuple(int(n) for n in frame.map_partitions(len).compute())
+    n_rows = sum(lengths)
+    if is_dask(sample_weight):
+        index = sample_weight.index
+        values = sample_weight.to_dask_array(lengths=True)
+    else:
+        index = getattr(sample_weight, "index", None)
+        values = np.asarray(sample_weight)
+    if values.shape != (n_rows,):
+        raise ValueError(f"sample_weight must have shape ({n_rows},), got {values.shape}.")
+    if index is not None:
+        same = (index.to_dask_array(lengths=True) if is_dask(index) else np.asarray(index))
+        frame_index = frame.index.to_dask_array(lengths=True)
+        if not bool(da.all(frame_index == da.asarray(same).rechunk(frame_index.chunks))
+                    .compute()):
+            warnings.warn(
+                "sample_weight is a Series whose index differs from X's: it is used by "
+                "position, not aligned by index (scikit-learn's rule).", UserWarning)
+    values = values.rechunk((lengths,)) if is_dask(values) else da.from_array(
+        values, chunks=(lengths,))
+    return values
 
 
 def cell_table(frame, columns, sample_weight):
@@ -41,7 +75,7 @@ def cell_table(frame, columns, sample_weight):
     if sample_weight is None:
         frame = frame[columns].assign(**{_WEIGHT: 1.0})
     elif is_dask(frame):
-        frame = frame[columns].assign(**{_WEIGHT: sample_weight})
+        frame = frame[columns].assign(**{_WEIGHT: positional_weights(frame, sample_weight)})
     else:
         base = check_sample_weight(sample_weight, frame.shape[0])
         frame = frame[columns].assign(**{_WEIGHT: base})
@@ -109,11 +143,14 @@ def dask_weights(fitted, X, sample_weight):
     columns = list(X.columns)
 
     def weigh(part):
+        if len(part) == 0:  # an empty partition has no weights to compute
+            return pd.Series([], index=part.index, name="weight", dtype="f8")
         base = None if sample_weight is None else part[_WEIGHT]
         values = fitted.compute_weights(part[columns], sample_weight=base)
         return pd.Series(values, index=part.index, name="weight")
 
-    frame = X if sample_weight is None else X.assign(**{_WEIGHT: sample_weight})
+    frame = X if sample_weight is None else X.assign(
+        **{_WEIGHT: positional_weights(X, sample_weight)})
     return frame.map_partitions(weigh, meta=("weight", "f8"))
 
 

@@ -95,3 +95,37 @@ def test_functional_estimator_says_it_needs_memory(frame):
     with pytest.raises(TypeError, match="in-memory data"):
         skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=TARGETS)).fit(
             dd.from_pandas(data, npartitions=2), np.ones(len(data)))
+
+
+def test_base_weights_are_used_by_position_on_both_paths(client, frame):
+    data, base = frame
+    shuffled = base.set_axis(base.index[::-1])  # same values, another index
+    reference = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(data, sample_weight=base)
+    with pytest.warns(UserWarning, match="used by position, not aligned by index"):
+        on_pandas = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(
+            data, sample_weight=shuffled)
+    np.testing.assert_allclose(on_pandas.weights_, reference.weights_, rtol=1e-12)
+    lazy = dd.from_pandas(data, npartitions=4)
+    with pytest.warns(UserWarning, match="used by position, not aligned by index"):
+        on_dask = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(
+            lazy, sample_weight=dd.from_pandas(shuffled, npartitions=3, sort=False))
+    np.testing.assert_allclose(on_dask.weights_.compute().to_numpy(), reference.weights_,
+                               rtol=1e-10)
+    # a NumPy array of weights with a dask frame: by position too
+    plain = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(lazy,
+                                                                 sample_weight=base.to_numpy())
+    np.testing.assert_allclose(plain.weights_.compute().to_numpy(), reference.weights_,
+                               rtol=1e-10)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(20000,\)"):
+        skb.MarginalBalancer(targets=TARGETS).fit(lazy, sample_weight=np.ones(3))
+
+
+def test_empty_partition(client, frame):
+    data, base = frame
+    lazy = dd.from_pandas(data, npartitions=3)
+    with_empty = dd.concat([lazy, dd.from_pandas(data.iloc[:0], npartitions=1)])
+    assert int(with_empty.map_partitions(len).compute().min()) == 0
+    fitted = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(with_empty)
+    reference = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(data)
+    np.testing.assert_allclose(fitted.weights_.compute().to_numpy(), reference.weights_,
+                               rtol=1e-10)

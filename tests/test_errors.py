@@ -276,3 +276,35 @@ def skb_convergence_warning():
     from sklearn.exceptions import ConvergenceWarning
 
     return ConvergenceWarning
+
+
+def test_bounded_fit_that_fails_reports_the_shares_it_returns():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.choice(["x", "y"], 200, p=[.8, .2]),
+                      "b": rng.choice(["u", "v", "w"], 200)})
+    targets = {"a": {"x": .3, "y": .7}, "b": {"u": .2, "v": .3, "w": .5}}
+    with pytest.warns(skb_convergence_warning()) as caught:
+        bal = fit(X, targets, bounds=(0.5, 2.0))
+    # the error per margin, from the returned weights' shares by plain groupby
+    errors = [float((pd.Series(bal.weights_).groupby(X[c].to_numpy()).sum()
+                     / bal.weights_.sum() - pd.Series(targets[c])).abs().max()) for c in "ab"]
+    np.testing.assert_allclose(bal.marginal_error_[-1], errors, rtol=1e-9)
+    np.testing.assert_allclose(bal.diagnostics_.groupby("margin")["residual"].apply(
+        lambda r: r.abs().max()).loc[["a", "b"]], errors, rtol=1e-9)
+    assert f"a: {errors[0]:.3g}, b: {errors[1]:.3g}" in str(caught[0].message)
+
+
+def test_targets_that_need_an_observed_cell_at_zero_are_named():
+    # a x: .5 and b u: .5 leave no mass for cell (x, v): every solution empties it
+    X = pd.DataFrame({"a": ["x", "x", "y"], "b": ["u", "v", "v"]})
+    targets = {"a": {"x": 0.5, "y": 0.5}, "b": {"u": 0.5, "v": 0.5}}
+    with pytest.warns(skb_convergence_warning(),
+                      match=r"reachable only with 1 observed cell\(s\) at weight 0 "
+                            r"\(a='x', b='v'\).*like 1/k"):
+        bal = fit(X, targets, max_iter=2000, tol=1e-10)
+    assert bal.targets_reachable_ is True and not bal.converged_
+    # a reachable problem with room in every cell keeps the old advice
+    X = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["u", "v", "u", "v"]})
+    with pytest.warns(skb_convergence_warning(), match="reachable: increase max_iter"):
+        fit(X.iloc[[0, 1, 2, 3, 0]], {"a": {"x": 0.3, "y": 0.7}, "b": {"u": 0.9, "v": 0.1}},
+            max_iter=1, tol=1e-12)

@@ -47,8 +47,8 @@ class RakingResult:
     n_iter : int
         Number of single-margin steps taken.
     errors : ndarray of shape (n_iter + 1, n_margins)
-        Largest absolute marginal error of every margin, in proportions,
-        before the first step (row 0) and after each step.
+        Largest absolute error of every margin's weighted shares, before the
+        first step (row 0) and after each step.
     converged : bool
         Whether the largest error reached ``tol`` (``tol > 0``), or is at
         most 1e-10 after exactly ``max_iter`` steps (``tol == 0``).
@@ -84,7 +84,13 @@ def _marginal(mass, margin_codes, target):
 
 
 def _max_abs_diff(current, target):
-    return float(np.max(np.abs(current - target))) if target.shape[0] else 0.0
+    """Largest error of a margin's shares (its current mass, normalised: with
+    bounds the mass need not sum to 1 until the margins are met)."""
+    if not target.shape[0]:
+        return 0.0
+    total = current.sum()
+    shares = current / total if total > 0 else current
+    return float(np.max(np.abs(shares - target)))
 
 
 def _measure_all(row, mass, codes, targets):
