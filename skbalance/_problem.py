@@ -379,7 +379,7 @@ def balancing_columns(targets, available, target_type="auto"):
     """The columns the targets mention, in order (every column when None)."""
     if targets is None:
         return list(available)
-    margins, _ = parse_targets(targets, target_type)
+    margins, _ = parse_targets(targets, target_type, known_columns=list(available))
     return list(dict.fromkeys(c for m in margins for c in m.columns))
 
 
@@ -408,7 +408,7 @@ def build_problem(rows, targets, missing, target_type="auto"):
         margins, total = None, None
         columns = rows.columns
     else:
-        margins, total = parse_targets(targets, target_type)
+        margins, total = parse_targets(targets, target_type, known_columns=rows.columns)
         columns = list(dict.fromkeys(c for m in margins for c in m.columns))
         rows.check_columns(columns)
     encoded = {column: rows.encode(column, missing) for column in columns}

@@ -155,6 +155,9 @@ def _encode_host(values, column, missing):
         codes, levels = pd.factorize(values, use_na_sentinel=False)
         codes = codes.astype(np.int64, copy=False)
         levels = pd.Index(levels, tupleize_cols=False)
+        if levels.hasnans and not isinstance(levels.dtype, np.dtype):
+            # pd.NA of nullable and Arrow dtypes: the one missing level, NaN
+            levels = pd.Index([np.nan if pd.isna(v) else v for v in levels], dtype=object)
     if levels.dtype.kind in "fc" and np.isinf(levels.to_numpy()).any():
         raise ValueError(
             f"Balancing column {column_label(column)} contains inf; levels must be "
@@ -358,6 +361,8 @@ def read_rows(X, sample_weight=None):
     """
     if is_dask(X):
         return Rows(X, sample_weight, lazy=True)
+    if type(X).__module__.startswith("polars") and hasattr(X, "to_pandas"):
+        X = X.to_pandas()  # a polars DataFrame: the same columns, names kept
     xp, on_device = dispatch_namespace(X)
     if on_device:  # only cell-sized arrays will visit the host
         _check_shape(X)

@@ -98,7 +98,14 @@ def _margin_items(key, spec):
     return levels, values
 
 
-def parse_targets(targets, target_type="auto"):
+def _has(columns, key):
+    try:
+        return key in columns
+    except TypeError:
+        return False
+
+
+def parse_targets(targets, target_type="auto", known_columns=None):
     """Validate targets and split them into proportions and a total.
 
     Parameters
@@ -113,6 +120,9 @@ def parse_targets(targets, target_type="auto"):
         Proportions may be off from 1 by at most ``PROPORTION_LIMIT`` (they are
         normalised, with a warning beyond 1e-6); "auto" reads margins summing
         to 1 within that limit as proportions, others as counts.
+    known_columns : collection or None, default=None
+        The data's columns: a tuple key that is one of them (MultiIndex
+        columns) is that column, not a joint margin.
 
     Returns
     -------
@@ -136,12 +146,19 @@ def parse_targets(targets, target_type="auto"):
 
     margins, sums = [], []
     for key, spec in targets.items():
-        joint = isinstance(key, tuple)
+        # a tuple key is a joint margin, unless it names one column of X
+        # (MultiIndex columns); a one-column tuple is that column
+        joint = isinstance(key, tuple) and not (known_columns is not None
+                                                and _has(known_columns, key))
         columns = key if joint else (key,)
         if joint and len(set(columns)) != len(columns):
             raise ValueError(f"Joint margin {key!r} repeats a column.")
         label = margin_label(key)
         levels, values = _margin_items(key, spec)
+        if joint and len(columns) == 1:
+            joint = False
+            levels = [lv[0] if isinstance(lv, tuple) and len(lv) == 1 else lv
+                      for lv in levels]
         if joint:
             for level in levels:
                 if not isinstance(level, tuple) or len(level) != len(columns):

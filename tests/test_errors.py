@@ -308,3 +308,37 @@ def test_targets_that_need_an_observed_cell_at_zero_are_named():
     with pytest.warns(skb_convergence_warning(), match="reachable: increase max_iter"):
         fit(X.iloc[[0, 1, 2, 3, 0]], {"a": {"x": 0.3, "y": 0.7}, "b": {"u": 0.9, "v": 0.1}},
             max_iter=1, tol=1e-12)
+
+
+def test_missing_as_a_level_in_nullable_and_arrow_columns():
+    for values in (pd.array(["a", None, "b", "a"], dtype="string[pyarrow]"),
+                   pd.array([True, None, False, True], dtype="boolean"),
+                   pd.array([1, None, 2, 1], dtype="Int64")):
+        X = pd.DataFrame({"g": values})
+        levels = [v for v in pd.unique(values) if not pd.isna(v)]
+        targets = {"g": {levels[0]: 0.3, levels[1]: 0.3, None: 0.4}}
+        bal = skb.MarginalBalancer(targets=targets, missing="level").fit(X)
+        np.testing.assert_allclose(bal.weights_, [0.6, 1.6, 1.2, 0.6], rtol=1e-9)
+
+
+def test_one_column_joint_key_and_multiindex_columns():
+    X = pd.DataFrame({"g": ["a", "b", "a"]})
+    one = skb.MarginalBalancer(targets={("g",): {("a",): .5, ("b",): .5}}).fit(X)
+    np.testing.assert_allclose(one.weights_, [0.75, 1.5, 0.75])
+    columns = pd.MultiIndex.from_tuples([("x", "g"), ("x", "h")])
+    Xm = pd.DataFrame([["a", "u"], ["b", "v"], ["a", "v"]], columns=columns)
+    single = skb.MarginalBalancer(targets={("x", "g"): {"a": .5, "b": .5}}).fit(Xm)
+    np.testing.assert_allclose(single.weights_, [0.75, 1.5, 0.75])
+    joint = skb.MarginalBalancer(
+        targets={(("x", "g"), ("x", "h")): {("a", "u"): .25, ("b", "v"): .5, ("a", "v"): .25}})
+    np.testing.assert_allclose(joint.fit(Xm).weights_, [0.75, 1.5, 0.75])
+
+
+def test_polars_frames_keep_their_names(survey, survey_targets):
+    pl = pytest.importorskip("polars")
+    frame = pl.from_pandas(survey)
+    bal = skb.MarginalBalancer(targets=survey_targets, tol=1e-12).fit(frame)
+    reference = skb.MarginalBalancer(targets=survey_targets, tol=1e-12).fit(survey)
+    np.testing.assert_allclose(bal.weights_, reference.weights_, rtol=1e-14)
+    assert list(bal.feature_names_in_) == list(survey.columns)
+    np.testing.assert_allclose(bal.compute_weights(frame), reference.weights_, rtol=1e-14)
