@@ -141,7 +141,7 @@ def _check_shape(table):
         raise ValueError("Complex data not supported: levels must be real or labels.")
 
 
-def _encode_host(values, column, missing):
+def _encode_host(values, column, missing, hint="missing='level'"):
     """Integer codes and levels of one host column (Series or ndarray)."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy().astype(np.int64)
@@ -166,11 +166,12 @@ def _encode_host(values, column, missing):
     if missing != "level" and levels.hasnans:
         nan_codes = np.flatnonzero(levels.isna())
         n_missing = int(np.count_nonzero(np.isin(codes, nan_codes)))
-        raise ValueError(missing_values_message(column, n_missing, codes.shape[0]))
+        raise ValueError(missing_values_message(column, n_missing, codes.shape[0],
+                                                hint=hint))
     return codes, levels
 
 
-def _encode_device(values, column, missing):
+def _encode_device(values, column, missing, hint="missing='level'"):
     """Codes (on the column's device) and host levels of one device column."""
     xp = array_namespace(values)
     n_missing = 0
@@ -183,7 +184,8 @@ def _encode_device(values, column, missing):
         is_nan = xp.isnan(values)
         n_missing = int(xp.sum(xp.astype(is_nan, xp.int64)))
         if n_missing and missing != "level":
-            raise ValueError(missing_values_message(column, n_missing, values.shape[0]))
+            raise ValueError(missing_values_message(column, n_missing, values.shape[0],
+                                                    hint=hint))
         if n_missing:  # one level for all NaNs (unique_inverse keeps NaNs apart)
             infinity = xp.asarray(float("inf"), dtype=values.dtype, device=device_of(values))
             values = xp.where(is_nan, infinity, values)
@@ -287,8 +289,11 @@ class Rows:
             return self.table[column]
         return self.table[:, column]
 
-    def encode(self, column, missing="error"):
+    def encode(self, column, missing="error", hint="missing='level'"):
         """Integer codes of one column's levels.
+
+        ``hint`` is how the caller lets missing values be a level, for the
+        error message (None when it cannot).
 
         Returns
         -------
@@ -300,8 +305,8 @@ class Rows:
         """
         values = self.column(column)
         if self.xp is not None:
-            return _encode_device(values, column, missing)
-        return _encode_host(values, column, missing)
+            return _encode_device(values, column, missing, hint)
+        return _encode_host(values, column, missing, hint)
 
     def gather(self, values, index):
         """``values[index]``: host cell values at every row, in the rows'

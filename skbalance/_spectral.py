@@ -167,7 +167,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         validate_data(self, rows.table, skip_check_array=True, reset=True)
         keys = self._column_keys(rows.table)
         (x_codes, x_levels), (y_codes, y_levels) = (
-            _weighted_codes(*rows.encode(key, "error"), rows.base) for key in keys
+            _weighted_codes(*rows.encode(key, "error", hint=None), rows.base) for key in keys
         )
         shape = (x_levels.shape[0], y_levels.shape[0])
         cell = x_codes * shape[1] + y_codes
@@ -248,7 +248,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         parts = []
         for key, functions in zip(self._keys, self._functions):
             levels = self.categories_[key]
-            codes, observed = rows.encode(key, "error")
+            codes, observed = rows.encode(key, "error", hint=None)
             position = levels.get_indexer(observed)
             used = to_numpy(group_sum(codes, None, observed.shape[0])) > 0
             unseen = np.flatnonzero((position < 0) & used)

@@ -102,7 +102,7 @@ def test_device_input_errors_name_the_column():
         skb.MarginalBalancer(targets=targets).fit(_device(with_inf))
     with_nan = X.copy()
     with_nan[1, 0] = np.nan
-    with pytest.raises(ValueError, match="column 0 has 1 missing value"):
+    with pytest.raises(ValueError, match="Column 0 has 1 missing value"):
         skb.MarginalBalancer(targets=targets).fit(_device(with_nan))
     with pytest.raises(ValueError, match="Unknown column 5"):
         skb.MarginalBalancer(targets={5: {0.0: 1.0}}).fit(_device(X))

@@ -184,3 +184,36 @@ def test_running_out_of_steps_during_epsilon_scaling_reports_the_real_error():
     assert np.all(np.isfinite(plan)) and not result.converged
     real = max(np.abs(plan.sum(1) - 1 / 60).max(), np.abs(plan.sum(0) - 1 / 60).max())
     assert result.marginal_error[-1] == pytest.approx(real, rel=1e-9)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: skb.sinkhorn(np.zeros((0, 3))), r"K is empty \(shape \(0, 3\)\)"),
+    (lambda: skb.sinkhorn(__import__("scipy").sparse.csr_array((0, 0))), "K is empty"),
+    (lambda: skb.sinkhorn(np.ones((2, 2)), max_iter=float("inf")), "max_iter must be a"),
+    (lambda: skb.sinkhorn(np.ones((2, 2)), max_iter=None), "max_iter must be a"),
+    (lambda: skb.sinkhorn(np.ones((2, 2)), max_iter=2.5), "max_iter must be a"),
+    (lambda: skb.sinkhorn(np.ones((2, 2)), tol="x"), "tol must be a nonnegative finite"),
+    (lambda: skb.sinkhorn(np.ones((2, 2)), tol=float("nan")), "tol must be"),
+    (lambda: skb.sinkhorn(np.array([[1e308, -1e308], [0.0, 0.0]]), logits=True),
+     "more than float can hold"),
+    (lambda: skb.sinkhorn(np.array([[np.inf, 0.0], [0.0, 0.0]]), logits=True),
+     r"\+inf has no meaning"),
+    (lambda: skb.sinkhorn(np.array([[-np.inf, -np.inf], [0.0, 0.0]]), logits=True),
+     "row of K is all zero"),
+])
+def test_sinkhorn_bad_input_gets_a_clear_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_minus_inf_logits_mask_entries():
+    # a mask is a zero of the kernel: the plan equals the scaling path's on exp(L)
+    rng = np.random.default_rng(3)
+    L = rng.normal(size=(5, 6))
+    L[0, :3] = -np.inf
+    L[2:4, 5] = -np.inf
+    masked = skb.sinkhorn(L, logits=True, tol=1e-12)
+    plain = skb.sinkhorn(np.exp(L), tol=1e-12)
+    assert masked.converged and np.all(np.isfinite(masked.plan))
+    np.testing.assert_allclose(masked.plan, plain.plan, atol=1e-12)
+    assert np.all(masked.plan[0, :3] == 0)

@@ -119,3 +119,13 @@ def test_refit_without_y_drops_the_curve(pairs):
     sga = skb.SpectralGapAnalyzer().fit(frame, np.ones(len(frame)))
     assert hasattr(sga, "variance_curve_")
     assert not hasattr(sga.fit(frame), "variance_curve_")
+
+
+def test_missing_levels_get_advice_the_analyzer_can_take():
+    import pandas as pd
+
+    X = pd.DataFrame({"a": ["x", None, "y"], "b": ["u", "v", "u"]})
+    with pytest.raises(ValueError, match=r"Column 'a' has 1 missing value\(s\).*fill or "
+                                         r"drop them\.$") as caught:
+        skb.SpectralGapAnalyzer().fit(X)
+    assert "missing='level'" not in str(caught.value)

@@ -29,6 +29,7 @@ they sum to 1, the default), as for raking.
 
 import math
 import warnings
+from numbers import Real
 
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
@@ -135,8 +136,26 @@ def _check_marginal(xp, marginal, size, batch_shape, dtype, name, device):
     return xp.broadcast_to(marginal, batch_shape + (size,))
 
 
+def _check_logit_range(xp, K, largest, smallest):
+    """-inf entries mask; the finite ones must span a range float can hold."""
+    if not math.isfinite(smallest):  # masked entries: the range of the others
+        finite = xp.where(xp.isfinite(K), K, xp.full_like(K, largest))
+        smallest = float(xp.min(finite))
+    with np.errstate(over="ignore"):
+        spread = np.float64(largest) - np.float64(smallest)
+    if not math.isfinite(float(spread)):
+        raise ValueError(
+            f"The logits span from {smallest:.3g} to {largest:.3g}, more than float "
+            "can hold as a difference: shift or rescale them."
+        )
+
+
 def _validate(K, a, b, logits):
     """Kernel namespace and broadcast marginals, with clear errors."""
+    shape = tuple(getattr(K, "shape", ()))
+    if len(shape) >= 2 and 0 in shape:
+        raise ValueError(f"K is empty (shape {shape}): Sinkhorn needs at least one row and "
+                         "one column.")
     if is_sparse(K):
         if logits:
             raise ValueError("Sparse kernels take the scaling path only (logits=False).")
@@ -156,16 +175,27 @@ def _validate(K, a, b, logits):
         smallest = float(xp.min(K))
         largest = float(xp.max(K)) if logits else 0.0
         if math.isnan(smallest) or not math.isfinite(largest) or (
-            logits and not math.isfinite(smallest)
+            not logits and not math.isfinite(smallest)
         ):
-            raise ValueError("K contains NaN or Inf.")
+            raise ValueError("K contains NaN or Inf" + (" (-inf logits mask entries; "
+                             "+inf has no meaning)." if logits else "."))
         if not logits and smallest < 0:
             raise ValueError("K must be nonnegative (pass logits=True for log-kernels).")
+        if logits:
+            _check_logit_range(xp, K, largest, smallest)
         batch_shape = tuple(K.shape[:-2])
         device = getattr(K, "device", None)
     m, l = K.shape[-2], K.shape[-1]
     a = _check_marginal(xp, a, m, batch_shape, K.dtype, "a", device)
     b = _check_marginal(xp, b, l, batch_shape, K.dtype, "b", device)
+    if logits and not math.isfinite(smallest):  # masks: every marginal needs an entry
+        row_max, col_max = xp.max(K, axis=-1), xp.max(K, axis=-2)
+        if bool(xp.any(xp.isinf(row_max) & (a > 0))):
+            raise ValueError("A row of K is all zero (every logit -inf) but its marginal "
+                             "in a is positive.")
+        if bool(xp.any(xp.isinf(col_max) & (b > 0))):
+            raise ValueError("A column of K is all zero (every logit -inf) but its "
+                             "marginal in b is positive.")
     total_a, total_b = xp.sum(a, axis=-1), xp.sum(b, axis=-1)
     if bool(xp.any(total_a <= 0)) or bool(
         xp.any(xp.abs(total_a - total_b) > 1e-6 * total_a)
@@ -288,10 +318,14 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=1e-9, logits=False,
     >>> sinkhorn(np.log(K), logits=True, tol=1e-12).plan.sum(axis=1).round(10).tolist()
     [0.5, 0.5]
     """
-    if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 0:
+    try:
+        whole = not isinstance(max_iter, bool) and float(max_iter).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or max_iter < 0:
         raise ValueError(f"max_iter must be a nonnegative integer; got {max_iter!r}.")
-    if not tol >= 0:
-        raise ValueError(f"tol must be nonnegative; got {tol!r}.")
+    if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 <= tol < math.inf):
+        raise ValueError(f"tol must be a nonnegative finite number; got {tol!r}.")
     K, a, b, xp = _validate(K, a, b, logits)
     if logits:
         use_scaling = tol > 0 if epsilon_scaling == "auto" else bool(epsilon_scaling)

@@ -240,7 +240,9 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
 
 def _temperature_schedule(L, xp):
     """Multipliers of the logits, ending at 1, starting where the range is ~10."""
-    spread = float(xp.max(L) - xp.min(L))
+    largest = float(xp.max(L))
+    finite = xp.where(xp.isfinite(L), L, xp.full_like(L, largest))  # -inf masks
+    spread = largest - float(xp.min(finite))
     if spread <= 10.0:
         return [1.0]
     n_stages = int(math.ceil(math.log(spread / 10.0, 4.0)))

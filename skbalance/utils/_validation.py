@@ -42,13 +42,16 @@ def level_repr(level):
 
 
 def missing_values_message(column, n_missing, n_rows=None, *, hint="missing='level'"):
-    """The message for missing values in a balancing column."""
+    """The message for missing values in a column of levels.
+
+    ``hint`` names the caller's way to keep missing values as a level (the
+    parameter, or the command line's flag); None when there is none.
+    """
     where = f" in {n_rows} rows" if n_rows is not None else ""
-    return (
-        f"Balancing column {column_label(column)} has {n_missing} missing value(s) "
-        f"(NaN/None){where}; fill them, or pass {hint} to treat missing as a level "
-        "of its own (its target keyed by None)."
-    )
+    advice = ("; fill or drop them." if hint is None else
+              f"; fill them, or pass {hint} to treat missing as a level of its own (its "
+              "target keyed by None).")
+    return f"Column {column!r} has {n_missing} missing value(s) (NaN/None){where}{advice}"
 
 
 def unknown_column_error(column, columns=None, n_columns=None):
