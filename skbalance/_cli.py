@@ -17,6 +17,11 @@ from ._design import SurveyDesign
 from ._functional import BalancedFunctionalEstimator
 
 
+# pandas' default missing-value strings, for the columns that are not levels
+_DEFAULT_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+               "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
 class CommandError(Exception):
     """A problem with the user's input, reported in one line."""
 
@@ -95,6 +100,15 @@ def run_demo(out=None):
     return balancer
 
 
+TARGETS_HELP = """\
+targets JSON: an object {column: {level: value}}, values proportions or counts:
+  {"sex": {"F": 0.52, "M": 0.48}, "region": {"north": 0.4, "south": 0.6}}
+or a list of margins, joint margins naming several columns:
+  [{"columns": ["age", "sex"], "targets": [[["18-34", "F"], 0.16], ...]},
+   {"columns": ["region"], "targets": [["north", 0.4], ["south", 0.6]]}]
+Levels are read as text, as the CSV's columns are."""
+
+
 def _read_targets(path):
     """Targets from JSON: {column: {level: value}} or a list of margins.
 
@@ -105,11 +119,15 @@ def _read_targets(path):
 
     Levels are read as strings, as the data columns are.
     """
+    if os.path.isdir(path):
+        raise CommandError(f"targets file {path} is a directory.")
     try:
         with open(path, encoding="utf-8") as handle:
             spec = json.load(handle)
     except FileNotFoundError as exc:
         raise CommandError(f"targets file not found: {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"targets file {path} is not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise CommandError(f"targets file {path} is not valid JSON: {exc}") from exc
     if isinstance(spec, dict):
@@ -117,28 +135,52 @@ def _read_targets(path):
         for column, levels in spec.items():
             if not isinstance(levels, dict):
                 raise CommandError(
-                    f"targets of column {column!r} must be an object level -> value."
+                    f"targets of column {column!r} in {path} must be an object level -> "
+                    f'value, e.g. {{"F": 0.52, "M": 0.48}}; got {json.dumps(levels)[:60]}.'
                 )
             targets[column] = {str(level): value for level, value in levels.items()}
         return targets
     if isinstance(spec, list):
-        targets = {}
-        for margin in spec:
-            try:
-                columns = [str(c) for c in margin["columns"]]
-                pairs = margin["targets"]
-            except (TypeError, KeyError) as exc:
-                raise CommandError(
-                    "each margin in a targets list needs 'columns' and 'targets'."
-                ) from exc
-            if len(columns) == 1:
-                targets[columns[0]] = {str(level): value for level, value in pairs}
-            else:
-                targets[tuple(columns)] = {
-                    tuple(str(v) for v in level): value for level, value in pairs
-                }
-        return targets
-    raise CommandError("targets JSON must be an object or a list of margins.")
+        return dict(_margin_from_json(margin, i, path) for i, margin in enumerate(spec))
+    raise CommandError(f"targets JSON in {path} must be an object or a list of margins.\n"
+                       + TARGETS_HELP)
+
+
+def _margin_from_json(margin, i, path):
+    """(key, {level: value}) of the i-th margin of the list form, checked."""
+    where = f"margin {i} of {path}"
+    if not isinstance(margin, dict) or "columns" not in margin or "targets" not in margin:
+        raise CommandError(f"{where} needs \"columns\" (a list of column names) and "
+                           "\"targets\" (a list of [level, value] pairs).")
+    columns, pairs = margin["columns"], margin["targets"]
+    if not isinstance(columns, list) or not columns or not all(
+            isinstance(c, (str, int)) for c in columns):
+        raise CommandError(f"\"columns\" of {where} must be a list of column names, e.g. "
+                           f'["age", "sex"]; got {json.dumps(columns)[:60]}.')
+    columns = [str(c) for c in columns]
+    if not isinstance(pairs, list):
+        raise CommandError(f"\"targets\" of {where} must be a list of [level, value] pairs; "
+                           f"got {json.dumps(pairs)[:60]}.")
+    levels = {}
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise CommandError(f"each entry of \"targets\" of {where} must be [level, value]; "
+                               f"got {json.dumps(pair)[:60]}.")
+        level, value = pair
+        if len(columns) == 1:
+            if isinstance(level, list):  # a one-column level written as [level]
+                if len(level) != 1:
+                    raise CommandError(f"level {json.dumps(level)} of {where} has "
+                                       f"{len(level)} parts for 1 column.")
+                level = level[0]
+            levels[str(level)] = value
+        else:
+            if not isinstance(level, list) or len(level) != len(columns):
+                raise CommandError(f"levels of the joint margin {columns} in {where} must "
+                                   f"be lists of {len(columns)} values; got "
+                                   f"{json.dumps(level)[:60]}.")
+            levels[tuple(str(v) for v in level)] = value
+    return (columns[0] if len(columns) == 1 else tuple(columns)), levels
 
 
 def _write_csv(frame, path, inputs):
@@ -166,14 +208,21 @@ def _write_csv(frame, path, inputs):
 
 
 def _read_data(args, columns, text_columns=()):
-    """The data CSV, with the balancing (and other categorical) columns as text."""
+    """The data CSV, with the balancing (and other categorical) columns as text.
+
+    In those columns only an empty cell is missing: "NA", "None" and the like
+    are levels, as they are written (``--missing-as-level`` makes an empty
+    cell the level "" too). Other columns read missing values as pandas does.
+    """
     if os.path.isdir(args.data):
         raise CommandError(f"data file {args.data} is a directory.")
+    text = [*columns, *text_columns]
     try:
-        return pd.read_csv(
-            args.data, dtype={c: str for c in [*columns, *text_columns]},
-            keep_default_na=not args.missing_as_level,
-        )
+        header = pd.read_csv(args.data, nrows=0).columns
+        others = {c: list(_DEFAULT_NA) for c in header if c not in text}
+        empty = [] if args.missing_as_level else [""]
+        return pd.read_csv(args.data, dtype={c: str for c in text}, keep_default_na=False,
+                           na_values={**others, **{c: empty for c in text}})
     except FileNotFoundError as exc:
         raise CommandError(f"data file not found: {args.data}") from exc
     except UnicodeDecodeError as exc:
@@ -269,14 +318,15 @@ def run_estimate(args, out=None):
 def _add_balancing_options(command):
     command.add_argument("data", help="CSV file, one row per unit")
     command.add_argument("--targets", required=True, help="JSON file of target margins")
-    command.add_argument("--weight-column", help="column of base (design) weights")
+    command.add_argument("--weight-column",
+                         help="column of base (design) weights (default: 1 for every row)")
     command.add_argument("--max-iter", type=int, default=1000,
                          help="single-margin steps (default: %(default)s)")
     command.add_argument("--tol", type=float, default=1e-8,
                          help="largest marginal error (default: %(default)s)")
     command.add_argument(
         "--bounds", type=float, nargs=2, metavar=("LOW", "HIGH"),
-        help="limits on weight / rescaled base weight",
+        help="limits on weight / rescaled base weight (default: none)",
     )
     command.add_argument(
         "--missing-as-level", action="store_true",
@@ -292,16 +342,19 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="skbalance", description="Data balancing (raking) from the command line."
     )
+    formatted = {"formatter_class": argparse.RawDescriptionHelpFormatter,
+                 "epilog": TARGETS_HELP}
     parser.add_argument("--version", action="version", version=f"skbalance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="rake a bundled real data set and print the report")
-    rake = commands.add_parser("rake", help="rake a CSV file to target margins")
+    rake = commands.add_parser("rake", help="rake a CSV file to target margins",
+                               **formatted)
     _add_balancing_options(rake)
     rake.add_argument("--out", required=True, help="CSV file to write the weights to")
     rake.add_argument("--id-column", help="column copied next to the weights")
     estimate = commands.add_parser(
         "estimate", help="balance a CSV file and estimate means, totals, proportions or "
-        "ratios with design-based standard errors",
+        "ratios with design-based standard errors", **formatted,
     )
     _add_balancing_options(estimate)
     estimate.add_argument("--y", nargs="+", required=True, help="outcome column(s)")
@@ -343,7 +396,8 @@ def main(argv=None):
         if args.command == "estimate":
             return run_estimate(args)
         return run_rake(args)
-    except (CommandError, ValueError, KeyError, TypeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except (CommandError, ValueError, KeyError, TypeError, OSError) as exc:
+        message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        message = message.replace("pass missing='level'", "pass --missing-as-level")
         print(f"skbalance: error: {message}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The command line, run as a user runs it."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -154,3 +155,77 @@ def test_estimate_and_rake_never_write_over_an_input(clus1_files):
                  "--out", str(path))
     assert result.returncode == 2 and "is a directory" in result.stderr
     assert sorted(p.name for p in path.iterdir()) == ["clus1.csv", "t.json"]  # no temp files
+
+
+@pytest.mark.parametrize("spec, message", [
+    ([{"columns": ["age"], "targets": [["18-34"]]}], r"must be \[level, value\]; got \[\"18-34\"\]"),
+    ([{"columns": ["age"], "targets": 5}], "must be a list of \\[level, value\\] pairs; got 5"),
+    ([{"columns": "gh", "targets": []}], 'must be a list of column names, e.g. \\["age", "sex"\\]; got "gh"'),
+    ([{"targets": []}], 'needs "columns"'),
+    ({"sex": 0.5}, "must be an object level -> value"),
+    ([{"columns": ["age", "sex"], "targets": [["18-34", 1.0]]}], "must be lists of 2 values"),
+    ("just text", "must be an object or a list of margins"),
+])
+def test_malformed_targets_json_is_explained(files, spec, message):
+    path, _ = files
+    (path / "t.json").write_text(json.dumps(spec))
+    result = run("rake", str(path / "data.csv"), "--targets", str(path / "t.json"),
+                 "--out", str(path / "w.csv"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+
+
+def test_one_column_margin_as_list_of_one_level_lists(files, survey_targets):
+    path, data = files
+    spec = [{"columns": [c], "targets": [[[level], v] for level, v in m.items()]}
+            for c, m in survey_targets.items()]
+    (path / "t.json").write_text(json.dumps(spec))
+    assert main(["rake", str(path / "data.csv"), "--targets", str(path / "t.json"),
+                 "--out", str(path / "w.csv"), "--tol", "1e-12"]) == 0
+    expected = skb.compute_balancing_weights(data, survey_targets, tol=1e-12)
+    np.testing.assert_allclose(pd.read_csv(path / "w.csv")["weight"], expected, rtol=1e-12)
+
+
+def test_files_that_are_directories_or_not_utf8(files, tmp_path):
+    path, _ = files
+    (path / "latin1.json").write_bytes('{"sex": {"F\xe9": 1}}'.encode("latin-1"))
+    for args, message in [
+        ([str(path), "--targets", str(path / "targets.json")], "is a directory"),
+        ([str(path / "data.csv"), "--targets", str(path)], "is a directory"),
+        ([str(path / "data.csv"), "--targets", str(path / "latin1.json")],
+         "latin1.json is not UTF-8 text"),
+    ]:
+        result = run("rake", *args, "--out", str(path / "w.csv"))
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_literal_na_levels_and_the_flag_in_hints(tmp_path):
+    data = pd.DataFrame({"region": ["NA", "EU", "None", "EU", ""],
+                         "pw": [1, 2, 1, 1, 1]})
+    data.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "t.json").write_text(json.dumps(
+        {"region": {"NA": 0.3, "EU": 0.5, "None": 0.2}}))
+    result = run("rake", str(tmp_path / "d.csv"), "--targets", str(tmp_path / "t.json"),
+                 "--out", str(tmp_path / "w.csv"))
+    # "NA" and "None" are levels; only the empty cell is missing, and the hint
+    # names the command line's flag
+    assert result.returncode == 2
+    assert "Column 'region' has 1 missing value(s)" in result.stderr
+    assert "--missing-as-level" in result.stderr and "missing='level'" not in result.stderr
+    data.iloc[:4].to_csv(tmp_path / "d.csv", index=False)
+    result = run("rake", str(tmp_path / "d.csv"), "--targets", str(tmp_path / "t.json"),
+                 "--out", str(tmp_path / "w.csv"), "--tol", "1e-12")
+    assert result.returncode == 0, result.stderr
+    weights = pd.read_csv(tmp_path / "w.csv", keep_default_na=False)["weight"]
+    np.testing.assert_allclose(weights, [1.2, 1.0, 0.8, 1.0], rtol=1e-9)
+
+
+def test_help_shows_targets_format_and_defaults():
+    result = run("rake", "--help")
+    assert result.returncode == 0
+    out = " ".join(result.stdout.split())  # help text wraps
+    assert "targets JSON" in out and '{"sex": {"F": 0.52' in out
+    for default in ("default: 1000", "default: 1e-08", "default: none",
+                    "default: 1 for every"):
+        assert default in out
