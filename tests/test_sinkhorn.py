@@ -217,3 +217,76 @@ def test_minus_inf_logits_mask_entries():
     assert masked.converged and np.all(np.isfinite(masked.plan))
     np.testing.assert_allclose(masked.plan, plain.plan, atol=1e-12)
     assert np.all(masked.plan[0, :3] == 0)
+
+
+def _true_error(result, a, b):
+    """Largest marginal error of the returned plan, in float64, relative to the mass."""
+    plan = np.asarray(result.plan, dtype=np.float64)
+    assert np.all(np.isfinite(plan))
+    return max(np.abs(plan.sum(-1) - a).max(), np.abs(plan.sum(-2) - b).max()) / a.sum()
+
+
+@pytest.mark.parametrize("dtype, gap", [(np.float64, 711.0), (np.float32, 90.0)])
+def test_a_row_far_below_the_others(dtype, gap):
+    rng = np.random.default_rng(0)
+    L = rng.normal(size=(50, 40)).astype(dtype)
+    L[3] -= dtype(gap)
+    result = skb.sinkhorn(L, logits=True)
+    a, b = np.full(50, 1 / 50), np.full(40, 1 / 40)
+    tol = 1e-9 if dtype == np.float64 else 1e-5
+    assert result.converged and _true_error(result, a, b) <= tol
+
+
+def test_reported_error_is_the_error_of_the_returned_plan():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    scores = x @ x.T
+    a = b = np.full(200, 1 / 200)
+    for L, tol in [(scores / 1e-3, 1e-9), ((scores / 1e-5).astype(np.float32), 1e-5)]:
+        result = skb.sinkhorn(L, logits=True, tol=tol)
+        true = _true_error(result, a, b)
+        assert result.marginal_error[-1] == pytest.approx(true, rel=0.2, abs=1e-12)
+        assert not result.converged or true <= tol * 1.01
+    # a column 1e20 below the others: the balanced plan is still the right one
+    L = rng.normal(size=(4, 4))
+    L[:, 1] -= 1e20
+    result = skb.sinkhorn(L, logits=True, tol=1e-9)
+    np.testing.assert_allclose(result.plan.sum(axis=1), 0.25, atol=1e-9)
+    assert result.converged and _true_error(result, np.full(4, .25), np.full(4, .25)) <= 1e-9
+
+
+def test_tolerance_is_relative_to_the_mass():
+    rng = np.random.default_rng(2)
+    K = rng.uniform(0.1, 1, size=(6, 5))
+    a, b = rng.dirichlet(np.ones(6)), rng.dirichlet(np.ones(5))
+    unit = skb.sinkhorn(K, a, b, tol=1e-10)
+    for scale in (1e-200, 1e6, 1e200):
+        scaled = skb.sinkhorn(K, a * scale, b * scale, tol=1e-10)
+        assert scaled.n_iter == unit.n_iter and scaled.converged
+        np.testing.assert_allclose(scaled.marginal_error, unit.marginal_error, rtol=1e-6,
+                                   atol=1e-16)
+        np.testing.assert_allclose(scaled.plan / scale, unit.plan, rtol=1e-9)
+    with pytest.raises(ValueError, match="marginals sum to more than float can hold"):
+        skb.sinkhorn(K, np.full(6, 1e308), np.full(5, 1.2e308))
+
+
+def test_first_error_is_the_users_problem_not_the_first_stage():
+    rng = np.random.default_rng(4)
+    L = rng.normal(size=(30, 20)) / 1e-2  # spread above 10: epsilon scaling runs
+    result = skb.sinkhorn(L, logits=True, tol=1e-9)
+    P0 = np.exp(L - L.max())
+    P0 /= P0.sum()
+    expected = max(np.abs(P0.sum(1) - 1 / 30).max(), np.abs(P0.sum(0) - 1 / 20).max())
+    assert result.marginal_error[0] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("epsilon", [1e-8, 1e-6, 1e-3, 0.05, 10.0])
+def test_swav_codes_stay_finite(epsilon):
+    from skbalance.ssl import swav_codes
+
+    rng = np.random.default_rng(5)
+    scores = rng.normal(size=(64, 12)) * 30
+    codes = np.asarray(swav_codes(scores, epsilon=epsilon))
+    assert np.all(np.isfinite(codes))
+    np.testing.assert_allclose(codes.sum(axis=1), 1.0, atol=1e-12)

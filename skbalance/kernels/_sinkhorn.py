@@ -34,9 +34,9 @@ from numbers import Real
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
 
-from ..utils._array_api import float_dtype
+from ..utils._array_api import float_dtype, logsumexp
 from ._matvec import divide_or_zero, is_sparse, kernel_products, max_abs
-from ._sinkhorn_log import logits_path
+from ._sinkhorn_log import centre_logits, logits_path
 
 __all__ = ["SinkhornResult", "sinkhorn"]
 
@@ -58,23 +58,27 @@ class SinkhornResult:
     ----------
     u, v : arrays of shape (..., m) and (..., l)
         Scalings: the plan is ``u[:, None] * K * v[None, :]``. In the logits
-        path they are log-scalings: the plan is ``exp(K + u[:, None] +
-        v[None, :])``.
+        path they are log-scalings, and the plan is ``exp(Kc + u[:, None] +
+        v[None, :])``; with ``tol > 0``, ``Kc`` is ``K`` minus each column's
+        maximum, then each row's (the same balanced plan, better conditioned),
+        else ``K`` itself (a k-step plan depends on those offsets).
     n_iter : int
         Single-margin steps taken (all temperatures, with epsilon scaling).
     converged : bool
-        Whether the marginal error reached ``tol`` (with ``tol=0``: is at most
-        1e-10 times the total mass after ``max_iter`` steps).
+        Whether the plan returned meets ``tol`` (with ``tol=0``: its error is
+        at most 1e-10 of the total mass after ``max_iter`` steps).
     marginal_error : ndarray of shape (n_iter + n_newton + 1,)
-        Largest absolute marginal error before any step, after each step,
-        then after each Newton iteration; over the whole batch.
+        Largest absolute marginal error, relative to the total mass, before
+        any step, after each step, then after each Newton iteration; over the
+        whole batch. The last entry is measured on the plan returned.
     logits : bool
         Whether ``u`` and ``v`` are log-scalings.
     n_newton : int, default=0
         Newton iterations on the dual that finished a logits fit whose
         steps had stalled (see :func:`sinkhorn`).
     kernel : array or sparse matrix, default=None
-        The balanced kernel, from which ``plan`` is computed on first access.
+        The balanced kernel (centred logits in the logits path), from which
+        ``plan`` is computed on first access.
 
     Examples
     --------
@@ -196,7 +200,11 @@ def _validate(K, a, b, logits):
         if bool(xp.any(xp.isinf(col_max) & (b > 0))):
             raise ValueError("A column of K is all zero (every logit -inf) but its "
                              "marginal in b is positive.")
-    total_a, total_b = xp.sum(a, axis=-1), xp.sum(b, axis=-1)
+    with np.errstate(over="ignore"):  # an overflowing total is reported just below
+        total_a, total_b = xp.sum(a, axis=-1), xp.sum(b, axis=-1)
+    if not (math.isfinite(float(xp.max(total_a))) and math.isfinite(float(xp.max(total_b)))):
+        raise ValueError("The marginals sum to more than float can hold: rescale a and b "
+                         "(the plan only depends on their proportions and total).")
     if bool(xp.any(total_a <= 0)) or bool(
         xp.any(xp.abs(total_a - total_b) > 1e-6 * total_a)
     ):
@@ -273,7 +281,7 @@ def _scaling_path(K, a, b, xp, max_iter, tol):
     return u, v, n_iter, errors
 
 
-def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=1e-9, logits=False,
+def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=None, logits=False,
              epsilon_scaling="auto"):
     """Balance a nonnegative matrix to given row and column marginals.
 
@@ -290,10 +298,11 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=1e-9, logits=False,
     max_iter : int, default=1000
         Largest number of single-margin steps (rows first, as the paper's
         ``k``; one full Sinkhorn iteration is 2 steps).
-    tol : float, default=1e-9
-        Stop after the first step whose largest absolute marginal error, in
-        the units of ``a`` and ``b``, is at most ``tol``; ``tol=0`` runs
-        exactly ``max_iter`` steps.
+    tol : float or None, default=None
+        Stop after the first step whose largest absolute marginal error,
+        relative to the total mass (``sum(a)``), is at most ``tol``; ``tol=0``
+        runs exactly ``max_iter`` steps. None: 1e-9 in float64, 1e-5 in
+        float32 (what the dtype can reach).
     logits : bool, default=False
         ``K`` holds log-kernel values; use the stabilised path.
     epsilon_scaling : bool or "auto", default="auto"
@@ -324,27 +333,63 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=1e-9, logits=False,
         whole = False
     if not whole or max_iter < 0:
         raise ValueError(f"max_iter must be a nonnegative integer; got {max_iter!r}.")
-    if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 <= tol < math.inf):
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, Real)
+                            or not 0 <= tol < math.inf):
         raise ValueError(f"tol must be a nonnegative finite number; got {tol!r}.")
     K, a, b, xp = _validate(K, a, b, logits)
+    if tol is None:  # what the dtype can reach
+        tol = 1e-9 if K.dtype == xp.float64 else 1e-5
+    total = float(xp.max(xp.sum(a, axis=-1)))  # errors are relative to the mass
+    initial = None
     if logits:
+        if tol > 0:  # only the balanced limit is free of row and column offsets
+            initial = _initial_error(K, a, b, xp)  # the user's problem at k = 0
+            K = centre_logits(xp, K)
         use_scaling = tol > 0 if epsilon_scaling == "auto" else bool(epsilon_scaling)
         u, v, n_iter, errors, n_newton = logits_path(
-            K, a, b, xp, int(max_iter), tol, use_scaling
+            K, a, b, xp, int(max_iter), tol * total, use_scaling
         )
+        if initial is not None:
+            errors[0] = initial
     else:
-        u, v, n_iter, errors = _scaling_path(K, a, b, xp, int(max_iter), tol)
+        u, v, n_iter, errors = _scaling_path(K, a, b, xp, int(max_iter), tol * total)
         n_newton = 0
-    total = float(xp.max(xp.sum(a, axis=-1)))
-    threshold = tol if tol > 0 else 1e-10 * total
+    errors = np.asarray(errors, dtype=np.float64) / total
+    errors[-1] = _plan_error(K, u, v, a, b, xp, logits) / total  # of the plan returned
+    if not np.isfinite(errors[-1]):
+        raise ValueError(
+            "The plan is not finite: the kernel's scale overflowed float"
+            + (" (use logits=True: pass log-kernel values)." if not logits else
+               "; rescale the logits.")
+        )
+    threshold = tol if tol > 0 else 1e-10
     converged = bool(errors[-1] <= threshold)
     if tol > 0 and not converged:
         warnings.warn(
             f"Sinkhorn did not reach tol={tol:g} in {n_iter} steps (largest marginal "
-            f"error {errors[-1]:.3g}); increase max_iter"
+            f"error {errors[-1]:.3g}, relative to the total mass); increase max_iter"
             + (", or use logits=True for small temperatures." if not logits else "."),
             ConvergenceWarning,
         )
     return SinkhornResult(u=u, v=v, n_iter=n_iter, converged=converged,
-                          marginal_error=np.asarray(errors), logits=logits,
-                          n_newton=n_newton, kernel=K)
+                          marginal_error=errors, logits=logits, n_newton=n_newton, kernel=K)
+
+
+def _initial_error(L, a, b, xp):
+    """Marginal error of ``exp(L)`` rescaled to the total mass (k = 0)."""
+    total = xp.sum(a, axis=-1)
+    flat = xp.reshape(L, tuple(L.shape[:-2]) + (-1,))
+    shift = xp.log(total) - logsumexp(xp, flat, axis=-1)
+    plan = xp.exp(L + shift[..., None, None])
+    return max(max_abs(xp, xp.sum(plan, axis=-1) - a), max_abs(xp, xp.sum(plan, axis=-2) - b))
+
+
+def _plan_error(K, u, v, a, b, xp, logits):
+    """Largest absolute marginal error of the plan that ``u``, ``v`` give."""
+    if logits:
+        plan = xp.exp(K + u[..., :, None] + v[..., None, :])
+        rows, cols = xp.sum(plan, axis=-1), xp.sum(plan, axis=-2)
+    else:
+        matvec, rmatvec = kernel_products(K, xp)
+        rows, cols = u * matvec(v), v * rmatvec(u)
+    return max(max_abs(xp, rows - a), max_abs(xp, cols - b))

@@ -16,7 +16,21 @@ import numpy as np
 from ..utils._array_api import device_of, has_float64, logsumexp
 from ._matvec import divide_or_zero, kernel_products, max_abs
 
-__all__ = ["logits_path"]
+__all__ = ["centre_logits", "logits_path"]
+
+
+def centre_logits(xp, L):
+    """Logits minus each column's maximum, then each row's: the same plan.
+
+    A column (or row) offset is absorbed by its potential; removed first, it
+    never has to be, so offsets like -1e20 cannot cancel every digit of the
+    logits they ride on.
+    """
+    def finite(m):  # an all-masked (-inf) line has no maximum to subtract
+        return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+
+    L = L - finite(xp.max(L, axis=-2, keepdims=True))
+    return L - finite(xp.max(L, axis=-1, keepdims=True))
 
 
 def _safe_log(xp, x):
@@ -196,7 +210,10 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
     g = xp.zeros_like(b)
     schedule = _temperature_schedule(L, xp) if epsilon_scaling else [1.0]
     can_refine = epsilon_scaling and L.ndim == 2 and sum(L.shape) <= _NEWTON_MAX_SIZE
-    errors, n_iter, n_newton, finished_by_newton = [], 0, 0, False
+    # row 0 of the history: the user's problem before any step, at its own
+    # temperature (not the first, softened, stage of epsilon scaling)
+    errors = [_LogState(L, a, b, xp, f, g).error()] if schedule[0] != 1.0 else []
+    n_iter, n_newton, finished_by_newton = 0, 0, False
     for stage, scale in enumerate(schedule):
         last = stage == len(schedule) - 1
         if stage:
