@@ -195,3 +195,27 @@ def test_curator_errors():
         match_entries(["a"], ["a", "a"])
     with pytest.raises(TypeError, match="not a string"):
         match_entries([3], ["a"])
+
+
+def test_contrastive_loss_memory_does_not_grow_with_steps():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    L = rng.normal(size=(300, 300))
+    peaks = {}
+    for k in (2, 40):
+        tracemalloc.start()
+        balanced_contrastive_loss(L, n_steps=k, return_grad=True)
+        peaks[k] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[40] < 1.3 * peaks[2]  # storing every step's matrix: about 20x
+    assert peaks[40] < 12 * L.nbytes
+    # and the loss of 40 steps is the chain of 40 log-softmaxes, by a plain loop
+    A, B = L.copy(), L.copy()
+    for step in range(1, 41):
+        axis_a = 1 if step % 2 else 0
+        A = A - np.log(np.exp(A).sum(axis=axis_a, keepdims=True))
+        B = B - np.log(np.exp(B).sum(axis=1 - axis_a, keepdims=True))
+    expected = -(np.diag(A) + np.diag(B)).mean() / 2
+    assert float(balanced_contrastive_loss(L, n_steps=40)) == pytest.approx(expected,
+                                                                           rel=1e-12)

@@ -77,23 +77,38 @@ def balanced_contrastive_loss(logits, n_steps=2, *, return_grad=False):
             return loss
         return loss, xp.exp(logits - total) - eye / m
 
-    rows_first, cols_first = [logits], [logits]
-    for step in range(1, int(n_steps) + 1):
-        odd = step % 2 == 1
-        rows_first.append(_log_softmax(xp, rows_first[-1], axis=1 if odd else 0))
-        cols_first.append(_log_softmax(xp, cols_first[-1], axis=0 if odd else 1))
-    loss = -(xp.sum(rows_first[-1] * eye) + xp.sum(cols_first[-1] * eye)) / (2 * m)
+    # A log-softmax along an axis subtracts one vector from the matrix, so
+    # every step's matrix is L - r[:, None] - c[None, :]: the forward pass
+    # keeps the offsets r, c of every step (vectors), and the backward pass
+    # recomputes each step's softmax from them. Memory stays a few m x m
+    # arrays whatever n_steps (storing the matrices grew with it).
+    zeros = xp.zeros((m,), dtype=logits.dtype, device=getattr(logits, "device", None))
+    chains = []
+    for first_axis in (1, 0):  # rows first (A), columns first (B)
+        r, c, offsets = zeros, zeros, []
+        for step in range(1, int(n_steps) + 1):
+            axis = first_axis if step % 2 == 1 else 1 - first_axis
+            current = logits - r[:, None] - c[None, :]
+            if axis == 1:
+                r = r + logsumexp(xp, current, axis=1)
+            else:
+                c = c + logsumexp(xp, current, axis=0)
+            offsets.append((r, c))
+        chains.append((first_axis, offsets))
+    diagonal = xp.sum(logits * eye, axis=1)
+    loss = -sum(xp.sum(diagonal - offsets[-1][0] - offsets[-1][1])
+                for _, offsets in chains) / (2 * m)
     if not return_grad:
         return loss
     grad = xp.zeros_like(logits)
-    for chain, first_axis in ((rows_first, 1), (cols_first, 0)):
+    for first_axis, offsets in chains:
         upstream = -eye / (2 * m)
         for step in range(int(n_steps), 0, -1):
             axis = first_axis if step % 2 == 1 else 1 - first_axis
+            r, c = offsets[step - 1]
             # d/dX of log_softmax(X): dY - softmax(X) * sum(dY) along the axis,
-            # and softmax(X) = exp(log_softmax(X)).
-            upstream = upstream - xp.exp(chain[step]) * xp.sum(
-                upstream, axis=axis, keepdims=True
-            )
+            # with softmax(X) = exp(log_softmax(X)) = exp(L - r - c) of this step.
+            softmax = xp.exp(logits - r[:, None] - c[None, :])
+            upstream = upstream - softmax * xp.sum(upstream, axis=axis, keepdims=True)
         grad = grad + upstream
     return loss, grad
