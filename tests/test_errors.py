@@ -342,3 +342,15 @@ def test_polars_frames_keep_their_names(survey, survey_targets):
     np.testing.assert_allclose(bal.weights_, reference.weights_, rtol=1e-14)
     assert list(bal.feature_names_in_) == list(survey.columns)
     np.testing.assert_allclose(bal.compute_weights(frame), reference.weights_, rtol=1e-14)
+
+
+def test_unreachable_targets_over_three_margins_keep_weights_finite():
+    # found by the property tests: capped factors of three margins multiplied
+    X = pd.DataFrame({"c0": [0, 0, 1, 0], "c1": [0, 1, 0, 0], "c2": [0, 0, 0, 1]})
+    targets = {"c0": {0: 0.2137, 1: 0.7863}, "c1": {0: 0.0316, 1: 0.9684},
+               "c2": {0: 0.5014, 1: 0.4986}}
+    base = np.array([0.40304871, 1.07798243, 2.47846726, 0.9299976])
+    bal = fit(X, targets, sample_weight=base, tol=0, max_iter=213)
+    assert np.all(np.isfinite(bal.weights_)) and not bal.converged_
+    np.testing.assert_allclose(bal.compute_weights(X, sample_weight=base), bal.weights_,
+                               rtol=1e-12)

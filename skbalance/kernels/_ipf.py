@@ -29,9 +29,10 @@ _BISECTION_STEPS = 80
 # With bounds, each margin's factors stay within exp(+-_LOG_CAP / n_margins),
 # so that their product stays finite even when the bounds cannot be met.
 _LOG_CAP = 700.0
-# Without bounds, level factors stay at most this large (their products, the
-# cell factors, then stay finite); only unreachable targets ever get there.
-_FACTOR_CAP = 1e150
+# Without bounds, the product of the level factors of M margins stays below
+# 10 ** _PRODUCT_EXPONENT (each factor at most its M-th root), so the cell
+# factors stay finite; only unreachable targets ever get there.
+_PRODUCT_EXPONENT = 290.0
 
 
 @dataclass
@@ -210,7 +211,7 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
     currents = [_marginal(mass, c, t) for c, t in zip(codes, targets)]
     for factors, current, target in zip(level_factors, currents, targets):
         factors[(current <= 0) & (target == 0)] = 0.0  # absent and meant to be: weight 0
-    capped = False
+    capped, cap = False, 10.0 ** (_PRODUCT_EXPONENT / max(n_margins, 1))
     errors = [np.array([_max_abs_diff(c, t) for c, t in zip(currents, targets)])]
     current = currents[0] if n_margins else None
     done = n_margins == 0 or (tol > 0 and errors[0].max() <= tol)
@@ -243,10 +244,10 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
                 ratio[(current <= 0) & (target == 0)] = 0.0
             with np.errstate(over="ignore"):
                 new = level_factors[j] * ratio
-            if not np.all(new <= _FACTOR_CAP):
+            if not np.all(new <= cap):
                 # unreachable targets drive some factors without bound: cap them,
                 # and derive the cell factors from the level factors at the end
-                new = np.minimum(new, _FACTOR_CAP)
+                new = np.minimum(new, cap)
                 capped = True
             mass *= ratio[margin_codes]
         level_factors[j] = new

@@ -68,9 +68,10 @@ class SinkhornResult:
         Whether the plan returned meets ``tol`` (with ``tol=0``: its error is
         at most 1e-10 of the total mass after ``max_iter`` steps).
     marginal_error : ndarray of shape (n_iter + n_newton + 1,)
-        Largest absolute marginal error, relative to the total mass, before
-        any step, after each step, then after each Newton iteration; over the
-        whole batch. The last entry is measured on the plan returned.
+        Largest absolute marginal error, relative to the problem's total mass
+        (the largest over a batch), before any step, after each step, then
+        after each Newton iteration. The last entry is measured on the plan
+        returned.
     logits : bool
         Whether ``u`` and ``v`` are log-scalings.
     n_newton : int, default=0
@@ -339,23 +340,29 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=None, logits=False,
     K, a, b, xp = _validate(K, a, b, logits)
     if tol is None:  # what the dtype can reach
         tol = 1e-9 if K.dtype == xp.float64 else 1e-5
-    total = float(xp.max(xp.sum(a, axis=-1)))  # errors are relative to the mass
+    # Solve at unit mass, then give the mass back to the row scalings: the same
+    # plan, with potentials free of log(mass) (which epsilon scaling multiplies).
+    mass = xp.sum(a, axis=-1, keepdims=True)
+    unit_a, unit_b = a / mass, b / mass
     initial = None
     if logits:
         if tol > 0:  # only the balanced limit is free of row and column offsets
-            initial = _initial_error(K, a, b, xp)  # the user's problem at k = 0
+            initial = _initial_error(K, unit_a, unit_b, xp)  # the user's problem, k = 0
             K = centre_logits(xp, K)
         use_scaling = tol > 0 if epsilon_scaling == "auto" else bool(epsilon_scaling)
         u, v, n_iter, errors, n_newton = logits_path(
-            K, a, b, xp, int(max_iter), tol * total, use_scaling
+            K, unit_a, unit_b, xp, int(max_iter), tol, use_scaling
         )
+        u = u + xp.log(mass)
         if initial is not None:
             errors[0] = initial
     else:
-        u, v, n_iter, errors = _scaling_path(K, a, b, xp, int(max_iter), tol * total)
+        u, v, n_iter, errors = _scaling_path(K, unit_a, unit_b, xp, int(max_iter), tol)
+        u = u * mass
         n_newton = 0
-    errors = np.asarray(errors, dtype=np.float64) / total
-    errors[-1] = _plan_error(K, u, v, a, b, xp, logits) / total  # of the plan returned
+    # each problem's error relative to its own mass (the unit-mass problem's)
+    errors = np.asarray(errors, dtype=np.float64)
+    errors[-1] = _plan_error(K, u, v, a, b, xp, logits, mass)  # of the plan returned
     if not np.isfinite(errors[-1]):
         raise ValueError(
             "The plan is not finite: the kernel's scale overflowed float"
@@ -384,12 +391,13 @@ def _initial_error(L, a, b, xp):
     return max(max_abs(xp, xp.sum(plan, axis=-1) - a), max_abs(xp, xp.sum(plan, axis=-2) - b))
 
 
-def _plan_error(K, u, v, a, b, xp, logits):
-    """Largest absolute marginal error of the plan that ``u``, ``v`` give."""
+def _plan_error(K, u, v, a, b, xp, logits, mass):
+    """Largest marginal error of the plan that ``u``, ``v`` give, relative to
+    each problem's mass."""
     if logits:
         plan = xp.exp(K + u[..., :, None] + v[..., None, :])
         rows, cols = xp.sum(plan, axis=-1), xp.sum(plan, axis=-2)
     else:
         matvec, rmatvec = kernel_products(K, xp)
         rows, cols = u * matvec(v), v * rmatvec(u)
-    return max(max_abs(xp, rows - a), max_abs(xp, cols - b))
+    return max(max_abs(xp, (rows - a) / mass), max_abs(xp, (cols - b) / mass))

@@ -49,6 +49,9 @@ class _LogState:
         self.L, self.a, self.b, self.xp = L, a, b, xp
         self.log_a, self.log_b = _safe_log(xp, a), _safe_log(xp, b)
         self.log_tau = math.log(1e12 if L.dtype == xp.float64 else 1e4)
+        # sums below this (not just 0) are redone in the log domain: dividing a
+        # unit-mass marginal by them could overflow
+        self.tiny = 1024 * float(xp.finfo(L.dtype).smallest_normal)
         self.f, self.g = f, g
         self._rebuild()
 
@@ -75,7 +78,7 @@ class _LogState:
     def row_step(self):
         """Fix the rows; return the column error after the step."""
         xp = self.xp
-        if bool(xp.any((self.Kv <= 0) & (self.a > 0))):
+        if bool(xp.any((self.Kv <= self.tiny) & (self.a > 0))):
             # Sums underflowed: do this step exactly in the log domain.
             g = self.g + xp.log(self.v)
             self.f = self.log_a - logsumexp(xp, self.L + g[..., None, :], axis=-1)
@@ -90,7 +93,7 @@ class _LogState:
     def col_step(self):
         """Fix the columns; return the row error after the step."""
         xp = self.xp
-        if bool(xp.any((self.Ktu <= 0) & (self.b > 0))):
+        if bool(xp.any((self.Ktu <= self.tiny) & (self.b > 0))):
             f = self.f + xp.log(self.u)
             self.g = self.log_b - logsumexp(xp, self.L + f[..., :, None], axis=-2)
             self.f = f
@@ -249,7 +252,11 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
         if n_iter >= max_iter and not last:
             # Out of steps at a larger temperature: carry the potentials to
             # the real one and report the real error (not converged).
-            f, g = f / scale, g / scale
+            # One row step in the log domain from the carried column
+            # potentials: rows then sum to a exactly, so every entry of the
+            # plan is at most a_i (dividing f by a tiny scale could overflow).
+            g = g / scale
+            f = _safe_log(xp, a) - logsumexp(xp, L + g[..., None, :], axis=-1)
             errors.append(_LogState(L, a, b, xp, f, g).error())
             break
     return f, g, n_iter, errors, n_newton
