@@ -197,9 +197,8 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
     def fit_problem(self, X, sample_weight=None):
         """Fit, and return the cell problem behind the weights.
 
-        The contract for estimators built on a balancer: the returned
-        :class:`~skbalance.CellProblem` holds the cells, their base weights
-        and margin levels, and applies the k-step residual operator.
+        The contract for estimators built on a balancer: the :class:`~skbalance.CellProblem`
+        holds the cells, base weights and levels, and the k-step residual operator.
 
         Parameters
         ----------
@@ -229,8 +228,8 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
             return self._fit_dask(rows, sample_weight)
         problem = build_problem(rows, self.targets, self.missing, self.target_type)
         result = self._rake(problem)
-        self.weights_ = rows.base * rows.gather(self.weight_scale_ * result.cell_factors,
-                                                problem.cell_of_row)
+        self.weights_ = self._scaled(rows.base, rows.gather(result.cell_factors,
+                                                            problem.cell_of_row))
         self.converged_ = confirm_convergence(self.weights_, problem, self.tol, self.converged_)
         self.effective_sample_size_ = kish_effective_size(self.weights_)
         self.design_effect_ = rows.n_counted / self.effective_sample_size_
@@ -281,7 +280,11 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
             validate_data(self, rows.table, skip_check_array=True, reset=False)
         check_same_namespace(self, X, method)
         factor = row_factors(rows, self._margins, self.factors_, self.missing, self._bounds)
-        return rows.base * (self.weight_scale_ * factor)
+        return self._scaled(rows.base, factor)
+
+    def _scaled(self, base, factor):
+        """``base * weight_scale_ * factor`` with no intermediate beyond a weight."""
+        return base / self._base_total * factor * self.total_
 
     def transform(self, X, sample_weight=None):
         """The weights of ``X`` as one column.

@@ -36,10 +36,17 @@ def raking_fit(problem, max_iter, tol, bounds):
                         [m.proportions for m in problem.margins],
                         max_iter=max_iter, tol=tol, bounds=bounds)
     total = base_total if problem.total is None else problem.total
+    if not 0 < total / base_total < np.inf:
+        raise ValueError(
+            f"The target total ({total:.3g}) over the sum of the base weights "
+            f"({base_total:.3g}) is beyond what float holds; rescale sample_weight "
+            "(for instance to sum to the population)."
+        )
     message, reachable = convergence_report(result, problem, base_mass, tol, bounds)
     fitted = {
         "total_": total,
         "weight_scale_": total / base_total,
+        "_base_total": base_total,
         "margins_": [m.key for m in problem.margins],
         "categories_": {m.key: m.levels for m in problem.margins},
         "factors_": {m.key: pd.Series(a, index=m.levels, name="factor")

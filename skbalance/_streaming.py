@@ -183,11 +183,10 @@ class CellTableMixin:
                                       cells["rows"].to_numpy(dtype=np.float64),
                                       problem.n_cells).astype(np.int64)
         result = self._rake(problem)
-        cell_weights = problem.base * (self.weight_scale_
-                                       * result.cell_factors[problem.cell_of_row])
+        cell_weights = self._scaled(problem.base, result.cell_factors[problem.cell_of_row])
         self.converged_ = confirm_convergence(cell_weights, problem, self.tol, self.converged_)
         self.effective_sample_size_ = cells_effective_size(
-            cells, problem, self.weight_scale_ * result.cell_factors)
+            cells, problem, result.cell_factors)  # Kish's size ignores a common scale
         self.design_effect_ = float(cells["positive"].sum()) / self.effective_sample_size_
         return problem
 
