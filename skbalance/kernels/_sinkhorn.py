@@ -362,7 +362,7 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=None, logits=False,
         n_newton = 0
     # each problem's error relative to its own mass (the unit-mass problem's)
     errors = np.asarray(errors, dtype=np.float64)
-    errors[-1] = _plan_error(K, u, v, a, b, xp, logits, mass)  # of the plan returned
+    errors[-1], plan = _plan_error(K, u, v, a, b, xp, logits, mass)  # of the plan returned
     if not np.isfinite(errors[-1]):
         raise ValueError(
             "The plan is not finite: the kernel's scale overflowed float"
@@ -378,8 +378,10 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=None, logits=False,
             + (", or use logits=True for small temperatures." if not logits else "."),
             ConvergenceWarning,
         )
-    return SinkhornResult(u=u, v=v, n_iter=n_iter, converged=converged,
-                          marginal_error=errors, logits=logits, n_newton=n_newton, kernel=K)
+    result = SinkhornResult(u=u, v=v, n_iter=n_iter, converged=converged,
+                            marginal_error=errors, logits=logits, n_newton=n_newton, kernel=K)
+    result._plan = plan  # made to measure its error: no need to make it twice
+    return result
 
 
 def _initial_error(L, a, b, xp):
@@ -393,11 +395,12 @@ def _initial_error(L, a, b, xp):
 
 def _plan_error(K, u, v, a, b, xp, logits, mass):
     """Largest marginal error of the plan that ``u``, ``v`` give, relative to
-    each problem's mass."""
+    each problem's mass, and the plan itself when it was made (logits)."""
+    plan = None
     if logits:
         plan = xp.exp(K + u[..., :, None] + v[..., None, :])
         rows, cols = xp.sum(plan, axis=-1), xp.sum(plan, axis=-2)
     else:
         matvec, rmatvec = kernel_products(K, xp)
         rows, cols = u * matvec(v), v * rmatvec(u)
-    return max(max_abs(xp, (rows - a) / mass), max_abs(xp, (cols - b) / mass))
+    return max(max_abs(xp, (rows - a) / mass), max_abs(xp, (cols - b) / mass)), plan
