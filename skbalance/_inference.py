@@ -552,8 +552,7 @@ def compute_replicate_weights(X, balancer, design, *, sample_weight=None):
         multipliers, scale, rscales, mse = resolved.replicate_multipliers()
         base = resolved.weights[:, None] * multipliers[resolved.units[0]]
         kind = resolved.replicates
-    cell_base = np.zeros((problem.n_cells, base.shape[1]))
-    np.add.at(cell_base, cell, base)
+    [cell_base] = _cell_sums_supplied(cell, problem.n_cells, [np.ones(cell.shape[0])], base)
     fit = BalancingFit(problem, fitted.weights_, fitted.n_iter_, fitted, "balanced")
     factors = _replicate_factors(fit, problem, cell_base)
     return ReplicateWeights(base * factors[cell], scale, rscales, mse, kind)
