@@ -7,7 +7,6 @@ import sys
 import tempfile
 import warnings
 
-import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 

@@ -307,8 +307,8 @@ def _stage_codes(clusters, strata, n_rows, nest):
                     f"Cluster {first!r} of {c_label} is in more than one stratum of "
                     f"{s_label}; pass nest=True if cluster labels repeat across strata."
                 )
-        units.append(unit.astype(np.int64))
-        unit_strata.append(stratum.astype(np.int64))
+        units.append(np.asarray(unit, dtype=np.int64))
+        unit_strata.append(np.asarray(stratum, dtype=np.int64))
         parent = unit
     return units, unit_strata
 
@@ -317,7 +317,7 @@ def _pair_codes(first, second):
     """Dense codes 0..k-1 of the distinct pairs (first[i], second[i])."""
     first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
     keys = first * (int(second.max()) + 1) + second  # codes are dense: no overflow
-    return pd.factorize(keys)[0].astype(np.int64)
+    return np.asarray(pd.factorize(keys)[0], dtype=np.int64)
 
 
 def _sampling_fractions(fpc, units, unit_strata):

@@ -364,11 +364,11 @@ def _replicate_estimates(fit, stats, design):
     constants.
     """
     problem = fit.problem
-    cell = to_numpy(problem.cell_of_row).astype(np.int64)
+    cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)
     n_cells = problem.n_cells
-    numerators = [to_numpy(s.numerator).astype(np.float64) for s in stats]
-    denominators = [None if s.denominator is None else to_numpy(s.denominator).astype(
-        np.float64) for s in stats]
+    numerators = [np.asarray(to_numpy(s.numerator), dtype=np.float64) for s in stats]
+    denominators = [None if s.denominator is None else
+                    np.asarray(to_numpy(s.denominator), dtype=np.float64) for s in stats]
     columns = [np.ones(cell.shape[0])] + numerators + [d for d in denominators if d is not None]
     if design.supplied is not None:
         replicate = design.supplied
@@ -400,11 +400,13 @@ def _cell_sums_built(cell, n_cells, columns, weights, unit, multipliers):
     """``sum_i d_i m[unit_i, r] column_i`` per cell and replicate, via the
     (cell, unit) table: the replicates never touch the rows."""
     n_units = multipliers.shape[0]
-    pairs = sparse.csr_array((np.ones(cell.shape[0]), (cell, unit)),
-                             shape=(n_cells, n_units))  # structure only
+    # the (cell, unit) pairs present, found once; then one pass per column
+    pair, keys = pd.factorize(cell * n_units + unit)
+    cells_of, units_of = keys // n_units, keys % n_units
     sums = []
     for column in columns:
-        table = sparse.csr_array((weights * column, (cell, unit)), shape=pairs.shape)
+        totals = np.bincount(pair, weights * column, minlength=keys.shape[0])
+        table = sparse.csr_array((totals, (cells_of, units_of)), shape=(n_cells, n_units))
         sums.append(np.asarray(table @ multipliers))
     return sums
 
@@ -542,7 +544,7 @@ def compute_replicate_weights(X, balancer, design, *, sample_weight=None):
                          "'bootstrap', 'brr', 'fay', or supply replicate_weights.")
     fitted = clone(balancer)
     problem = fitted.fit_problem(X, sample_weight=resolved.weights)
-    cell = to_numpy(problem.cell_of_row).astype(np.int64)
+    cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)
     if resolved.supplied is not None:
         base = resolved.supplied.weights
         scale, rscales, mse = (resolved.supplied.scale, resolved.supplied.rscales,

@@ -227,7 +227,7 @@ class CellProblem:
         [1.0, 3.0]
         """
         total = to_numpy(group_sum(self.cell_of_row, self.base * values,
-                                   self.n_cells)).astype(np.float64)
+                                   self.n_cells)).astype(np.float64, copy=False)
         return np.divide(total, self.cell_base, out=np.zeros_like(total),
                          where=self.cell_base > 0)
 
@@ -419,8 +419,9 @@ def build_problem(rows, targets, missing, target_type="auto"):
         return_cell_codes=True, return_counts=True,
     )
     cell_codes = {c: to_numpy(codes) for c, codes in zip(columns, codes_of_cells)}
-    cell_rows = to_numpy(cell_rows).astype(np.int64)
-    cell_base = to_numpy(group_sum(cell_of_row, rows.base, n_cells)).astype(np.float64)
+    cell_rows = to_numpy(cell_rows).astype(np.int64, copy=False)
+    cell_base = to_numpy(group_sum(cell_of_row, rows.base, n_cells)).astype(np.float64,
+                                                                            copy=False)
 
     margin_codes = []
     for margin in margins:

@@ -1,8 +1,6 @@
 """Code paths that only unusual data reach, each checked against an
 independent answer."""
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
