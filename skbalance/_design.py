@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from .kernels import first_occurrence
+from .utils._array_api import to_numpy
 from .utils._validation import column_label
 
 __all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign"]
@@ -203,7 +204,7 @@ class SurveyDesign(BaseEstimator):
                 f"replicates={self.replicates!r} cannot be built from the design: pass "
                 "the producer's replicate_weights."
             )
-        n_rows = len(X)
+        n_rows = int(X.shape[0])
         clusters = _stage_columns(X, self.clusters, "clusters", n_rows)
         strata = _stage_columns(X, self.strata, "strata", n_rows)
         fpc = _stage_columns(X, self.fpc, "fpc", n_rows)
@@ -249,8 +250,8 @@ def _stage_columns(X, spec, name, n_rows):
                         f"not have (columns: {list(columns)})."
                     )
                 column = X[item]
-            elif isinstance(item, Integral) and 0 <= item < np.shape(X)[1]:
-                column = np.asarray(X)[:, item]
+            elif isinstance(item, Integral) and 0 <= item < X.shape[1]:
+                column = to_numpy(X[:, item])  # a device array's column comes to the host
             else:
                 raise ValueError(
                     f"The design's {name} {item!r} must be a column of a DataFrame, or "
@@ -260,7 +261,8 @@ def _stage_columns(X, spec, name, n_rows):
         else:
             column = item
             label = f"{name} (stage {stage + 1})"
-        array = np.asarray(column)
+        array = to_numpy(column) if not isinstance(column, (pd.Series, list)) else np.asarray(
+            column)
         if array.shape != (n_rows,):
             raise ValueError(
                 f"The design's {label} must have one value per row ({n_rows}); got shape "

@@ -160,3 +160,22 @@ def test_more_cells_than_the_reachability_check_takes():
     # one step fixes margin a exactly: weight = target share / sample share
     shares = pd.Series(bal.weights_).groupby(X["a"]).sum() / n
     np.testing.assert_allclose(shares.to_numpy(), list(targets["a"].values()), rtol=1e-10)
+
+
+@pytest.mark.usefixtures("dispatch")
+def test_design_based_errors_for_device_rows():
+    rng = np.random.default_rng(8)
+    n = 200
+    X = np.column_stack([rng.integers(0, 3, n), rng.integers(0, 2, n)]).astype(float)
+    y = rng.normal(size=n) + np.repeat(rng.normal(size=20), 10)
+    targets = {0: {0.0: .3, 1.0: .3, 2.0: .4}, 1: {0.0: .5, 1.0: .5}}
+    for design in (skb.SurveyDesign(clusters=np.repeat(np.arange(20), 10)),
+                   skb.SurveyDesign(clusters=np.repeat(np.arange(20), 10), replicates="jk1")):
+        with sklearn.config_context(array_api_dispatch=False):
+            host = skb.BalancedFunctionalEstimator(
+                skb.MarginalBalancer(targets=targets, tol=1e-12), design=design).fit(X, y)
+        device = skb.BalancedFunctionalEstimator(
+            skb.MarginalBalancer(targets=targets, tol=1e-12), design=design).fit(
+            _device(X), _device(y))
+        assert device.estimate_ == pytest.approx(host.estimate_, rel=1e-12)
+        assert device.std_error_ == pytest.approx(host.std_error_, rel=1e-10)
