@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .kernels import first_occurrence
 from .utils._array_api import to_numpy
@@ -528,16 +528,15 @@ class ResolvedDesign:
         rscales : ndarray of shape (n_replicates,)
         mse : bool
         """
-        first = first_occurrence(self.units[0], self.n_units)
-        unit_stratum = self.unit_strata[0][first]
-        fraction = self.fractions[0][first] if self.fractions else None
+        first_stage = self.stages[0]  # its units' strata and 1 - f, per unit
+        unit_stratum, keep = first_stage.unit_stratum, first_stage.keep
         design = self.design
         mse = bool(design.mse) if design.mse is not None else False
         kind = self.replicates
         if kind == "jk1":
-            multipliers, scale, rscales = _jk1(self.n_units, fraction)
+            multipliers, scale, rscales = _jk1(self.n_units, keep)
         elif kind == "jkn":
-            multipliers, scale, rscales = _jkn(unit_stratum, fraction, self.lonely_psu)
+            multipliers, scale, rscales = _jkn(unit_stratum, keep, self.lonely_psu)
         elif kind == "bootstrap":
             multipliers, scale, rscales = _rao_wu(unit_stratum, design.n_replicates,
                                                   check_random_state(design.random_state))
@@ -639,28 +638,28 @@ def _stages(units, unit_strata, fractions):
     return stages
 
 
-def _jk1(n_units, fraction):
+def _jk1(n_units, keep):
+    """Drop each unit in turn; ``keep`` is every unit's 1 - sampling fraction."""
     if n_units < 2:
         raise ValueError("JK1 replicates need at least two sampling units.")
-    f = 1.0
-    if fraction is not None:
-        if np.ptp(fraction) > 1e-12:
-            raise ValueError("JK1 needs one sampling fraction for the whole sample; use "
-                             "'jkn' for a stratified design.")
-        f = 1.0 - float(fraction[0])
+    if np.ptp(keep) > 1e-12:
+        raise ValueError("JK1 needs one sampling fraction for the whole sample; use "
+                         "'jkn' for a stratified design.")
+    f = float(keep[0])
     multipliers = np.full((n_units, n_units), n_units / (n_units - 1))
     np.fill_diagonal(multipliers, 0.0)
     return multipliers, f * (n_units - 1) / n_units, np.ones(n_units)
 
 
-def _jkn(unit_stratum, fraction, lonely):
+def _jkn(unit_stratum, keep, lonely):
+    """Drop each unit of each stratum in turn; ``keep`` as for :func:`_jk1`."""
     n_units = unit_stratum.shape[0]
     n_strata = int(unit_stratum.max()) + 1
     columns, rscales, kept = [], [], 0
     for h in range(n_strata):
         members = np.flatnonzero(unit_stratum == h)
         n_h = members.shape[0]
-        f = 1.0 if fraction is None else 1.0 - float(fraction[members[0]])
+        f = float(keep[members[0]])
         if n_h == 1 and f != 0:
             if lonely == "fail":
                 raise ValueError(f"Stratum {h} has only one sampling unit; choose a "
@@ -726,8 +725,6 @@ def _brr(unit_stratum, rho):
     return multipliers, 1.0 / (order * (1 - rho) ** 2), np.ones(order)
 
 
-@validate_params({"thetas": ["array-like"], "theta": ["array-like", Real]},
-                 prefer_skip_nested_validation=True)
 def replicate_variance(thetas, theta, scale, rscales, mse):
     """``scale * sum_r rscales[r] (theta_r - centre)^2`` per statistic.
 

@@ -127,9 +127,6 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None):
     -------
     list of Statistic
     """
-    if y is None:
-        raise ValueError("BalancedFunctionalEstimator requires y to be passed, but the "
-                         "target y is None.")
     if domain is not None:
         domain_levels, domain_codes = _levels(domain, "The domain column")
         indicators = [(level, rows.to_rows((domain_codes == j) * 1.0))
@@ -235,27 +232,35 @@ def estimate_statistics(fit, stats, design, alpha=0.05):
         weighted = weights * z
         moments.append(_srs_moments(weighted, z, denominator_total))
         influences.append((weighted, z))
-    # the influence value w_i (C_k z)_i is weighted_i - w_i correction[cell_i]
-    corrections = problem.cell_correction([z for _, z in influences], fit.steps)
-    weighted = [w for w, _ in influences]
     if design is not None and design.replicates is not None:
         thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
         variances = replicate_variance(thetas, np.asarray(estimates), scale, rscales, mse)
-        df = design.degrees_of_freedom
-    elif design is not None:
-        variances = design.variance(
-            [to_numpy(w) for w in weighted],
-            cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections))
-        df = design.degrees_of_freedom
     else:
-        variances = np.array([
-            _iid_variance(w - weights * problem.rows.gather(corrections[:, k],
-                                                            problem.cell_of_row), counted)
-            for k, w in enumerate(weighted)])
-        df = int(to_numpy(counted).sum()) - 1
+        variances = _linearized_variances(fit, influences, design)
+    df = design.degrees_of_freedom if design is not None else int(to_numpy(counted).sum()) - 1
     sizes = _domain_sizes(stats, counted, weights)
     return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64),
                   units, df, moments, sizes, alpha)
+
+
+def _linearized_variances(fit, influences, design):
+    """Variance of every statistic's influence total, after the balancing residual.
+
+    ``influences`` holds, per statistic, ``(w z, z)``; the influence value
+    ``w_i (C_k z)_i`` is ``(w z)_i - w_i correction[cell_i]``.
+    """
+    problem, weights = fit.problem, fit.weights
+    corrections = problem.cell_correction([z for _, z in influences], fit.steps)
+    weighted = [w for w, _ in influences]
+    if design is not None:
+        return design.variance(
+            [to_numpy(w) for w in weighted],
+            cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections))
+    counted = problem.base > 0
+    return np.array([
+        _iid_variance(w - weights * problem.rows.gather(corrections[:, k],
+                                                        problem.cell_of_row), counted)
+        for k, w in enumerate(weighted)])
 
 
 def _largest(values):

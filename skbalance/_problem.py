@@ -21,13 +21,12 @@ from .utils._validation import level_repr
 __all__ = [
     "CellProblem",
     "build_problem",
-    "cells_that_must_vanish",
     "ipwi_residual",
     "k_step_residual",
     "level_means",
     "match_rows",
+    "reachability",
     "row_factors",
-    "targets_reachable",
 ]
 
 # The reachability diagnosis solves a linear program over the cells; above
@@ -380,6 +379,11 @@ def balancing_columns(targets, available, target_type="auto"):
     if targets is None:
         return list(available)
     margins, _ = parse_targets(targets, target_type, known_columns=list(available))
+    return _columns_of(margins)
+
+
+def _columns_of(margins):
+    """Every column the margins span, once each, in order."""
     return list(dict.fromkeys(c for m in margins for c in m.columns))
 
 
@@ -409,7 +413,7 @@ def build_problem(rows, targets, missing, target_type="auto"):
         columns = rows.columns
     else:
         margins, total = parse_targets(targets, target_type, known_columns=rows.columns)
-        columns = list(dict.fromkeys(c for m in margins for c in m.columns))
+        columns = _columns_of(margins)
         rows.check_columns(columns)
     encoded = {column: rows.encode(column, missing) for column in columns}
     if margins is None:
@@ -468,24 +472,32 @@ def match_rows(rows, margin, encoded, missing):
     return codes, position
 
 
-def cells_that_must_vanish(base_mass, codes, targets, bounds, room=1e-4, zero=1e-7):
-    """Observed cells that every weighting meeting the targets puts at 0.
+def reachability(base_mass, codes, targets, bounds, room=1e-4, zero=1e-7):
+    """Whether the targets are reachable, and which observed cells must vanish.
 
-    One linear program: maximise ``sum z`` with ``0 <= z_c <= min(x_c, room)``
-    over weightings ``x`` that meet every margin. A cell that some solution
-    keeps positive gets ``z_c > 0`` (solutions mix); a cell at ``z_c <= zero``
-    must vanish (or nearly). Raking then converges only like 1/k.
+    One linear program over the masses ``x`` of the observed cells (within the
+    bounds, if any) that meet every margin: maximise ``sum z`` with
+    ``0 <= z_c <= min(x_c, room)``. It is feasible exactly when the targets
+    are reachable (``z = 0`` always fits). A cell that some solution keeps
+    positive gets ``z_c > 0`` (solutions mix); a cell at ``z_c <= zero`` is at
+    weight 0 in every solution (or nearly), and raking then converges only
+    like 1/k.
 
-    Returns the indices (into the cells) of those cells, an empty array when
-    there are none, or None when the table is too large to decide.
+    Returns
+    -------
+    reachable : bool or None
+        None when the table is too large to decide quickly.
+    vanish : ndarray of int or None
+        Indices of the cells that must vanish (empty when none); None when
+        not reachable or not decided.
     """
-    observed = np.flatnonzero(base_mass > 0)
-    if observed.shape[0] > MAX_CELLS_FOR_DIAGNOSIS:
-        return None
+    observed = np.flatnonzero(base_mass > 0)  # cells without rows take no mass
+    n = observed.shape[0]
+    if n > MAX_CELLS_FOR_DIAGNOSIS:
+        return None, None
     from scipy import sparse
     from scipy.optimize import linprog
 
-    n = observed.shape[0]
     offsets = np.cumsum([0] + [t.shape[0] for t in targets])
     rows = np.concatenate([c[observed] + off for c, off in zip(codes, offsets)])
     cols = np.tile(np.arange(n), len(codes))
@@ -499,40 +511,8 @@ def cells_that_must_vanish(base_mass, codes, targets, bounds, room=1e-4, zero=1e
                      A_eq=A_eq, b_eq=np.concatenate(targets),
                      bounds=box + [(0, room)] * n, method="highs")
     if result.status != 0:
-        return None
-    return observed[result.x[n:] <= zero]
-
-
-def targets_reachable(base_mass, codes, targets, bounds):
-    """Whether some weighting of the observed cells meets every margin.
-
-    A feasibility linear program over the cell masses (within the bounds, if
-    any). Returns None when the table is too large to decide quickly.
-    """
-    observed = base_mass > 0  # cells without rows cannot take any mass
-    base_mass = base_mass[observed]
-    codes = [c[observed] for c in codes]
-    if base_mass.shape[0] > MAX_CELLS_FOR_DIAGNOSIS:
-        return None
-    from scipy import sparse
-    from scipy.optimize import linprog
-
-    n_cells = base_mass.shape[0]
-    offsets = np.cumsum([0] + [t.shape[0] for t in targets])
-    rows = np.concatenate([c + off for c, off in zip(codes, offsets)])
-    cols = np.tile(np.arange(n_cells), len(codes))
-    A = sparse.csr_array(
-        (np.ones(rows.shape[0]), (rows, cols)), shape=(offsets[-1], n_cells)
-    )
-    if bounds is None:
-        box = [(0, None)] * n_cells
-    else:
-        box = list(zip(bounds[0] * base_mass, bounds[1] * base_mass))
-    result = linprog(
-        np.zeros(n_cells), A_eq=A, b_eq=np.concatenate(targets), bounds=box,
-        method="highs",
-    )
-    return bool(result.status == 0)
+        return False, None
+    return True, observed[result.x[n:] <= zero]
 
 
 def row_factors(rows, margins, factors, missing, bounds=None):

@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ._problem import MAX_CELLS_FOR_DIAGNOSIS, cells_that_must_vanish, targets_reachable
+from ._problem import MAX_CELLS_FOR_DIAGNOSIS, reachability
 from .kernels import group_sum, rake_cells
 from .utils._array_api import to_numpy
 from ._targets import margin_label, margin_name
@@ -133,7 +133,7 @@ def convergence_report(result, problem, base_mass, tol, bounds):
         )
     reachable = None
     if tol > 0 and not result.converged:
-        reachable = targets_reachable(
+        reachable, vanish = reachability(
             base_mass, problem.margin_codes, [m.proportions for m in problem.margins],
             bounds,
         )
@@ -153,10 +153,7 @@ def convergence_report(result, problem, base_mass, tol, bounds):
                 " the targets are unreachable."
             )
         elif reachable:
-            vanish = cells_that_must_vanish(
-                base_mass, problem.margin_codes, [m.proportions for m in problem.margins],
-                bounds)
-            if vanish is not None and vanish.size:
+            if vanish.size:
                 message += (
                     f" The targets are reachable only with {vanish.size} observed cell(s) "
                     f"at weight 0 ({_describe_cell(problem, vanish[0])}"

@@ -34,6 +34,10 @@ __all__ = [
 _WEIGHT = "__skbalance_base__"
 
 
+def _is_dask_array(x):
+    return type(x).__module__.startswith("dask.array")
+
+
 def positional_weights(frame, sample_weight):
     """Base weights for a dask frame, matched to its rows by position.
 
@@ -43,6 +47,8 @@ def positional_weights(frame, sample_weight):
     """
     import dask.array as da
 
+    if _is_dask_array(sample_weight):  # already matched to the partitions
+        return sample_weight
     lengths = tuple(int(n) for n in frame.map_partitions(len).compute())
     n_rows = sum(lengths)
     if is_dask(sample_weight):
@@ -170,6 +176,8 @@ class CellTableMixin:
         """One distributed group-by to the cell table; lazy weights."""
         columns = balancing_columns(self.targets, rows.columns, self.target_type)
         rows.check_columns(columns)
+        if sample_weight is not None:  # matched to the rows once, for both uses
+            sample_weight = positional_weights(rows.table, sample_weight)
         problem = self._fit_cells(cell_table(rows.table, columns, sample_weight).compute(),
                                   columns)
         self.weights_ = dask_weights(self, rows.table, sample_weight)
