@@ -8,6 +8,7 @@ from ._functional import BalancedFunctionalEstimator
 from ._inference import compute_replicate_weights
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
+from ._targets import Mean, Total
 from ._spectral import SpectralGapAnalyzer
 from .kernels import SinkhornResult, sinkhorn
 
@@ -18,10 +19,12 @@ __all__ = [
     "BalancedFunctionalEstimator",
     "CellProblem",
     "MarginalBalancer",
+    "Mean",
     "ReplicateWeights",
     "SinkhornResult",
     "SpectralGapAnalyzer",
     "SurveyDesign",
+    "Total",
     "__version__",
     "compute_balancing_weights",
     "compute_replicate_weights",

@@ -1,22 +1,24 @@
-"""MarginalBalancer: raking weights to known marginal distributions.
+"""MarginalBalancer: raking and calibration weights to known margins and totals.
 
 Thin: rows are read by ``_rows``, the cell problem is built by ``_problem``,
-the steps run in ``kernels.rake_cells``, ``_report`` words the outcome, and
-``_streaming`` handles dask frames and chunks.
+the steps run in ``kernels.rake_cells`` (categorical raking) or
+``kernels.calibrate_cells`` (numeric targets, linear and logit; via
+``_calibration``), ``_report`` words the outcome, and ``_streaming`` handles
+dask frames and chunks.
 """
 
 from collections.abc import Mapping
 from numbers import Integral, Real
 
-import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._calibration import calibrated_row_factors, calibration_fit, is_calibration
 from ._problem import build_problem, row_factors
-from ._report import DiagnosticsMixin, confirm_convergence, raking_fit
-from ._rows import as_column, is_dask, kish_effective_size, read_rows
+from ._report import DiagnosticsMixin, WeightColumnMixin, confirm_convergence, raking_fit
+from ._rows import is_dask, kish_effective_size, read_rows
 from ._streaming import CellTableMixin, dask_weights
 from .utils._array_api import check_same_namespace
 from .utils._validation import check_bounds
@@ -24,14 +26,15 @@ from .utils._validation import check_bounds
 __all__ = ["MarginalBalancer", "compute_balancing_weights"]
 
 
-class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseEstimator):
-    """Raking weights that reproduce known marginal distributions.
+class MarginalBalancer(CellTableMixin, DiagnosticsMixin, WeightColumnMixin, BaseEstimator):
+    """Raking and calibration weights that reproduce known margins and totals.
 
     Rescales base weights one margin at a time (raking, iterative
     proportional fitting) until the weighted distribution of every balancing
-    column matches its target. Rows with the same levels on every balancing
-    column share one factor, so the iterations run on the table of distinct
-    cells and cost nothing per row.
+    column matches its target; numeric columns may be calibrated to a total
+    or a mean, and ``method`` chooses the distance (THEORY section 7). Rows
+    with the same levels (and values) share one factor, so the iterations run
+    on the table of distinct cells.
 
     Parameters
     ----------
@@ -43,15 +46,19 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         are tuples (or a Series with a MultiIndex). A DataFrame is read as a
         long table with columns ``column``, ``level`` and ``value``. ``None``
         balances every column of ``X`` to uniform over its observed levels.
-        Margins are visited in the order given. With array input, columns
-        are keyed by position.
+        A numeric column may take ``skb.Total(value)`` (count targets give the
+        population size) or ``skb.Mean(value)``. Margins are visited in the
+        order given. With array input, columns are keyed by position.
     max_iter : int, default=1000
         Largest number of single-margin steps (the paper's ``k``; a sweep
         over ``M`` margins is ``M`` steps).
     tol : float, default=1e-8
         Stop after the first step whose largest absolute marginal error, in
         proportions, is at most ``tol``. ``tol=0`` runs exactly ``max_iter``
-        steps: the k-step balanced estimator.
+        steps: the k-step balanced estimator. A numeric target's error is
+        its weighted mean's, in units of the column's mean absolute deviation.
+        With "linear" and "logit", ``max_iter`` and ``tol`` bound the Newton
+        iterations (``tol=0``: until the errors stop shrinking).
     bounds : tuple of (float, float) or None, default=None
         ``(low, high)`` limits on each weight divided by its base weight
         rescaled to the target total, with ``0 <= low <= 1 <= high``.
@@ -64,6 +71,12 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         How target values are read. Proportions off from 1 by up to 1% (rounded
         percentages) are normalised with a warning; more is an error. "auto":
         proportions when every margin sums to 1 within 1%, else counts.
+    method : {"raking", "linear", "logit"}, default="raking"
+        The distance. "raking": one exact projection per step (the
+        exponential tilt for a numeric target). "linear" (GREG, chi-square
+        distance) and "logit" (weight ratios strictly inside ``bounds``,
+        which it needs) meet every constraint at once by Newton's method;
+        linear weights may be negative (a warning says so).
 
     Attributes
     ----------
@@ -72,7 +85,13 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
     factors_ : dict
         For every margin, a Series of per-level factors: a row's weight is
         its base weight times ``weight_scale_`` times the product of its
-        levels' factors (truncated to ``bounds``).
+        levels' factors (truncated to ``bounds``). Raking only; with numeric
+        targets the factor also has the parts in ``coef_`` and ``intercept_``.
+    coef_, intercept_ : dict, float
+        Calibration fits only (numeric targets, or "linear"/"logit"): per
+        margin a Series of level coefficients, per numeric column a slope;
+        a row's weight over ``base * weight_scale_`` is ``F(intercept_ + sum
+        of its coefficients + sum slope * value)`` (``exp``, ``1 + u`` or the logit).
     weight_scale_ : float
         Target total over the sum of the training base weights.
     n_iter_ : int
@@ -144,16 +163,18 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         "bounds": [tuple, list, None],
         "missing": [StrOptions({"error", "level"})],
         "target_type": [StrOptions({"auto", "proportion", "count"})],
+        "method": [StrOptions({"raking", "linear", "logit"})],
     }
 
     def __init__(self, *, targets=None, max_iter=1000, tol=1e-8, bounds=None, missing="error",
-                 target_type="auto"):
+                 target_type="auto", method="raking"):
         self.targets = targets
         self.max_iter = max_iter
         self.tol = tol
         self.bounds = bounds
         self.missing = missing
         self.target_type = target_type
+        self.method = method
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -239,8 +260,15 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         return problem
 
     def _rake(self, problem):
-        """Rake the cell problem; set every cell-level fitted attribute."""
-        result, fitted = raking_fit(problem, self.max_iter, self.tol, check_bounds(self.bounds))
+        """Rake (or calibrate) the cell problem; set every cell-level fitted attribute."""
+        problem.method = self.method
+        bounds = check_bounds(self.bounds)
+        if is_calibration(problem, self.method):
+            result, fitted = calibration_fit(problem, self.method, self.max_iter, self.tol,
+                                             bounds)
+        else:
+            result, fitted = raking_fit(problem, self.max_iter, self.tol, bounds)
+            fitted["_calibration"] = None
         self.__dict__.update(fitted)
         return result
 
@@ -279,92 +307,21 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, TransformerMixin, BaseE
         if method == "transform" or not isinstance(rows.table, pd.DataFrame):  # else by name
             validate_data(self, rows.table, skip_check_array=True, reset=False)
         check_same_namespace(self, X, method)
-        factor = row_factors(rows, self._margins, self.factors_, self.missing, self._bounds)
+        if self._calibration is not None:
+            factor = calibrated_row_factors(rows, self._margins, self._calibration,
+                                            self.missing, self._bounds)
+        else:
+            factor = row_factors(rows, self._margins, self.factors_, self.missing, self._bounds)
         return self._scaled(rows.base, factor)
 
     def _scaled(self, base, factor):
         """``base * weight_scale_ * factor`` with no intermediate beyond a weight."""
         return base / self._base_total * factor * self.total_
 
-    def transform(self, X, sample_weight=None):
-        """The weights of ``X`` as one column.
-
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Rows with the balancing columns seen in fit.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Base weights of these rows; 1 for every row when None.
-
-        Returns
-        -------
-        weights : ndarray of shape (n_samples, 1)
-            A DataFrame with one column ``weight`` after
-            ``set_output(transform="pandas")``.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> import skbalance as skb
-        >>> X = pd.DataFrame({"sex": ["F", "M", "M", "M"]})
-        >>> bal = skb.MarginalBalancer(targets={"sex": {"F": .5, "M": .5}})
-        >>> bal.set_output(transform="pandas").fit_transform(X)["weight"].tolist()
-        [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
-        """
-        return as_column(self._weights(X, sample_weight, "transform"))
-
-    def fit_transform(self, X, y=None, sample_weight=None):
-        """Fit, then return the training weights ``weights_`` as one column.
-
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            The balancing columns.
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Nonnegative base weights.
-
-        Returns
-        -------
-        weights : ndarray of shape (n_samples, 1)
-            ``weights_`` as a column.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import skbalance as skb
-        >>> skb.MarginalBalancer().fit_transform(np.array([[0], [1], [1]])).ravel().tolist()
-        [1.5, 0.75, 0.75]
-        """
-        return as_column(self.fit(X, sample_weight=sample_weight).weights_)
-
-    def get_feature_names_out(self, input_features=None):
-        """The name of the output column: ``["weight"]``.
-
-        Parameters
-        ----------
-        input_features : array-like of str or None, default=None
-            Ignored; present for API consistency.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
-            ``array(["weight"], dtype=object)``.
-
-        Examples
-        --------
-        >>> import skbalance as skb
-        >>> skb.MarginalBalancer().fit([[0], [1]]).get_feature_names_out().tolist()
-        ['weight']
-        """
-        check_is_fitted(self, "factors_")
-        return np.asarray(["weight"], dtype=object)
-
 
 def compute_balancing_weights(
     X, targets=None, *, sample_weight=None, max_iter=1000, tol=1e-8, bounds=None,
-    missing="error", target_type="auto",
+    missing="error", target_type="auto", method="raking",
 ):
     """Raking weights of the rows of ``X``: the function form of MarginalBalancer.
 
@@ -378,8 +335,9 @@ def compute_balancing_weights(
         Nonnegative base weights.
     max_iter, tol : int, float, default=1000, 1e-8
         Largest number of steps and marginal tolerance, as in MarginalBalancer.
-    bounds, missing, target_type : tuple or None, str, str, default=None, "error", "auto"
-        Weight-ratio limits, missing-value rule and target reading, as in MarginalBalancer.
+    bounds, missing, target_type, method : default=None, "error", "auto", "raking"
+        Weight-ratio limits, missing-value rule, target reading and distance,
+        as in MarginalBalancer.
 
     Returns
     -------
@@ -395,5 +353,5 @@ def compute_balancing_weights(
     [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
     """
     balancer = MarginalBalancer(targets=targets, max_iter=max_iter, tol=tol, bounds=bounds,
-                                missing=missing, target_type=target_type)
+                                missing=missing, target_type=target_type, method=method)
     return balancer.fit(X, sample_weight=sample_weight).weights_

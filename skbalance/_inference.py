@@ -21,8 +21,8 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from ._design import ReplicateWeights, replicate_variance
-from ._targets import margin_label
-from .kernels import rake_cells, rake_cells_batch
+from ._targets import is_numeric, margin_label
+from .kernels import calibrate_cells, rake_cells, rake_cells_batch
 from .utils._array_api import to_numpy
 
 __all__ = [
@@ -445,6 +445,8 @@ def _check_replicates_reach_every_level(problem, mass, targets):
     """Raise, naming the margin and level, when a replicate has no weight on
     a level with a positive target (its raking is then impossible)."""
     for margin, codes, target in zip(problem.margins, problem.margin_codes, targets):
+        if is_numeric(margin):
+            continue
         share = np.zeros((target.shape[0], mass.shape[1]))
         np.add.at(share, codes, mass)
         starved = (share <= 0) & (target[:, None] > 0)
@@ -468,7 +470,7 @@ def _replicate_factors(fit, problem, cell_base):
     if np.any(base_total <= 0):
         raise ValueError("A replicate has no positive weight on the rows.")
     mass = cell_base / base_total
-    targets = [m.proportions for m in problem.margins]
+    targets = [m.mean if is_numeric(m) else m.proportions for m in problem.margins]
     if fit.method == "ipwi":
         factors = np.ones_like(mass)
         for codes, target in zip(problem.margin_codes, targets):
@@ -484,7 +486,16 @@ def _replicate_factors(fit, problem, cell_base):
     params = fit.balancer.get_params()
     bounds = params.get("bounds")
     max_iter, tol = params.get("max_iter", 1000), params.get("tol", 1e-8)
-    if bounds is None:
+    method = params.get("method", "raking")
+    if method != "raking" or any(is_numeric(m) for m in problem.margins):
+        # calibration: every replicate re-calibrated, the same distance and bounds
+        results = [calibrate_cells(mass[:, r], problem.margin_codes, targets, method=method,
+                                   max_iter=max_iter, tol=tol,
+                                   bounds=None if bounds is None else tuple(bounds))
+                   for r in range(n_reps)]
+        factors = np.column_stack([result.cell_factors for result in results])
+        errors = np.array([result.errors[-1].max() for result in results])
+    elif bounds is None:
         factors, n_iter, errors = rake_cells_batch(mass, problem.margin_codes, targets,
                                                    max_iter=max_iter, tol=tol)
     else:

@@ -13,19 +13,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._targets import Margin, margin_label, parse_targets
+from ._targets import Margin, is_numeric, margin_label, parse_targets
 from .kernels import encode_cells, group_sum
 from .utils._array_api import to_numpy
-from .utils._validation import level_repr
+from .utils._validation import column_label, level_repr
 
 __all__ = [
     "CellProblem",
     "build_problem",
     "ipwi_residual",
+    "calibration_residual",
     "k_step_residual",
     "level_means",
     "match_rows",
     "reachability",
+    "regression_fit",
     "row_factors",
 ]
 
@@ -77,10 +79,13 @@ def k_step_residual(mass, codes, sizes, g, steps):
     ----------
     mass : ndarray of shape (n_cells,)
         Nonnegative mass of every cell (the measure of the conditional means).
-    codes : list of ndarray of int, each of shape (n_cells,)
-        For every margin, the level of each cell.
+    codes : list of ndarray, each of shape (n_cells,)
+        For every margin, the level of each cell (integers); for a numeric
+        constraint, the value of each cell (floats): its step removes the
+        ``mass``-weighted regression of ``g`` on ``(1, x)`` (the
+        linearization of the exact projection onto that constraint).
     sizes : list of int
-        Number of levels of every margin.
+        Number of levels of every margin (ignored for numeric constraints).
     g : ndarray of shape (n_cells,) or (n_cells, n_functions)
         The cell function (or several, as columns).
     steps : int
@@ -91,19 +96,66 @@ def k_step_residual(mass, codes, sizes, g, steps):
     ndarray of the shape of ``g``
     """
     n_margins = len(codes)
+    numeric = [np.issubdtype(c.dtype, np.floating) for c in codes]
     if g.ndim == 1:
         for step in range(steps, 0, -1):
             j = (step - 1) % n_margins
-            g = g - level_means(mass, codes[j], g, sizes[j])
+            g = g - (regression_fit(mass, codes[j], g) if numeric[j]
+                     else level_means(mass, codes[j], g, sizes[j]))
         return g
     # several functions: one sparse (levels x cells) product per step
-    used = range(min(steps, n_margins))
+    used = [j for j in range(min(steps, n_margins)) if not numeric[j]]
     indicators = {j: _indicator(codes[j], sizes[j]) for j in used}
     level_mass = {j: indicators[j] @ mass for j in used}
     for step in range(steps, 0, -1):
         j = (step - 1) % n_margins
-        g = g - _columns_level_means(indicators[j], level_mass[j], mass, codes[j], g)
+        if numeric[j]:
+            g = g - regression_fit(mass, codes[j], g)
+        else:
+            g = g - _columns_level_means(indicators[j], level_mass[j], mass, codes[j], g)
     return g
+
+
+def regression_fit(mass, x, g):
+    """Fitted values of the ``mass``-weighted regression of ``g`` on ``(1, x)``.
+
+    ``g`` may hold several functions as columns.
+    """
+    total = mass.sum()
+    x_bar = float(mass @ x) / total
+    centred = x - x_bar
+    spread = float(mass @ (centred * centred))
+    g_bar = (mass @ g) / total
+    slope = (centred * mass) @ g / spread if spread > 0 else 0.0 * g_bar
+    if g.ndim == 1:
+        return g_bar + slope * centred
+    return g_bar[None, :] + centred[:, None] * slope[None, :]
+
+
+def calibration_residual(mass, codes, sizes, g):
+    """``g`` minus its ``mass``-weighted regression on every constraint at once.
+
+    The linearization residual of calibration (R survey's ``calibrate``):
+    an intercept, the level indicators of every margin and every numeric
+    column, collinear columns allowed (a pseudo-inverse). ``g`` may hold
+    several functions as columns.
+    """
+    from scipy import sparse
+
+    n_cells = g.shape[0]
+    blocks = [sparse.csr_array(np.ones((n_cells, 1)))]
+    for code, size in zip(codes, sizes):
+        if np.issubdtype(code.dtype, np.floating):
+            centre = float(mass @ code) / mass.sum()
+            spread = float(mass @ np.abs(code - centre)) / mass.sum() or 1.0
+            blocks.append(sparse.csr_array(((code - centre) / spread)[:, None]))
+        else:
+            blocks.append(_indicator(code, size).T.tocsr())
+    design = sparse.hstack(blocks, format="csr")
+    weighted = design.multiply(mass[:, None]).tocsr()
+    gram = (design.T @ weighted).toarray()
+    coefficients = np.linalg.pinv(gram, rcond=1e-13, hermitian=True) @ (weighted.T @ g)
+    return g - design @ coefficients
 
 
 def ipwi_residual(mass, codes, sizes, g):
@@ -129,13 +181,20 @@ class CellProblem:
         Number of rows in every cell.
     cell_base : ndarray of shape (n_cells,)
         Sum of the base weights of every cell (float64).
-    margin_codes : list of ndarray of int
-        For every margin, the index of each cell's level in its targets.
+    margin_codes : list of ndarray
+        For every margin, the index of each cell's level in its targets; for
+        a numeric target (:class:`~skbalance.Total`, :class:`~skbalance.Mean`),
+        every cell's value of the column (floats: the numeric columns take
+        part in forming the cells).
     total : float or None
         The population total when the targets were counts.
     rows : Rows
         The rows the cells were formed from (their base weights, namespace
         and device).
+    method : {"raking", "linear", "logit"}, default="raking"
+        The distance of the fit. Raking takes steps, and its residual after
+        ``k`` steps is ``C_k``; linear and logit meet every constraint at
+        once, and their residual is the regression residual on all of them.
 
     Examples
     --------
@@ -157,6 +216,7 @@ class CellProblem:
     margin_codes: list
     total: object
     rows: object
+    method: str = "raking"
 
     @property
     def base(self):
@@ -170,8 +230,8 @@ class CellProblem:
 
     @property
     def level_counts(self):
-        """Number of target levels of every margin."""
-        return [m.proportions.shape[0] for m in self.margins]
+        """Number of target levels of every margin (0 for a numeric target)."""
+        return [0 if is_numeric(m) else m.proportions.shape[0] for m in self.margins]
 
     def importance_factors(self):
         """Per-cell product of every margin's target over base-weighted share.
@@ -193,6 +253,12 @@ class CellProblem:
         >>> bal.fit_problem(X).importance_factors().round(3).tolist()
         [2.0, 0.667]
         """
+        numeric = [m for m in self.margins if is_numeric(m)]
+        if numeric:
+            raise ValueError(
+                f"Importance weighting has no factor for the numeric target of "
+                f"{margin_label(numeric[0].key)}: use method='balanced' or 'empirical'."
+            )
         mass = self.cell_base / self.cell_base.sum()
         factors = np.ones_like(mass)
         for margin, codes in zip(self.margins, self.margin_codes):
@@ -299,6 +365,9 @@ class CellProblem:
             means = self.cell_means(values)
         if steps == "ipwi":
             g = ipwi_residual(self.cell_base, self.margin_codes, self.level_counts, means)
+        elif self.method != "raking":  # every constraint at once
+            g = calibration_residual(self.cell_base, self.margin_codes, self.level_counts,
+                                     means)
         else:
             g = k_step_residual(self.cell_base, self.margin_codes, self.level_counts,
                                 means, steps)
@@ -415,7 +484,9 @@ def build_problem(rows, targets, missing, target_type="auto"):
         margins, total = parse_targets(targets, target_type, known_columns=rows.columns)
         columns = _columns_of(margins)
         rows.check_columns(columns)
-    encoded = {column: rows.encode(column, missing) for column in columns}
+    numeric_columns = {m.columns[0] for m in margins or [] if is_numeric(m)}
+    encoded = {column: (_encode_numeric(rows, column) if column in numeric_columns
+                        else rows.encode(column, missing)) for column in columns}
     if margins is None:
         margins = _uniform_margins(encoded, rows.base)
     cell_of_row, n_cells, codes_of_cells, cell_rows = encode_cells(
@@ -429,6 +500,11 @@ def build_problem(rows, targets, missing, target_type="auto"):
 
     margin_codes = []
     for margin in margins:
+        if is_numeric(margin):  # the value of every cell
+            column = margin.columns[0]
+            margin_codes.append(encoded[column][1].to_numpy(dtype=np.float64)[
+                cell_codes[column]])
+            continue
         if len(margin.columns) == 1:
             column = margin.columns[0]
             code_of_cell, observed = cell_codes[column], encoded[column][1]
@@ -438,6 +514,19 @@ def build_problem(rows, targets, missing, target_type="auto"):
             _match_levels(margin, observed, code_of_cell, cell_rows, cell_base)
         )
     return CellProblem(margins, cell_of_row, cell_rows, cell_base, margin_codes, total, rows)
+
+
+def _encode_numeric(rows, column):
+    """Codes and values of a numeric target's column: finite numbers, no missing."""
+    codes, levels = rows.encode(column, "error", hint=None)
+    if levels.dtype.kind not in "biuf":
+        example = next((v for v in levels if not isinstance(v, (int, float, np.number))),
+                       levels[0] if len(levels) else None)
+        raise ValueError(
+            f"Column {column_label(column)} has a numeric target (Total or Mean) but holds "
+            f"{levels.dtype} values such as {example!r}; it must hold numbers."
+        )
+    return codes, levels.astype(np.float64)
 
 
 def match_rows(rows, margin, encoded, missing):
@@ -475,6 +564,8 @@ def match_rows(rows, margin, encoded, missing):
 def reachability(base_mass, codes, targets, bounds, room=1e-4, zero=1e-7):
     """Whether the targets are reachable, and which observed cells must vanish.
 
+    ``codes`` and ``targets`` as in ``kernels.calibrate_cells``: a margin's
+    level codes and proportions, or a numeric column's values and target mean.
     One linear program over the masses ``x`` of the observed cells (within the
     bounds, if any) that meet every margin: maximise ``sum z`` with
     ``0 <= z_c <= min(x_c, room)``. It is feasible exactly when the targets
@@ -498,17 +589,24 @@ def reachability(base_mass, codes, targets, bounds, room=1e-4, zero=1e-7):
     from scipy import sparse
     from scipy.optimize import linprog
 
-    offsets = np.cumsum([0] + [t.shape[0] for t in targets])
-    rows = np.concatenate([c[observed] + off for c, off in zip(codes, offsets)])
-    cols = np.tile(np.arange(n), len(codes))
-    margins = sparse.csr_array((np.ones(rows.shape[0]), (rows, cols)), shape=(offsets[-1], n))
-    A_eq = sparse.hstack([margins, sparse.csr_array((offsets[-1], n))])
+    # one row per level of every margin, per numeric constraint, and the total
+    blocks, wanted = [sparse.csr_array(np.ones((1, n)))], [np.ones(1)]
+    for code, target in zip(codes, targets):
+        if np.ndim(target) == 0:
+            blocks.append(sparse.csr_array(code[observed][None, :]))
+            wanted.append(np.array([float(target)]))
+        else:
+            blocks.append(sparse.csr_array((np.ones(n), (code[observed], np.arange(n))),
+                                           shape=(target.shape[0], n)))
+            wanted.append(target)
+    margins = sparse.vstack(blocks, format="csr")
+    A_eq = sparse.hstack([margins, sparse.csr_array((margins.shape[0], n))])
     A_ub = sparse.hstack([-sparse.eye_array(n), sparse.eye_array(n)])  # z - x <= 0
     mass = base_mass[observed]
     box = ([(0, None)] * n if bounds is None else
            list(zip(bounds[0] * mass, bounds[1] * mass)))
     result = linprog(np.r_[np.zeros(n), -np.ones(n)], A_ub=A_ub, b_ub=np.zeros(n),
-                     A_eq=A_eq, b_eq=np.concatenate(targets),
+                     A_eq=A_eq, b_eq=np.concatenate(wanted),
                      bounds=box + [(0, room)] * n, method="highs")
     if result.status != 0:
         return False, None

@@ -1,20 +1,25 @@
-"""What a raking fit tells its user: convergence warnings and the diagnostics table."""
+"""What a raking fit tells its user: convergence warnings, the diagnostics table,
+and the weights as one column (``transform``)."""
 
 import warnings
 
 import numpy as np
 import pandas as pd
+from sklearn.base import TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
+from ._rows import as_column
+
 from ._problem import MAX_CELLS_FOR_DIAGNOSIS, reachability
-from .kernels import group_sum, rake_cells
+from .kernels import group_sum, numeric_scaling, rake_cells
 from .utils._array_api import to_numpy
-from ._targets import margin_label, margin_name
+from ._targets import is_numeric, margin_label, margin_name
 from .utils._validation import level_repr
 
 __all__ = [
     "DiagnosticsMixin",
+    "WeightColumnMixin",
     "confirm_convergence",
     "convergence_report", "diagnostic_columns", "diagnostics_frame", "raking_fit"]
 
@@ -82,9 +87,15 @@ def confirm_convergence(weights, problem, tol, converged):
     cell_weight = cell_weight.astype(np.float64)
     total = cell_weight.sum()
     threshold = max(tol if tol > 0 else 1e-10, floor)
+    base_mass = problem.cell_base / problem.cell_base.sum()
     for margin, codes in zip(problem.margins, problem.margin_codes):
-        shares = np.bincount(codes, cell_weight, minlength=margin.proportions.shape[0]) / total
-        error = float(np.max(np.abs(shares - margin.proportions)))
+        if is_numeric(margin):  # in units of the column's spread, as the fit measures
+            _, spread = numeric_scaling(base_mass, codes)
+            error = abs(float(cell_weight @ codes) / total - margin.mean) / spread
+        else:
+            shares = np.bincount(codes, cell_weight,
+                                 minlength=margin.proportions.shape[0]) / total
+            error = float(np.max(np.abs(shares - margin.proportions)))
         if not error <= threshold:  # NaN fails too
             warnings.warn(
                 f"The raking steps met tol={threshold:g}, but the weights returned miss "
@@ -186,6 +197,17 @@ def diagnostic_columns(problem, base_mass, cell_factors):
     weighted_mass = base_mass * cell_factors
     weighted_total = weighted_mass.sum()
     for margin, code in zip(problem.margins, problem.margin_codes):
+        if is_numeric(margin):  # one row: means instead of shares
+            weighted = float(weighted_mass @ code / weighted_total)
+            columns.append({
+                "n_rows": np.array([n_rows], dtype=np.int64),
+                "sample_share": np.array([problem.cell_rows @ code / n_rows]),
+                "base_share": np.array([base_mass @ code]),
+                "weighted_share": np.array([weighted]),
+                "target_share": np.array([margin.mean]),
+                "residual": np.array([weighted - margin.mean]),
+            })
+            continue
         n_levels = margin.levels.shape[0]
         rows = np.bincount(code, problem.cell_rows, minlength=n_levels)
         weighted = np.bincount(code, weighted_mass, minlength=n_levels) / weighted_total
@@ -204,11 +226,14 @@ def diagnostics_frame(margins, columns, factors):
     """The diagnostics DataFrame: one row per margin and level."""
     frames = []
     for margin, stats in zip(margins, columns):
+        levels = [f"({margin.kind})"] if is_numeric(margin) else list(margin.levels)
+        factor = (factors[margin.key].to_numpy() if margin.key in factors
+                  else np.full(len(levels), np.nan))
         frames.append(pd.DataFrame({
             "margin": margin_name(margin.key),
-            "level": list(margin.levels),
+            "level": levels,
             **stats,
-            "factor": factors[margin.key].to_numpy(),
+            "factor": factor,
         }))
     return pd.concat(frames, ignore_index=True)
 
@@ -224,8 +249,91 @@ class DiagnosticsMixin:
         ``sample_share`` (share of rows), ``base_share`` (share of the base
         weights), ``weighted_share`` (share of the balancing weights),
         ``target_share``, ``residual`` (weighted minus target) and ``factor``.
-        Built on access from statistics kept at fit.
+        A numeric target has one row, level ``"(total)"`` or ``"(mean)"``,
+        whose shares are the column's means (its factor is NaN: see
+        ``coef_``). Built on access from statistics kept at fit.
         """
         check_is_fitted(self, "factors_")
         return diagnostics_frame(self._margins, self._diagnostic_data, self.factors_)
 
+
+class WeightColumnMixin(TransformerMixin):
+    """``transform``: the weights of rows as one column named ``weight``.
+
+    The host class computes weights in ``_weights(X, sample_weight, method)``.
+    """
+
+    def transform(self, X, sample_weight=None):
+        """The weights of ``X`` as one column.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows with the balancing columns seen in fit.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Base weights of these rows; 1 for every row when None.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, 1)
+            A DataFrame with one column ``weight`` after
+            ``set_output(transform="pandas")``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"sex": ["F", "M", "M", "M"]})
+        >>> bal = skb.MarginalBalancer(targets={"sex": {"F": .5, "M": .5}})
+        >>> bal.set_output(transform="pandas").fit_transform(X)["weight"].tolist()
+        [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
+        """
+        return as_column(self._weights(X, sample_weight, "transform"))
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Fit, then return the training weights ``weights_`` as one column.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The balancing columns.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative base weights.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, 1)
+            ``weights_`` as a column.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import skbalance as skb
+        >>> skb.MarginalBalancer().fit_transform(np.array([[0], [1], [1]])).ravel().tolist()
+        [1.5, 0.75, 0.75]
+        """
+        return as_column(self.fit(X, sample_weight=sample_weight).weights_)
+
+    def get_feature_names_out(self, input_features=None):
+        """The name of the output column: ``["weight"]``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``array(["weight"], dtype=object)``.
+
+        Examples
+        --------
+        >>> import skbalance as skb
+        >>> skb.MarginalBalancer().fit([[0], [1]]).get_feature_names_out().tolist()
+        ['weight']
+        """
+        check_is_fitted(self, "factors_")
+        return np.asarray(["weight"], dtype=object)

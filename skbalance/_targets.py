@@ -4,7 +4,9 @@ Targets arrive as a mapping ``margin -> {level: value}`` (or a pandas Series,
 or one long table with columns ``column``, ``level``, ``value``). A margin key
 is one column, or a tuple of columns for a joint (cross-classified) margin.
 They leave as a list of :class:`Margin`, each with proportions summing to 1,
-plus the population total when counts were given.
+plus the population total when counts were given. A numeric column may carry
+a total or a mean instead (:class:`Total`, :class:`Mean`): it leaves as a
+:class:`NumericTarget`, the target mean of the column.
 """
 
 import warnings
@@ -16,7 +18,8 @@ import pandas as pd
 
 from .utils._validation import is_missing
 
-__all__ = ["PROPORTION_LIMIT", "Margin", "margin_label", "margin_name", "parse_targets"]
+__all__ = ["PROPORTION_LIMIT", "Margin", "Mean", "NumericTarget", "Total", "is_numeric",
+           "margin_label", "margin_name", "parse_targets"]
 
 _SUM_TOL = 1e-6
 # Proportions off from 1 by up to this much (rounded published percentages)
@@ -32,6 +35,94 @@ class Margin:
     columns: tuple
     levels: pd.Index  # a MultiIndex for joint margins
     proportions: np.ndarray
+
+
+class _NumericSpec:
+    """A target of a numeric column: ``Total(value)`` or ``Mean(value)``."""
+
+    kind = ""
+
+    def __init__(self, value):
+        try:
+            value = float(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{type(self).__name__} takes a number; got {value!r}.") from exc
+        if not np.isfinite(value):
+            raise ValueError(f"{type(self).__name__} must be finite; got {value!r}.")
+        self.value = value
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.value!r})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.value == self.value
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.value))
+
+
+class Total(_NumericSpec):
+    """Target total of a numeric column: ``sum_i w_i x_i = value``.
+
+    A calibration constraint for :class:`MarginalBalancer` (generalized
+    raking, GREG): ``targets={"enroll": skb.Total(3_811_472)}``. The weights'
+    own total must be known, so the categorical margins must be given as
+    population counts (use :class:`Mean` with proportions).
+
+    Parameters
+    ----------
+    value : float
+        The population total of the column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> X = pd.DataFrame({"g": ["a", "a", "b"], "x": [1.0, 2.0, 4.0]})
+    >>> bal = skb.MarginalBalancer(targets={"g": {"a": 60, "b": 40}, "x": skb.Total(250)})
+    >>> w = bal.fit(X).weights_
+    >>> round(float(w @ X["x"]), 6), round(float(w.sum()), 6)
+    (250.0, 100.0)
+    """
+
+    kind = "total"
+
+
+class Mean(_NumericSpec):
+    """Target mean of a numeric column: ``sum_i w_i x_i / sum_i w_i = value``.
+
+    Parameters
+    ----------
+    value : float
+        The population mean of the column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> X = pd.DataFrame({"x": [1.0, 2.0, 4.0]})
+    >>> w = skb.compute_balancing_weights(X, {"x": skb.Mean(3.0)})
+    >>> round(float(w @ X["x"] / w.sum()), 9)
+    3.0
+    """
+
+    kind = "mean"
+
+
+@dataclass
+class NumericTarget:
+    """A numeric column's calibration target, as the target mean of the column."""
+
+    key: object
+    columns: tuple
+    kind: str  # "total" or "mean", as given
+    value: float  # as given
+    mean: float  # the target weighted mean
+
+
+def is_numeric(margin):
+    """Whether a parsed margin is a numeric target (not categorical levels)."""
+    return isinstance(margin, NumericTarget)
 
 
 def margin_label(key):
@@ -144,8 +235,15 @@ def parse_targets(targets, target_type="auto", known_columns=None):
     if len(targets) == 0:
         raise ValueError("targets is empty: give at least one margin.")
 
-    margins, sums = [], []
+    margins, sums, numeric = [], [], []
     for key, spec in targets.items():
+        if isinstance(spec, _NumericSpec):
+            if isinstance(key, tuple) and not (known_columns is not None
+                                               and _has(known_columns, key)):
+                raise ValueError(f"{spec!r} targets one numeric column, not {key!r}.")
+            numeric.append(len(margins))
+            margins.append(NumericTarget(key, (key,), spec.kind, spec.value, np.nan))
+            continue
         # a tuple key is a joint margin, unless it names one column of X
         # (MultiIndex columns); a one-column tuple is that column
         joint = isinstance(key, tuple) and not (known_columns is not None
@@ -190,7 +288,24 @@ def parse_targets(targets, target_type="auto", known_columns=None):
             raise ValueError(f"Level {dup!r} of {label} is listed twice.")
         margins.append(Margin(key, tuple(columns), index, scaled / scaled.sum()))
         sums.append(total)
-    return margins, _total(margins, np.asarray(sums), target_type)
+    categorical = [m for m in margins if not is_numeric(m)]
+    total = _total(categorical, np.asarray(sums), target_type) if categorical else None
+    for j in numeric:
+        margins[j].mean = _target_mean(margins[j], total)
+    return margins, total
+
+
+def _target_mean(target, total):
+    """The weighted mean a numeric target asks for."""
+    if target.kind == "mean":
+        return target.value
+    if total is None:
+        raise ValueError(
+            f"Total({target.value:g}) of {margin_label(target.key)} needs the population "
+            "size, which only count targets give: give the categorical margins as "
+            f"population counts, or the target as skb.Mean(total / population size)."
+        )
+    return target.value / total
 
 
 def _total(margins, sums, target_type):

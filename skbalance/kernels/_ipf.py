@@ -21,7 +21,7 @@ from array_api_compat import array_namespace, device
 
 from ..utils._array_api import from_numpy, to_numpy
 
-__all__ = ["RakingResult", "rake_cells", "rake_cells_batch"]
+__all__ = ["RakingResult", "rake_cells", "rake_cells_batch", "solve_bounded_levels"]
 
 # Bisection steps on log(a) for a bounded level equation; 2**-80 of a range of
 # a few hundred nats is far below double precision.
@@ -100,7 +100,7 @@ def _measure_all(row, mass, codes, targets):
         row[i] = _max_abs_diff(_marginal(mass, codes[i], targets[i]), targets[i])
 
 
-def _solve_bounded_levels(base_mass, others, codes, target, low, high, log_cap):
+def solve_bounded_levels(base_mass, others, codes, target, low, high, log_cap):
     """Per-level factor ``a`` with ``sum D clip(a r, low, high) = target``.
 
     Returns the factors and a boolean mask of levels for which no factor
@@ -226,7 +226,7 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None):
             for i in range(n_margins):
                 if i != j:
                     others *= level_factors[i][codes[i]]
-            new, infeasible = _solve_bounded_levels(
+            new, infeasible = solve_bounded_levels(
                 base_mass, others, margin_codes, target, low, high,
                 log_cap=_LOG_CAP / n_margins,
             )
