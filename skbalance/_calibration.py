@@ -137,7 +137,10 @@ def calibration_report(result, problem, base_mass, tol, bounds, method):
     """Why a calibration fell short, naming the constraint; None when it did not."""
     problems = []
     infeasible = set(result.infeasible)
-    if not result.converged and not (method == "linear" and bounds is None):
+    # tol=0 raking runs exactly max_iter steps (the k-step estimator): only what
+    # no step could do is reported then
+    short = not result.converged and (tol > 0 or method != "raking")
+    if short and not (method == "linear" and bounds is None):
         for j, margin in enumerate(problem.margins):  # name the numeric targets out of reach
             if is_numeric(margin):
                 low, high = numeric_range(base_mass, problem.margin_codes[j], bounds)
@@ -151,8 +154,9 @@ def calibration_report(result, problem, base_mass, tol, bounds, method):
             low, high = numeric_range(base_mass, problem.margin_codes[j], bounds)
             within = " within the bounds" if bounds is not None else ""
             problems.append(
-                f"the target of {margin_label(margin.key)} ({margin.kind} "
-                f"{margin.value:.6g}, a mean of {margin.mean:.6g}) is unreachable: weighted "
+                f"the target of {margin_label(margin.key)} ({margin.kind} {margin.value:.6g}"
+                + (f", a mean of {margin.mean:.6g}" if margin.kind == "total" else "")
+                + ") is unreachable: weighted "
                 f"means of the column{within} range over [{low:.6g}, {high:.6g}]"
                 + (" (open at both ends)" if method == "logit" or (method == "raking"
                                                                     and bounds is None) else "")
@@ -166,7 +170,7 @@ def calibration_report(result, problem, base_mass, tol, bounds, method):
                         f"{margin_label(margin.key)} lost all its weight, so its target "
                         "cannot be met")
     reachable = None
-    if not result.converged:
+    if short:
         residual = ", ".join(f"{margin_name(m.key)}: {e:.3g}"
                              for m, e in zip(problem.margins, result.errors[-1]))
         steps = "steps" if method == "raking" else "Newton iterations"

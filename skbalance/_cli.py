@@ -14,6 +14,7 @@ from . import __version__
 from ._balancer import MarginalBalancer
 from ._design import SurveyDesign
 from ._functional import BalancedFunctionalEstimator
+from ._targets import Mean, Total
 
 
 # pandas' default missing-value strings, for the columns that are not levels
@@ -102,10 +103,12 @@ def run_demo(out=None):
 TARGETS_HELP = """\
 targets JSON: an object {column: {level: value}}, values proportions or counts:
   {"sex": {"F": 0.52, "M": 0.48}, "region": {"north": 0.4, "south": 0.6}}
-or a list of margins, joint margins naming several columns:
+or a list of margins, joint margins naming several columns, numeric columns
+with a "total" or a "mean" instead of "targets":
   [{"columns": ["age", "sex"], "targets": [[["18-34", "F"], 0.16], ...]},
-   {"columns": ["region"], "targets": [["north", 0.4], ["south", 0.6]]}]
-Levels are read as text, as the CSV's columns are."""
+   {"columns": ["region"], "targets": [["north", 0.4], ["south", 0.6]]},
+   {"columns": ["income"], "total": 81200000}]
+Levels are read as text, as the CSV's columns are; numeric columns as numbers."""
 
 
 def _read_targets(path):
@@ -148,9 +151,14 @@ def _read_targets(path):
 def _margin_from_json(margin, i, path):
     """(key, {level: value}) of the i-th margin of the list form, checked."""
     where = f"margin {i} of {path}"
-    if not isinstance(margin, dict) or "columns" not in margin or "targets" not in margin:
-        raise CommandError(f"{where} needs \"columns\" (a list of column names) and "
-                           "\"targets\" (a list of [level, value] pairs).")
+    numeric = [k for k in ("total", "mean") if isinstance(margin, dict) and k in margin]
+    if not isinstance(margin, dict) or "columns" not in margin or (
+            ("targets" in margin) + len(numeric) != 1):
+        raise CommandError(f"{where} needs \"columns\" (a list of column names) and one of "
+                           "\"targets\" (a list of [level, value] pairs), \"total\" or "
+                           "\"mean\" (a number, for one numeric column).")
+    if numeric:
+        return _numeric_margin(margin, numeric[0], where)
     columns, pairs = margin["columns"], margin["targets"]
     if not isinstance(columns, list) or not columns or not all(
             isinstance(c, (str, int)) for c in columns):
@@ -180,6 +188,22 @@ def _margin_from_json(margin, i, path):
                                    f"{json.dumps(level)[:60]}.")
             levels[tuple(str(v) for v in level)] = value
     return (columns[0] if len(columns) == 1 else tuple(columns)), levels
+
+
+def _numeric_margin(margin, kind, where):
+    """(column, Total or Mean) of a numeric margin of the list form, checked."""
+    columns, value = margin["columns"], margin[kind]
+    if not (isinstance(columns, list) and len(columns) == 1
+            and isinstance(columns[0], (str, int))):
+        raise CommandError(f"\"{kind}\" of {where} needs exactly one column, e.g. "
+                           f'"columns": ["income"]; got {json.dumps(columns)[:60]}.')
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CommandError(f"\"{kind}\" of {where} must be a number; got "
+                           f"{json.dumps(value)[:60]}.")
+    try:
+        return str(columns[0]), (Total if kind == "total" else Mean)(value)
+    except ValueError as exc:
+        raise CommandError(f"{where}: {exc}") from exc
 
 
 def _write_csv(frame, path, inputs):
@@ -231,8 +255,10 @@ def _read_data(args, columns, text_columns=()):
 
 
 def _targets_columns(targets):
+    """The categorical columns of the targets (read as text; numeric ones are not)."""
     return list(dict.fromkeys(
-        c for key in targets for c in (key if isinstance(key, tuple) else (key,))
+        c for key, spec in targets.items() if not isinstance(spec, (Total, Mean))
+        for c in (key if isinstance(key, tuple) else (key,))
     ))
 
 
@@ -252,7 +278,7 @@ def run_rake(args, out=None):
     sample_weight = _base_weights(args, data)
     balancer = MarginalBalancer(
         targets=targets, max_iter=args.max_iter, tol=args.tol,
-        bounds=tuple(args.bounds) if args.bounds else None,
+        bounds=tuple(args.bounds) if args.bounds else None, method=args.method,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -295,7 +321,8 @@ def run_estimate(args, out=None):
         random_state=args.seed,
     )
     balancer = MarginalBalancer(targets=targets, max_iter=args.max_iter, tol=args.tol,
-                                bounds=tuple(args.bounds) if args.bounds else None)
+                                bounds=tuple(args.bounds) if args.bounds else None,
+                                method=args.method)
     estimator = BalancedFunctionalEstimator(
         balancer, design=design, statistic=args.statistic, domain=args.by,
         denominator=args.denominator,
@@ -326,6 +353,10 @@ def _add_balancing_options(command):
     command.add_argument(
         "--bounds", type=float, nargs=2, metavar=("LOW", "HIGH"),
         help="limits on weight / rescaled base weight (default: none)",
+    )
+    command.add_argument(
+        "--method", choices=["raking", "linear", "logit"], default="raking",
+        help="distance: raking (default), linear (GREG) or logit (needs --bounds)",
     )
     command.add_argument(
         "--missing-as-level", action="store_true",

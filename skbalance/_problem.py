@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ._targets import Margin, is_numeric, margin_label, parse_targets
-from .kernels import encode_cells, group_sum
+from .kernels import ConstraintMatrix, encode_cells, group_sum, numeric_scaling
 from .utils._array_api import to_numpy
 from .utils._validation import column_label, level_repr
 
@@ -140,22 +140,19 @@ def calibration_residual(mass, codes, sizes, g):
     column, collinear columns allowed (a pseudo-inverse). ``g`` may hold
     several functions as columns.
     """
-    from scipy import sparse
+    numeric = [np.issubdtype(code.dtype, np.floating) for code in codes]
+    targets = [np.float64(0.0) if num else np.zeros(size) for num, size in zip(numeric, sizes)]
+    scaled = []  # numeric columns standardised, for the conditioning of the solve
+    for code, num in zip(codes, numeric):
+        centre, scale = numeric_scaling(mass, code) if num else (0, 1)
+        scaled.append((code - centre) / scale if num else code)
+    design = ConstraintMatrix(scaled, targets)
+    inverse = np.linalg.pinv(design.gram(mass), rcond=1e-13, hermitian=True)
+    if g.ndim == 1:
+        return g - design.dot(inverse @ design.transpose_dot(mass * g))
+    return np.column_stack([
+        column - design.dot(inverse @ design.transpose_dot(mass * column)) for column in g.T])
 
-    n_cells = g.shape[0]
-    blocks = [sparse.csr_array(np.ones((n_cells, 1)))]
-    for code, size in zip(codes, sizes):
-        if np.issubdtype(code.dtype, np.floating):
-            centre = float(mass @ code) / mass.sum()
-            spread = float(mass @ np.abs(code - centre)) / mass.sum() or 1.0
-            blocks.append(sparse.csr_array(((code - centre) / spread)[:, None]))
-        else:
-            blocks.append(_indicator(code, size).T.tocsr())
-    design = sparse.hstack(blocks, format="csr")
-    weighted = design.multiply(mass[:, None]).tocsr()
-    gram = (design.T @ weighted).toarray()
-    coefficients = np.linalg.pinv(gram, rcond=1e-13, hermitian=True) @ (weighted.T @ g)
-    return g - design @ coefficients
 
 
 def ipwi_residual(mass, codes, sizes, g):

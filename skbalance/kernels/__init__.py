@@ -1,6 +1,6 @@
 """Pure array kernels: cell encoding, raking and Sinkhorn. No estimators here."""
 
-from ._calibrate import (CalibrationResult, calibrate_cells, calibration_factor,
+from ._calibrate import (CalibrationResult, ConstraintMatrix, calibrate_cells, calibration_factor,
                          linear_predictor, numeric_scaling)
 from ._cells import encode_cells, first_occurrence, group_sum
 from ._ipf import RakingResult, rake_cells, rake_cells_batch
@@ -8,6 +8,7 @@ from ._sinkhorn import SinkhornResult, sinkhorn
 
 __all__ = [
     "CalibrationResult",
+    "ConstraintMatrix",
     "calibrate_cells",
     "calibration_factor",
     "linear_predictor",

@@ -28,13 +28,13 @@ Sarndal 1992), truncated to ``bounds`` for raking and linear.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 from scipy.special import expit
 
 from ._ipf import solve_bounded_levels
 
 __all__ = [
     "CalibrationResult",
+    "ConstraintMatrix",
     "calibrate_cells",
     "calibration_factor",
     "constraint_errors",
@@ -378,25 +378,45 @@ def _initial_coefs(base_mass, codes, targets):
 
 
 def _rake_steps(base_mass, codes, targets, scaling, max_iter, tol, bounds):
-    """Raking: one exact projection per step, constraints visited in order."""
+    """Raking: one exact projection per step, constraints visited in order.
+
+    Without bounds a step costs a few passes over the cells of the one
+    constraint it fixes: ``u`` is updated in place by that constraint's change
+    (a margin's level ratio, a numeric column's change of tilt) and the
+    normalising intercept. As in :func:`rake_cells`, only the next
+    constraint's error is measured after a step, and the others when that
+    one is within ``tol`` (NaN where not measured).
+    """
     n = len(codes)
     low, high = (0.0, np.inf) if bounds is None else (float(bounds[0]), float(bounds[1]))
     bounded = bounds is not None
     cap = _LOG_CAP / max(n, 1)
     coefs = _initial_coefs(base_mass, codes, targets)
     intercept = 0.0
+    with np.errstate(divide="ignore"):
+        log_mass = np.log(base_mass, out=np.full_like(base_mass, -np.inf),
+                          where=base_mass > 0)
     u = linear_predictor(intercept, codes, coefs, [None] * n)
     g = calibration_factor("raking", u, bounds)
-    errors = [constraint_errors(base_mass * g, codes, targets)]
+    weighted = base_mass * g  # the calibrated mass of every cell
+    errors = [constraint_errors(weighted, codes, targets)]
     done = n == 0 or (tol > 0 and errors[0].max() <= tol)
     starved, infeasible = set(), set()
     n_iter = 0
     while not done and n_iter < max_iter:
         j = n_iter % n
         code, target = codes[j], targets[j]
-        rest = _predictor_without(intercept, codes, coefs, j)
-        if not is_numeric_target(target):
-            if bounded:
+        if bounded:
+            rest = _predictor_without(intercept, codes, coefs, j)
+            if is_numeric_target(target):
+                solution, ok = _newton_dual(
+                    base_mass, ConstraintMatrix([code], [target]),
+                    np.array([1.0, target]), "raking", bounds, rest - intercept,
+                    np.array([intercept, coefs[j]]), _ROOT_STEPS)
+                if not ok:
+                    infeasible.add(j)
+                intercept, coefs[j] = float(solution[0]), float(solution[1])
+            else:
                 with np.errstate(over="ignore"):
                     others = np.exp(rest)
                 factor, bad = solve_bounded_levels(base_mass, others, code, target, low, high,
@@ -405,46 +425,56 @@ def _rake_steps(base_mass, codes, targets, scaling, max_iter, tol, bounds):
                     infeasible.add(j)
                 with np.errstate(divide="ignore"):
                     coefs[j] = np.log(factor)
-            else:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    mass = base_mass * np.exp(rest + coefs[j][code])
-                current = np.bincount(code, mass, minlength=target.shape[0])
-                missing = (current <= 0) & (target > 0)
-                starved.update((j, int(level)) for level in np.flatnonzero(missing))
-                with np.errstate(divide="ignore"):
-                    step = np.where(current > 0, np.log(np.where(current > 0, target, 1.0)
-                                                        / np.where(current > 0, current, 1.0)),
-                                    np.where(target == 0, -np.inf, 0.0))
-                coefs[j] = np.clip(coefs[j] + step, -np.inf, cap)
-                coefs[j][target == 0] = -np.inf
-        elif bounded:
-            solution, ok = _newton_dual(
-                base_mass, np.column_stack([np.ones_like(code), code]),
-                np.array([1.0, target]), "raking", bounds, rest - intercept,
-                np.array([intercept, coefs[j]]), _ROOT_STEPS)
-            if not ok:
-                infeasible.add(j)
-            intercept, coefs[j] = float(solution[0]), float(solution[1])
-        else:
-            lam = _tilt_root(np.log(base_mass, out=np.full_like(base_mass, -np.inf),
-                                    where=base_mass > 0) + rest, code, target, coefs[j])
-            if lam is None:
+            u = linear_predictor(intercept, codes, coefs, [None] * n)
+            g = calibration_factor("raking", u, bounds)
+        elif is_numeric_target(target):
+            rest = log_mass + u - coefs[j] * code
+            root = _tilt_root(rest, code, target, coefs[j])
+            if root is None:
                 infeasible.add(j)
             else:
+                lam, log_norm = root
+                # the exact projection also normalises: sum m g = 1
+                u += (lam - coefs[j]) * code - log_norm
+                intercept -= log_norm
                 coefs[j] = lam
-        if not bounded:  # the exact projection also normalises: sum m g = 1
-            u = _predictor_without(0.0, codes, coefs, None)
-            with np.errstate(divide="ignore"):
-                intercept = -float(_log_sum(np.log(base_mass, out=np.full_like(
-                    base_mass, -np.inf), where=base_mass > 0) + u))
-            intercept = float(np.clip(intercept, -cap, cap))
-        u = linear_predictor(intercept, codes, coefs, [None] * n)
-        g = calibration_factor("raking", u, bounds)
+                with np.errstate(over="ignore"):
+                    weighted = np.exp(rest + lam * code - log_norm)
+        else:
+            current = np.bincount(code, weighted, minlength=target.shape[0])
+            missing = (current <= 0) & (target > 0)
+            starved.update((j, int(level)) for level in np.flatnonzero(missing))
+            with np.errstate(divide="ignore"):  # a target of 0: -inf
+                change = np.log(np.where(current > 0, target, 1.0)
+                                / np.where(current > 0, current, 1.0))
+            change[target == 0] = -np.inf
+            new = np.minimum(coefs[j] + change, cap)
+            # equal coefficients (both -inf) change nothing
+            delta = np.where(new == coefs[j], 0.0, new - coefs[j])
+            coefs[j] = new
+            u += delta[code]
+            weighted *= np.exp(delta)[code]
         n_iter += 1
-        row = constraint_errors(base_mass * g, codes, targets)
+        following = n_iter % n
+        row = np.full(n, np.nan)
+        if bounded:
+            weighted = base_mass * g
+        row[following] = constraint_errors(weighted, [codes[following]],
+                                           [targets[following]])[0]
+        if tol > 0 and row[following] <= tol:
+            if not bounded:  # measured on the weights the coefficients give (no drift)
+                with np.errstate(over="ignore"):
+                    weighted = base_mass * np.exp(linear_predictor(intercept, codes, coefs,
+                                                                   [None] * n))
+            row = constraint_errors(weighted, codes, targets)
+            done = row.max() <= tol
         errors.append(row)
-        done = tol > 0 and row.max() <= tol
+    if n and not bounded:  # g from the coefficients, as new rows get it (no drift)
+        with np.errstate(over="ignore"):
+            g = np.exp(linear_predictor(intercept, codes, coefs, [None] * n))
     errors = np.vstack(errors)
+    if n:
+        errors[-1] = constraint_errors(base_mass * g, codes, targets)
     final = errors[-1].max() if n else 0.0
     return CalibrationResult(g, intercept, coefs, scaling, n_iter, errors,
                              bool(final <= (tol if tol > 0 else 1e-10)), sorted(starved),
@@ -475,73 +505,205 @@ def _tilt_root(log_mass, x, target, start):
 
     The tilted mean increases with ``lambda`` (its derivative is the tilted
     variance), so Newton steps kept inside a shrinking bracket, bisecting when
-    a step leaves it, find the root. None when the target lies outside the
-    range of ``x`` over cells with mass (no tilt reaches it).
+    a step leaves it, find the root. Returns ``lambda`` and ``log sum mass *
+    exp(lambda x)`` there; None when the target lies outside the range of
+    ``x`` over cells with mass (no tilt reaches it).
     """
     alive = np.isfinite(log_mass)
-    if not alive.any():
-        return None
-    lowest, highest = x[alive].min(), x[alive].max()
+    everywhere = bool(alive.all())
+    if not everywhere:
+        if not alive.any():
+            return None
+        log_mass, x = log_mass[alive], x[alive]
+    lowest, highest = x.min(), x.max()
     if not lowest < target < highest:
-        return float(start) if lowest == highest == target else None
+        if lowest == highest == target:
+            return float(start), float(_log_sum(log_mass + start * x))
+        return None
+    squares = x * x
+    work = np.empty_like(x)
     lo, hi, lam = -np.inf, np.inf, float(start)
-    lm, xs = log_mass[alive], x[alive]
     for _ in range(_ROOT_STEPS):
-        z = lm + lam * xs
-        p = np.exp(z - z.max())
-        p /= p.sum()
-        mean = float(p @ xs)
+        np.multiply(x, lam, out=work)
+        work += log_mass
+        top = float(work.max())
+        work -= top
+        np.exp(work, out=work)
+        total = float(work.sum())
+        mean = float(work @ x) / total
         gap = mean - target
+        variance = float(work @ squares) / total - mean * mean
         if gap > 0:
             hi = lam
         elif gap < 0:
             lo = lam
-        else:
-            return lam
-        variance = float(p @ (xs - mean) ** 2)
         step = lam - gap / variance if variance > 0 else np.nan
         if not lo < step < hi:
             if np.isfinite(lo) and np.isfinite(hi):
                 step = 0.5 * (lo + hi)
             else:  # expand toward the side the root is on
                 step = lam + (1.0 + abs(lam)) * (1.0 if gap < 0 else -1.0)
-        if abs(step - lam) <= 1e-15 * max(1.0, abs(lam)):
-            return step
+        if gap == 0 or abs(step - lam) <= 1e-15 * max(1.0, abs(lam)):
+            break
         lam = step
-    return lam
+    return lam, top + float(np.log(total))
 
 
-def _design_matrix(codes, targets):
-    """Sparse (cells x constraints) matrix: an intercept, every margin's level
-    indicators, every numeric column; and the matching target vector."""
-    n_cells = codes[0].shape[0]
-    blocks, wanted = [sparse.csr_array(np.ones((n_cells, 1)))], [1.0]
-    for code, target in zip(codes, targets):
-        if is_numeric_target(target):
-            blocks.append(sparse.csr_array(np.asarray(code, dtype=np.float64)[:, None]))
-            wanted.append(float(target))
-        else:
-            blocks.append(sparse.csr_array((np.ones(n_cells), (np.arange(n_cells), code)),
-                                           shape=(n_cells, target.shape[0])))
-            wanted.extend(target)
-    return sparse.hstack(blocks, format="csr"), np.asarray(wanted)
+class ConstraintMatrix:
+    """The (cells x p) matrix ``[1 | level indicators | numeric columns]``, never formed.
+
+    Products with it are group sums over the codes, so a Newton step costs a
+    few passes over the cells whatever the number of levels.
+
+    Parameters
+    ----------
+    codes : list of ndarray, each of shape (n_cells,)
+        Per constraint: level codes (a margin) or values (a numeric column).
+    targets : list
+        Per constraint: level proportions (a margin) or a scalar (a numeric
+        column); only their kind and size are used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance.kernels import ConstraintMatrix
+    >>> A = ConstraintMatrix([np.array([0, 1, 1]), np.array([1.0, 2.0, 4.0])],
+    ...                      [np.array([0.5, 0.5]), 2.0])
+    >>> A.transpose_dot(np.ones(3)).tolist()  # column sums: 1, two levels, x
+    [3.0, 1.0, 2.0, 7.0]
+    """
+
+    def __init__(self, codes, targets):
+        self.codes = codes
+        self.numeric = [is_numeric_target(t) for t in targets]
+        sizes = [1 if num else np.shape(t)[0] for num, t in zip(self.numeric, targets)]
+        self.starts = np.cumsum([1] + sizes)[:-1]
+        self.sizes = sizes
+        self.shape = (codes[0].shape[0], 1 + sum(sizes))
+
+    def dot(self, coefficients):
+        """``A @ coefficients``: the linear predictor at every cell.
+
+        Parameters
+        ----------
+        coefficients : ndarray of shape (p,)
+            Intercept, every margin's level coefficients, every numeric slope.
+
+        Returns
+        -------
+        u : ndarray of shape (n_cells,)
+            The linear predictor.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skbalance.kernels import ConstraintMatrix
+        >>> A = ConstraintMatrix([np.array([0, 1, 1])], [np.array([0.5, 0.5])])
+        >>> A.dot(np.array([1.0, 0.0, 2.0])).tolist()
+        [1.0, 3.0, 3.0]
+        """
+        u = np.full(self.shape[0], float(coefficients[0]))
+        for code, num, start, size in zip(self.codes, self.numeric, self.starts, self.sizes):
+            u += coefficients[start] * code if num else coefficients[start:start + size][code]
+        return u
+
+    def transpose_dot(self, values):
+        """``A.T @ values``: the constraint totals of a cell function.
+
+        Parameters
+        ----------
+        values : ndarray of shape (n_cells,)
+            A value per cell (a mass, say).
+
+        Returns
+        -------
+        totals : ndarray of shape (p,)
+            Total, per-level totals, and the numeric columns' weighted sums.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skbalance.kernels import ConstraintMatrix
+        >>> A = ConstraintMatrix([np.array([0, 1, 1])], [np.array([0.5, 0.5])])
+        >>> A.transpose_dot(np.array([1.0, 2.0, 3.0])).tolist()
+        [6.0, 1.0, 5.0]
+        """
+        out = np.empty(self.shape[1])
+        out[0] = values.sum()
+        for code, num, start, size in zip(self.codes, self.numeric, self.starts, self.sizes):
+            out[start:start + size] = (values @ code if num else
+                                       np.bincount(code, values, minlength=size))
+        return out
+
+    def gram(self, values):
+        """``A.T @ diag(values) @ A``, block by block (one group sum per pair).
+
+        Parameters
+        ----------
+        values : ndarray of shape (n_cells,)
+            The diagonal weights.
+
+        Returns
+        -------
+        gram : ndarray of shape (p, p)
+            Symmetric, positive semi-definite (singular when constraints
+            overlap, as the intercept and a margin's levels always do).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skbalance.kernels import ConstraintMatrix
+        >>> A = ConstraintMatrix([np.array([0, 1, 1])], [np.array([0.5, 0.5])])
+        >>> A.gram(np.ones(3)).tolist()
+        [[3.0, 1.0, 2.0], [1.0, 1.0, 0.0], [2.0, 0.0, 2.0]]
+        """
+        p = self.shape[1]
+        gram = np.zeros((p, p))
+        parts = list(zip(self.codes, self.numeric, self.starts, self.sizes))
+        gram[0, :] = self.transpose_dot(values)
+        gram[:, 0] = gram[0, :]
+        for i, (code_i, num_i, start_i, size_i) in enumerate(parts):
+            block_i = slice(start_i, start_i + size_i)
+            if num_i:
+                gram[start_i, start_i] = values @ (code_i * code_i)
+            else:
+                gram[block_i, block_i] = np.diag(gram[0, block_i])
+            for code_j, num_j, start_j, size_j in parts[i + 1:]:
+                block_j = slice(start_j, start_j + size_j)
+                if num_i and num_j:
+                    block = np.array([[values @ (code_i * code_j)]])
+                elif num_i:
+                    block = np.bincount(code_j, values * code_i, minlength=size_j)[None, :]
+                elif num_j:
+                    block = np.bincount(code_i, values * code_j, minlength=size_i)[:, None]
+                else:
+                    block = np.bincount(code_i * size_j + code_j, values,
+                                        minlength=size_i * size_j).reshape(size_i, size_j)
+                gram[block_i, block_j] = block
+                gram[block_j, block_i] = block.T
+        return gram
+
+
+def _wanted(targets):
+    """The target vector of :class:`ConstraintMatrix`: 1, proportions, means."""
+    return np.concatenate([[1.0]] + [np.atleast_1d(np.asarray(t, dtype=np.float64))
+                                     for t in targets])
 
 
 def _newton_all(base_mass, codes, targets, scaling, method, max_iter, tol, bounds):
     """Linear and logit: every constraint at once, Newton on the dual."""
-    design, wanted = _design_matrix(codes, targets)
+    design, wanted = ConstraintMatrix(codes, targets), _wanted(targets)
     history = []
 
     def measure(lam):
-        g = calibration_factor(method, design @ lam, bounds)
+        g = calibration_factor(method, design.dot(lam), bounds)
         history.append(constraint_errors(base_mass * g, codes, targets))
         return history[-1].max() <= (tol if tol > 0 else 0.0)
 
     lam, _ = _newton_dual(base_mass, design, wanted, method, bounds,
                           np.zeros(base_mass.shape[0]), np.zeros(design.shape[1]), max_iter,
                           measure=measure)
-    u = design @ lam
-    g = calibration_factor(method, u, bounds)
+    g = calibration_factor(method, design.dot(lam), bounds)
     errors = np.vstack(history)
     coefs, position = [], 1
     for target in targets:
@@ -567,20 +729,17 @@ def _newton_dual(mass, design, wanted, method, bounds, offset, start, max_iter, 
     lam = np.asarray(start, dtype=np.float64).copy()
 
     def parts(lam):
-        g, slope, rho = _factor_slope_rho(method, offset + design @ lam, bounds)
+        g, slope, rho = _factor_slope_rho(method, offset + design.dot(lam), bounds)
         return g, slope, float(mass @ rho) - float(wanted @ lam)
 
     g, slope, value = parts(lam)
     scale = 1.0 + np.abs(wanted)
     stopped = measure(lam) if measure is not None else False
     for _ in range(max_iter):
-        gradient = design.T @ (mass * g) - wanted
+        gradient = design.transpose_dot(mass * g) - wanted
         if stopped or np.max(np.abs(gradient) / scale) <= 1e-15:
             break
-        weighted = design.multiply((mass * slope)[:, None]) if sparse.issparse(design) else \
-            design * (mass * slope)[:, None]
-        hessian = design.T @ weighted
-        hessian = hessian.toarray() if sparse.issparse(hessian) else np.asarray(hessian)
+        hessian = design.gram(mass * slope)
         direction = -np.linalg.pinv(hessian, rcond=1e-13, hermitian=True) @ gradient
         descent = float(gradient @ direction)
         if not descent < 0:
@@ -591,7 +750,7 @@ def _newton_dual(mass, design, wanted, method, bounds, offset, start, max_iter, 
             candidate = lam + direction
             with np.errstate(over="ignore", invalid="ignore"):
                 new_g, new_slope, new_value = parts(candidate)
-            new_gradient = design.T @ (mass * new_g) - wanted
+            new_gradient = design.transpose_dot(mass * new_g) - wanted
             if not np.max(np.abs(new_gradient)) < np.max(np.abs(gradient)):
                 break
             lam, g, slope, value = candidate, new_g, new_slope, new_value
@@ -610,5 +769,5 @@ def _newton_dual(mass, design, wanted, method, bounds, offset, start, max_iter, 
             break
         lam, g, slope, value = candidate, new_g, new_slope, new_value
         stopped = measure(lam) if measure is not None else False
-    gradient = design.T @ (mass * g) - wanted
+    gradient = design.transpose_dot(mass * g) - wanted
     return lam, bool(np.max(np.abs(gradient) / scale) <= 1e-9)
