@@ -17,11 +17,10 @@ from sklearn.exceptions import ConvergenceWarning
 from ._problem import match_rows, reachability
 from ._report import diagnostic_columns
 from ._targets import is_numeric, margin_label, margin_name
-from .kernels import calibrate_cells, calibration_factor, linear_predictor
+from .kernels import calibrate_cells, calibration_factor, linear_predictor, mean_range
 from .utils._validation import level_repr
 
-__all__ = ["calibrated_row_factors", "calibration_fit", "check_method", "is_calibration",
-           "numeric_range"]
+__all__ = ["calibrated_row_factors", "calibration_fit", "check_method", "is_calibration"]
 
 
 def is_calibration(problem, method):
@@ -108,31 +107,6 @@ def calibration_fit(problem, method, max_iter, tol, bounds):
     return result, fitted
 
 
-def numeric_range(base_mass, values, bounds):
-    """The smallest and largest weighted mean of ``values`` that factors within
-    ``bounds`` (summing with ``base_mass`` to 1) can give: a fractional knapsack.
-
-    Without bounds (or ``low = 0, high = inf``), the range of the values over
-    cells with mass.
-    """
-    alive = base_mass > 0
-    mass, x = base_mass[alive] / base_mass[alive].sum(), values[alive]
-    low, high = (0.0, np.inf) if bounds is None else bounds
-    if not np.isfinite(high):
-        return float(x.min()), float(x.max())
-
-    def extreme(order):
-        g = np.full(x.shape[0], low)
-        budget = 1.0 - low  # mass left after every cell got `low`
-        room = (high - low) * mass[order]
-        taken = np.minimum(room, np.maximum(budget - (np.cumsum(room) - room), 0.0))
-        g[order] += taken / mass[order]
-        return float(mass * g @ x)
-
-    order = np.argsort(x, kind="stable")
-    return extreme(order), extreme(order[::-1])
-
-
 def calibration_report(result, problem, base_mass, tol, bounds, method):
     """Why a calibration fell short, naming the constraint; None when it did not."""
     problems = []
@@ -143,7 +117,7 @@ def calibration_report(result, problem, base_mass, tol, bounds, method):
     if short and not (method == "linear" and bounds is None):
         for j, margin in enumerate(problem.margins):  # name the numeric targets out of reach
             if is_numeric(margin):
-                low, high = numeric_range(base_mass, problem.margin_codes[j], bounds)
+                low, high = mean_range(base_mass, problem.margin_codes[j], bounds)
                 open_ends = method == "logit" or (method == "raking" and bounds is None)
                 if not (low < margin.mean < high if open_ends else
                         low <= margin.mean <= high):
@@ -151,7 +125,7 @@ def calibration_report(result, problem, base_mass, tol, bounds, method):
     for j in sorted(infeasible):
         margin = problem.margins[j]
         if is_numeric(margin):
-            low, high = numeric_range(base_mass, problem.margin_codes[j], bounds)
+            low, high = mean_range(base_mass, problem.margin_codes[j], bounds)
             within = " within the bounds" if bounds is not None else ""
             problems.append(
                 f"the target of {margin_label(margin.key)} ({margin.kind} {margin.value:.6g}"

@@ -233,3 +233,24 @@ def test_device_arrays_without_dispatch_get_a_clear_error():
     on_device = xp_strict.asarray(np.array([[0.0], [1.0]]), device=xp_strict.Device("device1"))
     with pytest.raises(TypeError, match="array_api_dispatch"):
         skb.MarginalBalancer().fit(on_device)
+
+
+@pytest.mark.parametrize("name, device, dtype", NAMESPACES)
+@pytest.mark.parametrize("method", ["raking", "logit"])
+def test_calibration_follows_the_data(name, device, dtype, method):
+    rng = np.random.default_rng(4)
+    X = np.column_stack([rng.integers(0, 3, 300), rng.gamma(2.0, 2.0, 300).round(1)])
+    base = rng.uniform(1, 2, size=300)
+    kwargs = {"targets": {0: {0.0: 0.3, 1.0: 0.3, 2.0: 0.4}, 1: skb.Mean(4.3)},
+              "method": method, "bounds": (0.3, 3.0), "tol": 1e-10}
+    reference = skb.MarginalBalancer(**kwargs).fit(X, sample_weight=base)
+    with _dispatch():
+        fitted = skb.MarginalBalancer(**kwargs).fit(convert(X, name, device, dtype),
+                                                    sample_weight=convert(base, name,
+                                                                          device, dtype))
+        assert_follows(fitted.weights_, reference.weights_, name, device, dtype,
+                       exact_dtype=False)
+        new = convert(X[::3], name, device, dtype)
+        assert_follows(fitted.compute_weights(new), reference.compute_weights(X[::3]),
+                       name, device, dtype, exact_dtype=False)
+    assert fitted.converged_ or dtype == "float32"

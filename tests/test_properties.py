@@ -78,6 +78,74 @@ def test_raking_outputs_are_finite_and_converged_is_true(problem):
 
 
 @st.composite
+def calibration_problems(draw):
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n_rows = draw(st.integers(4, 60))
+    sizes = draw(st.lists(st.integers(2, 4), min_size=0, max_size=2))
+    X = pd.DataFrame({f"c{j}": rng.integers(0, k, size=n_rows) for j, k in enumerate(sizes)})
+    n_numeric = draw(st.integers(1, 2))
+    x_scale = 10.0 ** draw(st.floats(-100, 100))
+    for j in range(n_numeric):
+        values = rng.gamma(2.0, 1.0, size=n_rows)
+        if draw(st.booleans()):
+            values = values.round()  # few distinct values
+        X[f"x{j}"] = values * x_scale
+    base = rng.uniform(0.1, 3.0, size=n_rows) * 10.0 ** draw(st.floats(-100, 100))
+    # targets of a random reweighting of the rows (reachable), or shifted off
+    tilt = rng.dirichlet(np.ones(n_rows))
+    targets = {}
+    for j, k in enumerate(sizes):
+        share = np.bincount(X[f"c{j}"], tilt, minlength=k)
+        targets[f"c{j}"] = dict(enumerate(share if share.min() > 0 else np.full(k, 1 / k)))
+    for j in range(n_numeric):
+        mean = float(tilt @ X[f"x{j}"]) * draw(st.sampled_from([1.0, 1.0, 0.3, 3.0]))
+        targets[f"x{j}"] = skb.Mean(mean)
+    method = draw(st.sampled_from(["raking", "linear", "logit"]))
+    bounds = None
+    if method == "logit" or draw(st.booleans()):
+        bounds = (draw(st.floats(0.0, 0.9)), draw(st.floats(1.1, 6.0)))
+    tol = draw(st.sampled_from([0.0, 1e-6, 1e-10]))
+    max_iter = draw(st.integers(0, 300))
+    return X, base, targets, method, bounds, tol, max_iter
+
+
+@SETTINGS
+@given(calibration_problems())
+def test_calibration_outputs_are_finite_and_converged_is_true(problem):
+    X, base, targets, method, bounds, tol, max_iter = problem
+    balancer = skb.MarginalBalancer(targets=targets, method=method, bounds=bounds, tol=tol,
+                                    max_iter=max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)  # linear: negative weights, said
+        try:
+            balancer.fit(X, sample_weight=base)
+        except ValueError as exc:  # a clear error: a level with a target but no weight
+            assert "target" in str(exc) or "weight" in str(exc) or "bounds" in str(exc)
+            return
+        weights = balancer.weights_
+        assert np.all(np.isfinite(weights))
+        assert method == "linear" or np.all(weights >= 0)
+        assert np.all(np.isfinite(balancer.marginal_error_[-1]))
+        again = balancer.compute_weights(X, sample_weight=base)
+        np.testing.assert_allclose(again, weights, rtol=1e-9, atol=1e-12 * np.abs(weights).max())
+    if balancer.converged_:
+        total = weights.sum()
+        threshold = max(tol if tol > 0 else 1e-10, 1024 * np.finfo(np.float64).eps)
+        for column, target in targets.items():
+            if isinstance(target, skb.Mean):
+                x = X[column].to_numpy()
+                spread = np.average(np.abs(x - np.average(x, weights=base)), weights=base)
+                error = abs(weights @ x / total - target.value) / spread
+            else:
+                shares = pd.Series(weights).groupby(X[column].to_numpy()).sum() / total
+                expected = pd.Series(target) / sum(target.values())
+                error = (shares.reindex(expected.index, fill_value=0) - expected).abs().max()
+            assert error <= threshold * (1 + 1e-6) + 1e-12
+
+
+@st.composite
 def sinkhorn_problems(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)

@@ -39,6 +39,7 @@ __all__ = [
     "calibration_factor",
     "constraint_errors",
     "linear_predictor",
+    "mean_range",
     "numeric_scaling",
 ]
 
@@ -47,6 +48,11 @@ METHODS = ("raking", "linear", "logit")
 # exp(u) stays finite when targets are unreachable.
 _LOG_CAP = 700.0
 _ROOT_STEPS = 200
+_NEWTON_STEPS = 50  # of a bounded numeric step (2-D Newton)
+# Largest |u| Newton may step to: beyond, the factors are saturated (logit),
+# absurd (linear, a ratio of 1e12) or overflow (raking); the target is then
+# out of reach and the fit stops there, unconverged.
+_U_LIMIT = {"raking": _LOG_CAP, "linear": 1e12, "logit": 1e6}
 
 
 @dataclass
@@ -179,6 +185,54 @@ def linear_predictor(intercept, codes, coefs, scaling, gather=None):
     if u is None:
         raise ValueError("At least one constraint is needed.")
     return u
+
+
+def mean_range(base_mass, values, bounds):
+    """The smallest and largest weighted mean of a column that factors within
+    ``bounds`` can give.
+
+    With ``sum_c m_c g_c = 1`` and ``low <= g <= high``, the largest mean puts
+    ``high`` on the largest values until the mass runs out (a fractional
+    knapsack); without bounds (or ``high = inf``), the range of the values over
+    cells with mass.
+
+    Parameters
+    ----------
+    base_mass : ndarray of shape (n_cells,)
+        Nonnegative base mass of every cell.
+    values : ndarray of shape (n_cells,)
+        The column's value at every cell.
+    bounds : tuple of (float, float) or None
+        ``(low, high)`` limits on the factors.
+
+    Returns
+    -------
+    lowest, highest : float
+        The reachable weighted means (the ends themselves need factors at
+        the bounds, or at 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance.kernels import mean_range
+    >>> mean_range(np.full(4, 0.25), np.array([1.0, 2.0, 3.0, 4.0]), (0.5, 1.5))
+    (2.0, 3.0)
+    """
+    alive = base_mass > 0
+    mass, x = base_mass[alive] / base_mass[alive].sum(), values[alive]
+    low, high = (0.0, np.inf) if bounds is None else (max(bounds[0], 0.0), bounds[1])
+    if not np.isfinite(high):
+        return float(x.min()), float(x.max())
+
+    def extreme(order):
+        g = np.full(x.shape[0], low)
+        room = (high - low) * mass[order]  # mass each cell can take beyond `low`
+        taken = np.minimum(room, np.maximum((1.0 - low) - (np.cumsum(room) - room), 0.0))
+        g[order] += taken / mass[order]
+        return float((mass * g) @ x)
+
+    order = np.argsort(x, kind="stable")
+    return extreme(order), extreme(order[::-1])
 
 
 def calibration_factor(method, u, bounds=None):
@@ -402,6 +456,8 @@ def _rake_steps(base_mass, codes, targets, scaling, max_iter, tol, bounds):
     errors = [constraint_errors(weighted, codes, targets)]
     done = n == 0 or (tol > 0 and errors[0].max() <= tol)
     starved, infeasible = set(), set()
+    reach = {j: mean_range(base_mass, code, bounds) for j, (code, target)
+             in enumerate(zip(codes, targets)) if bounded and is_numeric_target(target)}
     n_iter = 0
     while not done and n_iter < max_iter:
         j = n_iter % n
@@ -409,13 +465,17 @@ def _rake_steps(base_mass, codes, targets, scaling, max_iter, tol, bounds):
         if bounded:
             rest = _predictor_without(intercept, codes, coefs, j)
             if is_numeric_target(target):
-                solution, ok = _newton_dual(
-                    base_mass, ConstraintMatrix([code], [target]),
-                    np.array([1.0, target]), "raking", bounds, rest - intercept,
-                    np.array([intercept, coefs[j]]), _ROOT_STEPS)
-                if not ok:
+                lowest, highest = reach[j]
+                if not lowest <= target <= highest:  # no factors in bounds reach it
                     infeasible.add(j)
-                intercept, coefs[j] = float(solution[0]), float(solution[1])
+                else:
+                    solution, ok = _newton_dual(
+                        base_mass, ConstraintMatrix([code], [target]),
+                        np.array([1.0, target]), "raking", bounds, rest - intercept,
+                        np.array([intercept, coefs[j]]), _NEWTON_STEPS)
+                    if not ok:
+                        infeasible.add(j)
+                    intercept, coefs[j] = float(solution[0]), float(solution[1])
             else:
                 with np.errstate(over="ignore"):
                     others = np.exp(rest)
@@ -434,6 +494,10 @@ def _rake_steps(base_mass, codes, targets, scaling, max_iter, tol, bounds):
                 infeasible.add(j)
             else:
                 lam, log_norm = root
+                limit = cap / max(float(np.max(np.abs(code))), 1e-300)
+                if abs(lam) > limit:  # a target at the edge of reach: keep u finite
+                    lam = float(np.clip(lam, -limit, limit))
+                    log_norm = float(_log_sum(rest + lam * code))
                 # the exact projection also normalises: sum m g = 1
                 u += (lam - coefs[j]) * code - log_norm
                 intercept -= log_norm
@@ -729,8 +793,13 @@ def _newton_dual(mass, design, wanted, method, bounds, offset, start, max_iter, 
     lam = np.asarray(start, dtype=np.float64).copy()
 
     def parts(lam):
-        g, slope, rho = _factor_slope_rho(method, offset + design.dot(lam), bounds)
-        return g, slope, float(mass @ rho) - float(wanted @ lam)
+        u = offset + design.dot(lam)
+        with np.errstate(over="ignore", invalid="ignore"):
+            g, slope, rho = _factor_slope_rho(method, u, bounds)
+        value = float(mass @ rho) - float(wanted @ lam)
+        if not np.max(np.abs(u[mass > 0]), initial=0.0) <= _U_LIMIT[method]:
+            value = np.inf  # refused by the line search
+        return g, slope, value
 
     g, slope, value = parts(lam)
     scale = 1.0 + np.abs(wanted)
@@ -740,18 +809,20 @@ def _newton_dual(mass, design, wanted, method, bounds, offset, start, max_iter, 
         if stopped or np.max(np.abs(gradient) / scale) <= 1e-15:
             break
         hessian = design.gram(mass * slope)
-        direction = -np.linalg.pinv(hessian, rcond=1e-13, hermitian=True) @ gradient
-        descent = float(gradient @ direction)
-        if not descent < 0:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            # every cell at a bound: a Hessian of (nearly) 0, no Newton step
+            direction = -np.linalg.pinv(hessian, rcond=1e-13, hermitian=True) @ gradient
+            descent = float(gradient @ direction)
+        if not (np.all(np.isfinite(direction)) and descent < 0):
             direction, descent = -gradient, -float(gradient @ gradient)
         if -descent <= 1e-10 * (1.0 + abs(value)):
             # the objective no longer resolves the progress: take the full
             # Newton step while it shrinks the gradient, stop when it does not
             candidate = lam + direction
-            with np.errstate(over="ignore", invalid="ignore"):
-                new_g, new_slope, new_value = parts(candidate)
+            new_g, new_slope, new_value = parts(candidate)
             new_gradient = design.transpose_dot(mass * new_g) - wanted
-            if not np.max(np.abs(new_gradient)) < np.max(np.abs(gradient)):
+            if not (np.isfinite(new_value)
+                    and np.max(np.abs(new_gradient)) < np.max(np.abs(gradient))):
                 break
             lam, g, slope, value = candidate, new_g, new_slope, new_value
             stopped = measure(lam) if measure is not None else False
@@ -759,8 +830,7 @@ def _newton_dual(mass, design, wanted, method, bounds, offset, start, max_iter, 
         step, improved = 1.0, False
         for _ in range(60):
             candidate = lam + step * direction
-            with np.errstate(over="ignore", invalid="ignore"):
-                new_g, new_slope, new_value = parts(candidate)
+            new_g, new_slope, new_value = parts(candidate)
             if np.isfinite(new_value) and new_value <= value + 1e-4 * step * descent:
                 improved = True
                 break

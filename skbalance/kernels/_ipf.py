@@ -117,7 +117,7 @@ def solve_bounded_levels(base_mass, others, codes, target, low, high, log_cap):
     infeasible = present & (
         (target < mass_low * (1 - 1e-12)) | (target > mass_high * (1 + 1e-12))
     )
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # infinities are clipped below
         # Below low/max(r) every cell sits at `low`; above high/min(r) at `high`.
         log_lo = np.log(np.where(present, low / np.where(largest > 0, largest, 1), 1))
         log_hi = np.log(np.where(present, high / np.where(scale > 0, scale, 1), 1))
@@ -125,11 +125,12 @@ def solve_bounded_levels(base_mass, others, codes, target, low, high, log_cap):
     log_hi = np.clip(np.nan_to_num(log_hi, posinf=log_cap), log_lo, log_cap)
     for _ in range(_BISECTION_STEPS):
         log_mid = 0.5 * (log_lo + log_hi)
-        mass = np.bincount(
-            codes,
-            base_mass * np.clip(np.exp(log_mid)[codes] * others, low, high),
-            minlength=n_levels,
-        )
+        with np.errstate(over="ignore"):  # an infinite product is clipped to `high`
+            mass = np.bincount(
+                codes,
+                base_mass * np.clip(np.exp(log_mid)[codes] * others, low, high),
+                minlength=n_levels,
+            )
         too_small = mass < target
         log_lo = np.where(too_small, log_mid, log_lo)
         log_hi = np.where(too_small, log_hi, log_mid)
