@@ -188,8 +188,7 @@ def linear_predictor(intercept, codes, coefs, scaling, gather=None):
 
 
 def mean_range(base_mass, values, bounds):
-    """The smallest and largest weighted mean of a column that factors within
-    ``bounds`` can give.
+    """The smallest and largest weighted mean that factors within bounds give.
 
     With ``sum_c m_c g_c = 1`` and ``low <= g <= high``, the largest mean puts
     ``high`` on the largest values until the mass runs out (a fractional
