@@ -115,6 +115,9 @@ def plot_variance_curve(curve, limit=None, ipwi=None, *, n=None, ax=None):
 def plot_margins(balancer, ax=None):
     """Share of every level before and after balancing, against its target.
 
+    Numeric targets (:class:`~skbalance.Total`, :class:`~skbalance.Mean`) are
+    means, not shares, and are left out (``diagnostics_`` has them).
+
     Parameters
     ----------
     balancer : MarginalBalancer
@@ -141,6 +144,9 @@ def plot_margins(balancer, ax=None):
     [0.5, 0.5]
     """
     table = balancer.diagnostics_
+    numeric = {str(key) for key, coef in getattr(balancer, "coef_", {}).items()
+               if np.ndim(coef) == 0}
+    table = table[~table["margin"].isin(numeric)]
     ax = _axes(ax)
     labels = [f"{m}: {lv}" for m, lv in zip(table["margin"], table["level"])]
     position = np.arange(len(labels))

@@ -41,6 +41,14 @@ def test_margin_and_weight_plots_show_the_balancer(survey, survey_targets):
     assert f"{bal.design_effect_:.3f}" in ax.get_title()
 
 
+def test_margin_plot_leaves_numeric_targets_out():
+    X = pd.DataFrame({"g": ["a", "a", "b", "b"], "x": [1.0, 2.0, 4.0, 3.0]})
+    bal = skb.MarginalBalancer(targets={"g": {"a": 60, "b": 40}, "x": skb.Total(250)}).fit(X)
+    ax = plotting.plot_margins(bal)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["g: a", "g: b"]
+    np.testing.assert_allclose([p.get_width() for p in ax.containers[1]], [0.6, 0.4])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs_and_saves_its_figure(script, tmp_path):
