@@ -10,7 +10,18 @@ jackknife replicate left without a level) are redrawn, and counted.
 
 Also reports why coverage falls short of 95% on this population: the bias and
 spread of the raked mean, the root mean square of its SE, and coverage by the
-size of the largest district drawn.
+size of the largest district drawn; and, as experiments (not what the
+estimator reports), the coverage of the same standard errors with fewer
+degrees of freedom than the 14 (PSUs minus strata) of R survey:
+
+* "Satterthwaite, data": ``(sum d_j^2)^2 / sum d_j^4`` with ``d_j`` the JK1
+  replicate deviations (a plug-in Satterthwaite approximation: each cluster's
+  variance estimated by its own squared contribution; conservative, about
+  ``n / 3`` degrees of freedom even for equal normal clusters);
+* "Satterthwaite, working model": ``tr(M S)^2 / tr(M S M S)``, ``S`` the
+  covariance of the cluster totals of the calibration residuals when unit
+  residuals are independent with equal variance (Bell and McCaffrey's idea,
+  without their leverage adjustment), ``M`` the centring.
 
 Usage::
 
@@ -22,9 +33,25 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from sklearn.exceptions import ConvergenceWarning
 
 import skbalance as skb
+
+
+def working_model_df(sample, weights):
+    """Satterthwaite degrees of freedom of the linearized variance when unit
+    residuals are independent with equal variance."""
+    cluster = pd.factorize(sample["dnum"])[0]
+    n_clusters = cluster.max() + 1
+    totals = np.zeros((n_clusters, len(sample)))
+    totals[cluster, np.arange(len(sample))] = weights
+    X = pd.get_dummies(sample[["stype", "sch.wide"]]).astype(float).to_numpy()
+    d = sample["pw"].to_numpy()
+    hat = X @ np.linalg.pinv(X.T @ (d[:, None] * X)) @ (X.T * d)
+    totals = totals - totals @ hat  # cluster totals of the calibration residuals
+    centred = (np.eye(n_clusters) - 1.0 / n_clusters) @ (totals @ totals.T)
+    return np.trace(centred) ** 2 / np.trace(centred @ centred)
 
 
 def main():
@@ -61,6 +88,15 @@ def main():
                 row[f"{name}_covers"] = result.ci_low <= truth <= result.ci_high
                 row[f"{name}_se"] = result.std_error
                 row["estimate"] = result.estimate
+            replicates = skb.compute_replicate_weights(sample, balancer, designs["jk1"],
+                                                       sample_weight=sample["pw"])
+            y = sample["api00"].to_numpy()
+            thetas = y @ replicates.weights / replicates.weights.sum(axis=0)
+            deviations = thetas - thetas.mean()
+            row["df_data"] = (deviations**2).sum() ** 2 / (deviations**4).sum()
+            fitted = skb.BalancedFunctionalEstimator(balancer).fit(
+                sample, y, sample_weight=sample["pw"])
+            row["df_model"] = working_model_df(sample, fitted.weights_)
         except (ValueError, ConvergenceWarning):
             skipped += 1
             continue
@@ -73,6 +109,19 @@ def main():
     print("|---|---:|")
     for name in designs:
         print(f"| {name} | {table[f'{name}_covers'].mean():.3f} |")
+    print("\nexperiments: the same standard errors with fewer degrees of freedom "
+          f"(median: data {table['df_data'].median():.1f}, working model "
+          f"{table['df_model'].median():.1f})\n")
+    print("| standard error | 14 df (R survey) | Satterthwaite, data | "
+          "Satterthwaite, working model |")
+    print("|---|---:|---:|---:|")
+    for name in ("linearized", "jk1"):
+        cells = []
+        for df in (14, table["df_data"], table["df_model"]):
+            half = student_t.ppf(0.975, df) * table[f"{name}_se"]
+            covers = (table["estimate"] - half <= truth) & (truth <= table["estimate"] + half)
+            cells.append(f"{covers.mean():.3f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
     error = table["estimate"] - truth
     print(f"\nraked mean: bias {error.mean():+.2f}, SD {table['estimate'].std():.2f}; "
           f"root mean square SE: linearized {np.sqrt((table['linearized_se'] ** 2).mean()):.2f},"

@@ -62,7 +62,8 @@ def calibration_fit(problem, method, max_iter, tol, bounds):
             f"The target total ({total:.3g}) over the sum of the base weights "
             f"({base_total:.3g}) is beyond what float holds; rescale sample_weight."
         )
-    message, reachable = calibration_report(result, problem, base_mass, tol, bounds, method)
+    message, reachable = calibration_report(result, problem, base_mass, tol, bounds, method,
+                                            max_iter)
     coef = {}
     for margin, value, scaling in zip(problem.margins, result.coefs, result.scaling):
         coef[margin.key] = (value / scaling[1] if scaling is not None
@@ -107,13 +108,13 @@ def calibration_fit(problem, method, max_iter, tol, bounds):
     return result, fitted
 
 
-def calibration_report(result, problem, base_mass, tol, bounds, method):
+def calibration_report(result, problem, base_mass, tol, bounds, method, max_iter):
     """Why a calibration fell short, naming the constraint; None when it did not."""
     problems = []
     infeasible = set(result.infeasible)
-    # tol=0 raking runs exactly max_iter steps (the k-step estimator): only what
-    # no step could do is reported then
-    short = not result.converged and (tol > 0 or method != "raking")
+    # tol=0 raking runs exactly max_iter steps (the k-step estimator), and
+    # max_iter=0 asks for no step: only what no step could do is reported then
+    short = not result.converged and max_iter > 0 and (tol > 0 or method != "raking")
     if short and not (method == "linear" and bounds is None):
         for j, margin in enumerate(problem.margins):  # name the numeric targets out of reach
             if is_numeric(margin):

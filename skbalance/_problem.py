@@ -340,6 +340,8 @@ class CellProblem:
             Row values, in the rows' namespace.
         steps : int or "ipwi"
             Number of balancing steps, or the importance-weighting operator.
+            With ``method`` "linear" or "logit", any positive number: the
+            regression residual on every constraint (0: no correction).
 
         Returns
         -------
@@ -362,7 +364,7 @@ class CellProblem:
             means = self.cell_means(values)
         if steps == "ipwi":
             g = ipwi_residual(self.cell_base, self.margin_codes, self.level_counts, means)
-        elif self.method != "raking":  # every constraint at once
+        elif self.method != "raking" and steps != 0:  # every constraint at once
             g = calibration_residual(self.cell_base, self.margin_codes, self.level_counts,
                                      means)
         else:

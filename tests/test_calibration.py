@@ -258,7 +258,8 @@ def test_residual_of_many_steps_is_the_regression_residual(mixed):
     coef, *_ = np.linalg.lstsq(design * sqrt_d[:, None], y * sqrt_d, rcond=None)
     np.testing.assert_allclose(many, y - design @ coef, atol=1e-8)
     problem.method = "linear"
-    np.testing.assert_allclose(problem.residuals(y, 0), y - design @ coef, atol=1e-10)
+    np.testing.assert_allclose(problem.residuals(y, 1), y - design @ coef, atol=1e-10)
+    np.testing.assert_array_equal(problem.residuals(y, 0), y)  # no calibration, no residual
 
 
 # ---- what cannot be met is said, never converged -------------------------------------
@@ -437,3 +438,28 @@ def test_joint_and_overlapping_margins_mix_with_numeric_targets(mixed, method):
                                     [joint[tuple(c.split("/"))] for c in pairs.columns], 6.2]
         lam = np.linalg.pinv(design.T @ (base[:, None] * design)) @ (wanted - design.T @ base)
         np.testing.assert_allclose(w, base * (1 + design @ lam), rtol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["linear", "logit"])
+def test_baselines_of_a_calibrating_balancer_are_the_plain_ones(strat, population_targets,
+                                                                method):
+    """method='empirical' uses the base weights and no calibration residual,
+    whatever the balancer's distance."""
+    design = skb.SurveyDesign()
+    raking = skb.MarginalBalancer(targets={"stype": population_targets["stype"]})
+    plain = skb.BalancedFunctionalEstimator(raking, method="empirical", design=design).fit(
+        strat, strat["api00"], sample_weight=strat["pw"])
+    bal = skb.MarginalBalancer(targets=population_targets, method=method,
+                               bounds=(0.5, 2.5) if method == "logit" else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning about steps it was not asked for
+        empirical = skb.BalancedFunctionalEstimator(bal, method="empirical", design=design)
+        empirical.fit(strat, strat["api00"], sample_weight=strat["pw"])
+    assert empirical.estimate_ == pytest.approx(plain.estimate_, rel=1e-14)
+    assert empirical.std_error_ == pytest.approx(plain.std_error_, rel=1e-12)
+    y = strat["api00"].to_numpy()
+    d = strat["pw"].to_numpy()
+    mean = d @ y / d.sum()
+    n = len(y)
+    se = np.sqrt(n / (n - 1) * np.sum((d * (y - mean) / d.sum()) ** 2))
+    assert plain.std_error_ == pytest.approx(se, rel=1e-12)
