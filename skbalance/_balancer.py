@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from numbers import Integral, Real
 
 import pandas as pd
+import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -88,14 +89,14 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, WeightColumnMixin, Base
         levels' factors (truncated to ``bounds``). Raking only; with numeric
         targets the factor also has the parts in ``coef_`` and ``intercept_``.
     coef_, intercept_ : dict, float
-        Calibration fits only (numeric targets, or "linear"/"logit"): per
-        margin a Series of level coefficients, per numeric column a slope;
-        a row's weight over ``base * weight_scale_`` is ``F(intercept_ + sum
-        of its coefficients + sum slope * value)`` (``exp``, ``1 + u`` or the logit).
+        Per margin a Series of level coefficients, per numeric column a
+        slope: a row's weight over ``base * weight_scale_`` is ``F(intercept_ +
+        its levels' coefficients + slope * value)``, ``F`` being ``exp``,
+        ``1 + u`` or the logit (truncated to ``bounds``).
     weight_scale_ : float
         Target total over the sum of the training base weights.
     n_iter_ : int
-        Single-margin steps taken.
+        Single-margin steps taken (Newton iterations for linear and logit).
     converged_ : bool
         Whether the largest marginal error reached ``tol`` (with ``tol=0``:
         is at most 1e-10 after ``max_iter`` steps).
@@ -268,7 +269,10 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, WeightColumnMixin, Base
                                              bounds)
         else:
             result, fitted = raking_fit(problem, self.max_iter, self.tol, bounds)
-            fitted["_calibration"] = None
+            with np.errstate(divide="ignore"):  # a factor of 0 is a coefficient of -inf
+                fitted["coef_"] = {key: np.log(factors).rename("coef")
+                                   for key, factors in fitted["factors_"].items()}
+            fitted.update(intercept_=0.0, _calibration=None)
         self.__dict__.update(fitted)
         return result
 

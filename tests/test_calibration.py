@@ -463,3 +463,34 @@ def test_baselines_of_a_calibrating_balancer_are_the_plain_ones(strat, populatio
     n = len(y)
     se = np.sqrt(n / (n - 1) * np.sum((d * (y - mean) / d.sum()) ** 2))
     assert plain.std_error_ == pytest.approx(se, rel=1e-12)
+
+
+def test_coefficients_describe_every_fit_and_are_refreshed():
+    X = pd.DataFrame({"g": ["a", "b", "b", "b"], "x": [1.0, 2.0, 3.0, 4.0]})
+    bal = skb.MarginalBalancer(targets={"g": {"a": .5, "b": .5}, "x": skb.Mean(2.2)})
+    bal.fit(X)
+    assert set(bal.coef_) == {"g", "x"}
+    bal.set_params(targets={"g": {"a": .5, "b": .5}}).fit(X)  # categorical raking now
+    assert set(bal.coef_) == {"g"} and bal.intercept_ == 0.0
+    u = bal.coef_["g"].loc[X["g"]].to_numpy()
+    np.testing.assert_allclose(bal.weights_, bal.weight_scale_ * np.exp(u), rtol=1e-12)
+    np.testing.assert_allclose(bal.weights_, [2.0, 2 / 3, 2 / 3, 2 / 3], rtol=1e-12)
+
+
+@pytest.mark.parametrize("method, steps", [("raking", 1), ("raking", 6), ("raking", 41),
+                                           ("linear", 1), ("logit", 3)])
+def test_residuals_of_several_functions_equal_one_at_a_time(mixed, method, steps):
+    """The many-column path of the residual operator (the estimators') equals
+    the one-column path (numeric steps and the regression residual)."""
+    frame, base, constraints = mixed
+    bal = skb.MarginalBalancer(targets=_targets(constraints), method=method,
+                               bounds=(0.2, 5.0) if method == "logit" else None)
+    problem = bal.fit_problem(frame, sample_weight=base)
+    rng = np.random.default_rng(1)
+    u = frame["x"].to_numpy() * 2 + rng.normal(size=len(frame))
+    v = (frame["g"] == "a").to_numpy() * 1.0 + frame["z"].to_numpy()
+    together = problem.cell_correction([u, v], steps)
+    np.testing.assert_allclose(together[:, 0], problem.cell_correction(u, steps), rtol=1e-11,
+                               atol=1e-11)
+    np.testing.assert_allclose(together[:, 1], problem.cell_correction(v, steps), rtol=1e-11,
+                               atol=1e-11)
