@@ -324,7 +324,7 @@ def run_estimate(args, out=None):
                                 bounds=tuple(args.bounds) if args.bounds else None,
                                 method=args.method)
     estimator = BalancedFunctionalEstimator(
-        balancer, design=design, statistic=args.statistic, domain=args.by,
+        balancer, design=design, statistic=args.statistic, domain=args.by, df=args.df,
         denominator=args.denominator,
     )
     with warnings.catch_warnings(record=True) as caught:
@@ -412,6 +412,9 @@ def _parser():
     estimate.add_argument("--n-replicates", type=int, default=200,
                           help="bootstrap replicates (default: %(default)s)")
     estimate.add_argument("--seed", type=int, help="seed of the bootstrap")
+    estimate.add_argument("--df", choices=["design", "satterthwaite"], default="design",
+                          help="degrees of freedom of the intervals: PSUs minus strata "
+                          "(default), or Satterthwaite's (few, unequal clusters)")
     estimate.add_argument("--out", help="also write the results table to this CSV file")
     return parser
 

@@ -22,7 +22,8 @@ from .kernels import first_occurrence
 from .utils._array_api import to_numpy
 from .utils._validation import column_label
 
-__all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign"]
+__all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign", "replicate_parts",
+           "replicate_variance", "satterthwaite_df"]
 
 # (unit x cell) weight tables up to this many entries are dense (64 MB)
 _DENSE_TABLE = 1 << 23
@@ -512,11 +513,31 @@ class ResolvedDesign:
         else:
             x = np.asarray(x, dtype=np.float64)
             columns = [x] if single else [x[:, k] for k in range(x.shape[1])]
-        variance = np.zeros(len(columns))
+        parts = self.variance_components(columns, cell_part)
+        variance = parts.sum(axis=0)
+        return variance[0] if single else variance
+
+    def variance_components(self, columns, cell_part=None):
+        """Every unit's part of the linearized variance, at every stage.
+
+        Parameters
+        ----------
+        columns : list of ndarray of shape (n_rows,)
+            Per-row contributions to each weighted total.
+        cell_part : (weights, cell, corrections) or None, default=None
+            As in :meth:`variance`.
+
+        Returns
+        -------
+        ndarray of shape (n_parts, n_stats)
+            One row per unit of every stage that counts; the column sums are
+            the variances (the parts behind a Satterthwaite approximation).
+        """
+        parts = []
         for stage in self.stages:
             totals = stage.unit_totals(columns, cell_part)
-            variance += stage.variance(totals, self.lonely_psu)
-        return variance[0] if single else variance
+            parts.append(stage.components(totals, self.lonely_psu))
+        return np.vstack(parts)
 
     def replicate_multipliers(self):
         """Built replicates: per-PSU weight multipliers and variance constants.
@@ -581,8 +602,9 @@ class _Stage:
             totals -= table @ corrections
         return totals
 
-    def variance(self, totals, lonely):
-        """This stage's part of the variance, from the unit totals of each statistic."""
+    def components(self, totals, lonely):
+        """Every unit's part of this stage's variance, from the unit totals of
+        each statistic (n_units, n_stats); they sum to the stage's variance."""
         strata = self.unit_stratum
         means = np.column_stack([np.bincount(strata, totals[:, k], minlength=self.n_strata)
                                  for k in range(totals.shape[1])])
@@ -602,13 +624,11 @@ class _Stage:
                 deviation[lonely_unit] = totals[lonely_unit]
         scale = self.keep * np.where(lonely_unit, 1.0, size / np.maximum(size - 1, 1))
         weight = np.where(exhausted, 0.0, scale * self.factor)
+        parts = weight[:, None] * deviation**2
         if lonely != "average":
-            return weight @ deviation**2
+            return parts
         # R's onestage: within each parent unit, the strata without a lonely
         # unit stand for all of them (sum times n_strata / n_ok_strata)
-        per_stratum = np.column_stack([
-            np.bincount(strata, weight * deviation[:, k] ** 2, minlength=self.n_strata)
-            for k in range(totals.shape[1])])
         is_lonely = np.bincount(strata, weights=(lonely_unit & ~exhausted) * 1.0,
                                 minlength=self.n_strata) > 0
         n_parent = int(self.stratum_parent.max()) + 1
@@ -618,8 +638,7 @@ class _Stage:
         if np.any(ok_strata == 0):
             raise ValueError("Every stratum has a single unit: 'average' has nothing to "
                              "average.")
-        per_stratum *= (all_strata / ok_strata)[self.stratum_parent][:, None]
-        return per_stratum.sum(axis=0)
+        return parts * (all_strata / ok_strata)[self.stratum_parent][strata][:, None]
 
 
 def _stages(units, unit_strata, fractions):
@@ -725,6 +744,40 @@ def _brr(unit_stratum, rho):
     return multipliers, 1.0 / (order * (1 - rho) ** 2), np.ones(order)
 
 
+def satterthwaite_df(parts, design_df):
+    """Satterthwaite's degrees of freedom of variances that are sums of parts.
+
+    ``(sum_u c_u)^2 / sum_u c_u^2`` per statistic (column of ``parts``), each
+    part ``c_u`` standing in for its own expectation (a plug-in approximation,
+    conservative: about a third of the parts for equal normal parts), never
+    above ``design_df``; ``design_df`` where the variance is 0.
+
+    Parameters
+    ----------
+    parts : ndarray of shape (n_parts, n_stats)
+        Nonnegative parts of every statistic's variance.
+    design_df : float
+        The design's degrees of freedom (PSUs minus strata).
+
+    Returns
+    -------
+    ndarray of shape (n_stats,)
+    """
+    total = parts.sum(axis=0)
+    squares = np.sum(parts**2, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        df = np.where(squares > 0, total**2 / squares, design_df)
+    df = np.where(np.isfinite(df), df, design_df)
+    return np.minimum(df, design_df)
+
+
+def replicate_parts(thetas, theta, scale, rscales, mse):
+    """Every replicate's part of :func:`replicate_variance` (n_replicates, n_stats)."""
+    thetas = np.asarray(thetas, dtype=np.float64)
+    centre = np.asarray(theta, dtype=np.float64) if mse else thetas[rscales > 0].mean(axis=0)
+    return scale * rscales[:, None] * (thetas - centre) ** 2
+
+
 def replicate_variance(thetas, theta, scale, rscales, mse):
     """``scale * sum_r rscales[r] (theta_r - centre)^2`` per statistic.
 
@@ -746,6 +799,4 @@ def replicate_variance(thetas, theta, scale, rscales, mse):
     -------
     ndarray of shape (n_stats,)
     """
-    thetas = np.asarray(thetas, dtype=np.float64)
-    centre = np.asarray(theta, dtype=np.float64) if mse else thetas[rscales > 0].mean(axis=0)
-    return scale * np.sum(rscales[:, None] * (thetas - centre) ** 2, axis=0)
+    return replicate_parts(thetas, theta, scale, rscales, mse).sum(axis=0)

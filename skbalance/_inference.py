@@ -20,7 +20,7 @@ from scipy.stats import t as student_t
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-from ._design import ReplicateWeights, replicate_variance
+from ._design import ReplicateWeights, replicate_parts, satterthwaite_df
 from ._targets import is_numeric, margin_label
 from .kernels import calibrate_cells, rake_cells, rake_cells_batch
 from .utils._array_api import to_numpy
@@ -172,14 +172,21 @@ def _dot(a, b):
     return float(array_namespace(a, b).sum(a * b))
 
 
-def _iid_variance(x, counted):
-    """``n / (n - 1) sum (x - mean x)^2`` over the rows with positive weight."""
+def _iid_parts(x, counted, each=True):
+    """Every row's part of ``n / (n - 1) sum (x - mean x)^2`` over the rows with
+    positive weight (0 elsewhere; NaN when fewer than two rows count).
+
+    ``each=False`` returns the sum alone (one part), computed where the rows
+    live: no row-sized array comes to the host.
+    """
     xp = array_namespace(x)
     n = float(xp.sum(xp.astype(counted, x.dtype)))
     if n < 2:
-        return np.nan
+        return np.full(counted.shape[0] if each else 1, np.nan)
     centred = xp.where(counted, x - float(xp.sum(x)) / n, xp.zeros_like(x))
-    return n / (n - 1) * float(xp.sum(centred * centred))
+    if not each:
+        return np.array([n / (n - 1) * float(xp.sum(centred * centred))])
+    return np.asarray(to_numpy(centred * centred), dtype=np.float64) * (n / (n - 1))
 
 
 @dataclass
@@ -193,7 +200,7 @@ class BalancingFit:
     method: str
 
 
-def estimate_statistics(fit, stats, design, alpha=0.05):
+def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
     """Estimates, standard errors, intervals and design effects.
 
     Parameters
@@ -204,6 +211,10 @@ def estimate_statistics(fit, stats, design, alpha=0.05):
         None: each row with positive weight is its own unit (iid).
     alpha : float, default=0.05
         One minus the coverage of the intervals in the table.
+    df : {"design", "satterthwaite"}, default="design"
+        Degrees of freedom of the intervals: PSUs minus strata (R's
+        ``degf``), or Satterthwaite's approximation from the parts of each
+        variance (units, or replicates), never above the design's.
 
     Returns
     -------
@@ -234,17 +245,23 @@ def estimate_statistics(fit, stats, design, alpha=0.05):
         influences.append((weighted, z))
     if design is not None and design.replicates is not None:
         thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
-        variances = replicate_variance(thetas, np.asarray(estimates), scale, rscales, mse)
+        parts = replicate_parts(thetas, np.asarray(estimates), scale, rscales, mse)
     else:
-        variances = _linearized_variances(fit, influences, design)
-    df = design.degrees_of_freedom if design is not None else int(to_numpy(counted).sum()) - 1
+        parts = _linearized_parts(fit, influences, design, each=df == "satterthwaite")
+    variances = parts.sum(axis=0)
+    design_df = (design.degrees_of_freedom if design is not None
+                 else int(to_numpy(counted).sum()) - 1)
+    dfs = (satterthwaite_df(parts, design_df) if df == "satterthwaite"
+           else np.full(len(stats), design_df))
     sizes = _domain_sizes(stats, counted, weights)
     return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64),
-                  units, df, moments, sizes, alpha)
+                  units, dfs, moments, sizes, alpha)
 
 
-def _linearized_variances(fit, influences, design):
-    """Variance of every statistic's influence total, after the balancing residual.
+def _linearized_parts(fit, influences, design, each=True):
+    """Every unit's part of the variance of every statistic's influence total,
+    after the balancing residual (n_parts, n_stats); without a design and with
+    ``each=False``, the variances alone (one part).
 
     ``influences`` holds, per statistic, ``(w z, z)``; the influence value
     ``w_i (C_k z)_i`` is ``(w z)_i - w_i correction[cell_i]``.
@@ -253,13 +270,13 @@ def _linearized_variances(fit, influences, design):
     corrections = problem.cell_correction([z for _, z in influences], fit.steps)
     weighted = [w for w, _ in influences]
     if design is not None:
-        return design.variance(
+        return design.variance_components(
             [to_numpy(w) for w in weighted],
             cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections))
     counted = problem.base > 0
-    return np.array([
-        _iid_variance(w - weights * problem.rows.gather(corrections[:, k],
-                                                        problem.cell_of_row), counted)
+    return np.column_stack([
+        _iid_parts(w - weights * problem.rows.gather(corrections[:, k], problem.cell_of_row),
+                   counted, each)
         for k, w in enumerate(weighted)])
 
 
@@ -318,13 +335,14 @@ def _domain_sizes(stats, counted, weights):
     return sizes
 
 
-def _table(stats, estimates, variances, units, df, moments, sizes, alpha):
+def _table(stats, estimates, variances, units, dfs, moments, sizes, alpha):
     """The results table; estimates and variances come in each statistic's
     units (see ``_scale_free``), the design effect is free of them."""
-    quantile = float(student_t.ppf(1 - alpha / 2, df)) if df > 0 else np.nan
     rows = []
-    for stat, scaled, variance, unit, moment, (n, population) in zip(
-            stats, estimates, variances, units, moments, sizes):
+    for stat, scaled, variance, unit, moment, (n, population), df in zip(
+            stats, estimates, variances, units, moments, sizes, dfs):
+        quantile = float(student_t.ppf(1 - alpha / 2, df)) if df > 0 else np.nan
+        df = int(df) if float(df).is_integer() else float(df)
         estimate, se = scaled * unit, np.sqrt(variance) * unit
         rows.append({
             "statistic": stat.kind, "outcome": stat.outcome, "level": stat.level,

@@ -139,6 +139,25 @@ def test_estimate_prints_and_writes_design_based_results(clus1_files, capsys):
     assert "No" in out and "Yes" in out  # one row per domain
 
 
+def test_estimate_with_satterthwaite_degrees_of_freedom(clus1_files):
+    path = clus1_files
+    code = main(["estimate", str(path / "clus1.csv"), "--targets", str(path / "t.json"),
+                 "--weight-column", "pw", "--clusters", "dnum", "--fpc", "fpc",
+                 "--y", "api00", "--tol", "1e-12", "--df", "satterthwaite",
+                 "--out", str(path / "s.csv")])
+    assert code == 0
+    written = pd.read_csv(path / "s.csv")
+    sample = skb.datasets.load_api("clus1")
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    est = skb.BalancedFunctionalEstimator(
+        skb.MarginalBalancer(targets=targets, tol=1e-12),
+        design=skb.SurveyDesign(clusters="dnum", fpc="fpc"), df="satterthwaite")
+    est.fit(sample, sample["api00"], sample_weight=sample["pw"])
+    assert written["df"].iloc[0] == pytest.approx(est.df_, rel=1e-9)
+    assert 1 < written["df"].iloc[0] < 14
+    assert written["ci_low"].iloc[0] == pytest.approx(est.confidence_interval()[0], rel=1e-9)
+
+
 def test_estimate_and_rake_never_write_over_an_input(clus1_files):
     path = clus1_files
     before = (path / "clus1.csv").read_bytes()

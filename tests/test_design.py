@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import skbalance as skb
 
@@ -393,3 +394,81 @@ def test_replicates_that_stop_short_of_tol_warn(clus1):
     short = skb.MarginalBalancer(targets=targets, tol=1e-12, max_iter=3)
     with pytest.warns(ConvergenceWarning, match=r"replicate\(s\) did not reach tol=1e-12"):
         _fit(short, design, clus1, clus1["api00"])
+
+
+# ---- Satterthwaite degrees of freedom, against plain computations ------------------------
+
+def _satterthwaite(parts, cap):
+    parts = np.asarray(parts, dtype=float)
+    return min(parts.sum() ** 2 / (parts**2).sum(), cap)
+
+
+def test_satterthwaite_df_of_a_cluster_mean_by_hand(clus1):
+    """Empirical (no balancing) mean of a one-stage cluster sample with fpc:
+    the parts are (1 - f) n / (n - 1) (e_j - mean e)^2, e_j the cluster totals
+    of w (y - ybar) / W."""
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    bal = skb.MarginalBalancer(targets={"stype": {"E": 1, "H": 1, "M": 1}})
+    est = skb.BalancedFunctionalEstimator(bal, method="empirical", design=design,
+                                          df="satterthwaite")
+    est.fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
+    w, y = clus1["pw"].to_numpy(), clus1["api00"].to_numpy()
+    z = w * (y - w @ y / w.sum()) / w.sum()
+    totals = pd.Series(z).groupby(clus1["dnum"].to_numpy()).sum().to_numpy()
+    n = totals.shape[0]
+    f = n / clus1["fpc"].iloc[0]
+    parts = (1 - f) * n / (n - 1) * (totals - totals.mean()) ** 2
+    assert est.std_error_ == pytest.approx(np.sqrt(parts.sum()), rel=1e-12)
+    assert est.df_ == pytest.approx(_satterthwaite(parts, n - 1), rel=1e-12)
+    assert est.df_ < 14
+    low, high = est.confidence_interval()
+    half = stats.t.ppf(0.975, est.df_) * est.std_error_
+    assert (low, high) == pytest.approx((est.estimate_ - half, est.estimate_ + half), rel=1e-14)
+
+
+def test_satterthwaite_df_after_raking_and_for_replicates(clus1):
+    """Raked: the parts are those of the cluster totals of the calibration
+    residual (a least-squares fit on the margins' indicators); JK1: the
+    replicates' squared deviations."""
+    bal = _clus_balancer()
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    est = skb.BalancedFunctionalEstimator(bal, design=design, df="satterthwaite")
+    est.fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
+    d, w, y = clus1["pw"].to_numpy(), est.weights_, clus1["api00"].to_numpy()
+    X = pd.get_dummies(clus1[["stype", "sch.wide"]]).astype(float).to_numpy()
+    z = (y - est.estimate_) / w.sum()
+    coef, *_ = np.linalg.lstsq(X * np.sqrt(d)[:, None], z * np.sqrt(d), rcond=None)
+    totals = pd.Series(w * (z - X @ coef)).groupby(clus1["dnum"].to_numpy()).sum().to_numpy()
+    n = totals.shape[0]
+    parts = (1 - n / clus1["fpc"].iloc[0]) * n / (n - 1) * (totals - totals.mean()) ** 2
+    assert est.std_error_ == pytest.approx(np.sqrt(parts.sum()), rel=1e-8)
+    assert est.df_ == pytest.approx(_satterthwaite(parts, n - 1), rel=1e-6)
+
+    jk1 = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    est = skb.BalancedFunctionalEstimator(bal, design=jk1, df="satterthwaite")
+    est.fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
+    reps = skb.compute_replicate_weights(clus1, bal, jk1, sample_weight=clus1["pw"])
+    thetas = y @ reps.weights / reps.weights.sum(axis=0)
+    assert est.df_ == pytest.approx(_satterthwaite((thetas - thetas.mean()) ** 2, n - 1),
+                                    rel=1e-10)
+
+
+def test_satterthwaite_df_per_statistic_and_its_limits(clus1):
+    bal = _clus_balancer()
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    y = clus1[["api00", "stype"]]
+    est = skb.BalancedFunctionalEstimator(bal, design=design, df="satterthwaite")
+    est.fit(clus1, y, sample_weight=clus1["pw"])
+    table = est.results_.set_index(["outcome", "level"])
+    assert table.loc[("stype", "E"), "std_error"] < 1e-9  # raked: no variance to speak of
+    assert table.loc[("stype", "E"), "df"] <= 14
+    assert 1 <= table.loc[("api00", np.nan), "df"] < 14
+    np.testing.assert_array_equal(est.df_, est.results_["df"].to_numpy())
+    low, _ = est.confidence_interval()
+    quantiles = stats.t.ppf(0.975, est.results_["df"].to_numpy())
+    np.testing.assert_allclose(low, est.estimate_ - quantiles * est.std_error_, rtol=1e-14)
+    # without a design, rows are the parts; many even rows keep nearly all the df
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"g": rng.choice(["a", "b"], 400)})
+    iid = skb.BalancedFunctionalEstimator(df="satterthwaite").fit(X, rng.normal(size=400))
+    assert 100 < iid.df_ < 399
