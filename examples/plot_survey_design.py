@@ -16,7 +16,10 @@ replicate.
 The iid interval is far too narrow. The design-based intervals are honest
 about the clustering; with 15 districts of very unequal sizes (one holds 552
 schools, half hold 4 or fewer) the ratio estimator is itself skewed, so even
-they fall short of 95% on this population, the jackknife less so.
+they fall short of 95% on this population, the jackknife less so. With so
+few, so unequal clusters, ``df="satterthwaite"`` (degrees of freedom from each
+district's part of the variance) widens the intervals to about 92% (linearized)
+and 95% (JK1): see ``benchmarks/coverage_cluster.py``.
 """
 
 import os
