@@ -16,7 +16,7 @@ import pandas as pd
 from ._targets import Margin, is_numeric, margin_label, parse_targets
 from .kernels import ConstraintMatrix, encode_cells, group_sum, numeric_scaling
 from .utils._array_api import to_numpy
-from .utils._validation import column_label, level_repr
+from .utils._validation import level_repr
 
 __all__ = [
     "CellProblem",
@@ -517,12 +517,18 @@ def build_problem(rows, targets, missing, target_type="auto"):
 
 def _encode_numeric(rows, column):
     """Codes and values of a numeric target's column: finite numbers, no missing."""
-    codes, levels = rows.encode(column, "error", hint=None)
+    try:
+        codes, levels = rows.encode(column, "error", hint=None)
+    except ValueError as exc:
+        if "inf" not in str(exc):
+            raise
+        raise ValueError(f"Column {column!r} has a numeric target (Total or Mean) "
+                         "but contains inf; its values must be finite.") from exc
     if levels.dtype.kind not in "biuf":
         example = next((v for v in levels if not isinstance(v, (int, float, np.number))),
                        levels[0] if len(levels) else None)
         raise ValueError(
-            f"Column {column_label(column)} has a numeric target (Total or Mean) but holds "
+            f"Column {column!r} has a numeric target (Total or Mean) but holds "
             f"{levels.dtype} values such as {example!r}; it must hold numbers."
         )
     return codes, levels.astype(np.float64)

@@ -321,6 +321,8 @@ def test_numeric_target_column_errors_name_the_column():
         skb.MarginalBalancer(targets={"s": skb.Mean(1.5)}).fit(X)
     with pytest.raises(ValueError, match="finite"):
         skb.Total(np.inf)
+    with pytest.raises(ValueError, match=r"Column 'x' has a numeric target .* contains inf"):
+        skb.MarginalBalancer(targets={"x": skb.Mean(1.5)}).fit(X.fillna(np.inf))
     with pytest.raises(ValueError, match="method='logit' needs finite bounds"):
         skb.MarginalBalancer(targets={"x": skb.Mean(1.5)}, method="logit").fit(X.fillna(1.0))
     bal = skb.MarginalBalancer(targets={"x": skb.Mean(1.5)}).fit(X.fillna(1.0))
