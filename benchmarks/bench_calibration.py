@@ -150,8 +150,13 @@ def run_r(csv, frame, targets, method, repeat, folder):
     script, pop, out = folder / "cal.R", folder / "pop.csv", folder / f"r_{method}.csv"
     script.write_text(R_SCRIPT)
     r_population(frame, targets).to_csv(pop, index=False)
-    done = subprocess.run(["Rscript", str(script), str(csv), str(pop), method, str(out),
-                           str(repeat)], capture_output=True, text=True, timeout=3600)
+    return run_timed(["Rscript", str(script), str(csv), str(pop), method, str(out),
+                      str(repeat)], out)
+
+
+def run_timed(command, out):
+    """Run a peer's script: its "SECONDS s" line and the weights it wrote to ``out``."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     seconds = [ln for ln in done.stdout.splitlines() if ln.startswith("SECONDS")]
     if not seconds:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:160]}
@@ -203,13 +208,8 @@ def run_peer(python, which, csv, targets, repeat, folder):
     out = folder / f"{which}.csv"
     script.write_text(PEER_SCRIPT)
     target_file.write_text(json.dumps(targets))
-    done = subprocess.run([python, str(script), str(csv), str(target_file), which, str(out),
-                           str(repeat)], capture_output=True, text=True, timeout=3600)
-    seconds = [ln for ln in done.stdout.splitlines() if ln.startswith("SECONDS")]
-    if not seconds:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:160]}
-    return {"seconds": float(seconds[0].split()[1]),
-            "weights": pd.read_csv(out)["w"].to_numpy()}
+    return run_timed([python, str(script), str(csv), str(target_file), which, str(out),
+                      str(repeat)], out)
 
 
 def main():

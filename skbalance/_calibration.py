@@ -15,8 +15,8 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
 from ._problem import match_rows, reachability
-from ._report import diagnostic_columns
-from ._targets import is_numeric, margin_label, margin_name
+from ._report import fitted_attributes, residual_text, scale_of
+from ._targets import is_numeric, margin_label
 from .kernels import calibrate_cells, calibration_factor, linear_predictor, mean_range
 from .utils._validation import level_repr
 
@@ -52,18 +52,11 @@ def calibration_fit(problem, method, max_iter, tol, bounds):
         Attribute name to value, for the estimator to set.
     """
     check_method(method, bounds)
-    base_total = float(problem.cell_base.sum())
-    base_mass = problem.cell_base / base_total
+    scale = scale_of(problem)
+    base_mass = scale[1]
     result = calibrate_cells(base_mass, problem.margin_codes, _targets_of(problem),
                              method=method, max_iter=max_iter, tol=tol, bounds=bounds)
-    total = base_total if problem.total is None else problem.total
-    if not 0 < total / base_total < np.inf:
-        raise ValueError(
-            f"The target total ({total:.3g}) over the sum of the base weights "
-            f"({base_total:.3g}) is beyond what float holds; rescale sample_weight."
-        )
-    message, reachable = calibration_report(result, problem, base_mass, tol, bounds, method,
-                                            max_iter)
+    report = calibration_report(result, problem, base_mass, tol, bounds, method, max_iter)
     coef = {}
     for margin, value, scaling in zip(problem.margins, result.coefs, result.scaling):
         coef[margin.key] = (value / scaling[1] if scaling is not None
@@ -76,28 +69,11 @@ def calibration_fit(problem, method, max_iter, tol, bounds):
             if not is_numeric(margin):
                 factors[margin.key] = pd.Series(np.exp(value), index=margin.levels,
                                                 name="factor")
-    fitted = {
-        "total_": total,
-        "weight_scale_": total / base_total,
-        "_base_total": base_total,
-        "margins_": [m.key for m in problem.margins],
-        "categories_": {m.key: m.levels for m in problem.margins if not is_numeric(m)},
-        "factors_": factors,
-        "coef_": coef,
-        "intercept_": float(intercept),
-        "n_iter_": result.n_iter,
-        "converged_": result.converged and message is None,
-        "marginal_error_": result.errors,
-        "n_cells_": int(np.count_nonzero(problem.cell_rows)),
-        "targets_reachable_": reachable,
-        "_margins": problem.margins,
-        "_bounds": bounds,
-        "_calibration": (method, result.intercept, result.coefs, result.scaling),
-        "_diagnostic_data": diagnostic_columns(problem, base_mass, result.cell_factors),
-        "_namespace": None,
-    }
-    if message is not None:
-        warnings.warn(message, ConvergenceWarning)
+    fitted = fitted_attributes(problem, result, scale, factors, report, bounds)
+    fitted.update(coef_=coef, intercept_=float(intercept),
+                  _calibration=(method, result.intercept, result.coefs, result.scaling))
+    if report[0] is not None:
+        warnings.warn(report[0], ConvergenceWarning)
     if method == "linear" and (result.cell_factors[problem.cell_base > 0] < 0).any():
         negative = int(np.sum(problem.cell_rows[(result.cell_factors < 0)
                                                 & (problem.cell_base > 0)]))
@@ -146,8 +122,7 @@ def calibration_report(result, problem, base_mass, tol, bounds, method, max_iter
                         "cannot be met")
     reachable = None
     if short:
-        residual = ", ".join(f"{margin_name(m.key)}: {e:.3g}"
-                             for m, e in zip(problem.margins, result.errors[-1]))
+        residual = residual_text(problem.margins, result.errors[-1])
         steps = "steps" if method == "raking" else "Newton iterations"
         message = (f"Calibration ({method}) did not reach tol={max(tol, 1e-10):g} in "
                    f"{result.n_iter} {steps}; largest error per constraint: {residual}.")

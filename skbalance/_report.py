@@ -21,7 +21,56 @@ __all__ = [
     "DiagnosticsMixin",
     "WeightColumnMixin",
     "confirm_convergence",
-    "convergence_report", "diagnostic_columns", "diagnostics_frame", "raking_fit"]
+    "convergence_report", "diagnostic_columns", "diagnostics_frame", "fitted_attributes",
+    "raking_fit", "residual_text", "scale_of"]
+
+
+def scale_of(problem):
+    """Base total, normalised base mass and target total of a cell problem.
+
+    Raises when the target total over the base total is beyond what float holds.
+    """
+    base_total = float(problem.cell_base.sum())
+    total = base_total if problem.total is None else problem.total
+    if not 0 < total / base_total < np.inf:
+        raise ValueError(
+            f"The target total ({total:.3g}) over the sum of the base weights "
+            f"({base_total:.3g}) is beyond what float holds; rescale sample_weight "
+            "(for instance to sum to the population)."
+        )
+    return base_total, problem.cell_base / base_total, total
+
+
+def fitted_attributes(problem, result, scale, factors, report, bounds):
+    """The fitted attributes every balancing fit sets (raking or calibration).
+
+    ``scale`` is :func:`scale_of`'s triple, ``report`` the (message,
+    reachable) pair of the convergence report.
+    """
+    base_total, base_mass, total = scale
+    message, reachable = report
+    return {
+        "total_": total,
+        "weight_scale_": total / base_total,
+        "_base_total": base_total,
+        "margins_": [m.key for m in problem.margins],
+        "categories_": {m.key: m.levels for m in problem.margins if not is_numeric(m)},
+        "factors_": factors,
+        "n_iter_": result.n_iter,
+        "converged_": result.converged and message is None,
+        "marginal_error_": result.errors,
+        "n_cells_": int(np.count_nonzero(problem.cell_rows)),
+        "targets_reachable_": reachable,
+        "_margins": problem.margins,
+        "_bounds": bounds,
+        "_diagnostic_data": diagnostic_columns(problem, base_mass, result.cell_factors),
+        "_namespace": None,
+    }
+
+
+def residual_text(margins, errors):
+    """The largest error of every margin, for a warning: ``age: 0.01, sex: 0``."""
+    return ", ".join(f"{margin_name(m.key)}: {e:.3g}" for m, e in zip(margins, errors))
 
 
 def raking_fit(problem, max_iter, tol, bounds):
@@ -35,39 +84,17 @@ def raking_fit(problem, max_iter, tol, bounds):
     fitted : dict
         Attribute name to value, for the estimator to set.
     """
-    base_total = float(problem.cell_base.sum())
-    base_mass = problem.cell_base / base_total
+    scale = scale_of(problem)
+    base_mass = scale[1]
     result = rake_cells(base_mass, problem.margin_codes,
                         [m.proportions for m in problem.margins],
                         max_iter=max_iter, tol=tol, bounds=bounds)
-    total = base_total if problem.total is None else problem.total
-    if not 0 < total / base_total < np.inf:
-        raise ValueError(
-            f"The target total ({total:.3g}) over the sum of the base weights "
-            f"({base_total:.3g}) is beyond what float holds; rescale sample_weight "
-            "(for instance to sum to the population)."
-        )
-    message, reachable = convergence_report(result, problem, base_mass, tol, bounds)
-    fitted = {
-        "total_": total,
-        "weight_scale_": total / base_total,
-        "_base_total": base_total,
-        "margins_": [m.key for m in problem.margins],
-        "categories_": {m.key: m.levels for m in problem.margins},
-        "factors_": {m.key: pd.Series(a, index=m.levels, name="factor")
-                     for m, a in zip(problem.margins, result.level_factors)},
-        "n_iter_": result.n_iter,
-        "converged_": result.converged and message is None,
-        "marginal_error_": result.errors,
-        "n_cells_": int(np.count_nonzero(problem.cell_rows)),
-        "targets_reachable_": reachable,
-        "_margins": problem.margins,
-        "_bounds": bounds,
-        "_diagnostic_data": diagnostic_columns(problem, base_mass, result.cell_factors),
-        "_namespace": None,
-    }
-    if message is not None:
-        warnings.warn(message, ConvergenceWarning)
+    report = convergence_report(result, problem, base_mass, tol, bounds)
+    factors = {m.key: pd.Series(a, index=m.levels, name="factor")
+               for m, a in zip(problem.margins, result.level_factors)}
+    fitted = fitted_attributes(problem, result, scale, factors, report, bounds)
+    if report[0] is not None:
+        warnings.warn(report[0], ConvergenceWarning)
     return result, fitted
 
 
@@ -148,10 +175,7 @@ def convergence_report(result, problem, base_mass, tol, bounds):
             base_mass, problem.margin_codes, [m.proportions for m in problem.margins],
             bounds,
         )
-        residual = ", ".join(
-            f"{margin_name(m.key)}: {e:.3g}"
-            for m, e in zip(problem.margins, result.errors[-1])
-        )
+        residual = residual_text(problem.margins, result.errors[-1])
         message = (
             f"Raking did not reach tol={tol:g} in {result.n_iter} steps; "
             f"largest marginal error per margin: {residual}."

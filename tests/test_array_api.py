@@ -138,15 +138,33 @@ def test_cell_kernels_follow_the_data(name, device, dtype):
     assert_follows(result, reference, name, device, dtype, exact_dtype=False)
 
 
-@pytest.mark.parametrize("name, device, dtype", NAMESPACES)
-def test_marginal_balancer_follows_the_data(name, device, dtype):
+def _raking_case():
     rng = np.random.default_rng(3)
     X = rng.integers(0, 3, size=(300, 3)).astype(float)
     X[:4, 2] = np.nan
-    base = rng.uniform(1, 2, size=300)
     targets = {(0, 1): {(i, j): 1 / 9 for i in range(3) for j in range(3)},
                2: {0.0: 0.3, 1.0: 0.3, 2.0: 0.35, None: 0.05}}
     kwargs = {"targets": targets, "missing": "level", "bounds": (0.2, 5.0), "tol": 1e-10}
+    return X, rng.uniform(1, 2, size=300), kwargs
+
+
+def _calibration_case(method):
+    rng = np.random.default_rng(4)
+    X = np.column_stack([rng.integers(0, 3, 300), rng.gamma(2.0, 2.0, 300).round(1)])
+    kwargs = {"targets": {0: {0.0: 0.3, 1.0: 0.3, 2.0: 0.4}, 1: skb.Mean(4.3)},
+              "method": method, "bounds": (0.3, 3.0), "tol": 1e-10}
+    return X, rng.uniform(1, 2, size=300), kwargs
+
+
+BALANCER_CASES = {"raking": _raking_case,
+                  "calibration-raking": lambda: _calibration_case("raking"),
+                  "calibration-logit": lambda: _calibration_case("logit")}
+
+
+@pytest.mark.parametrize("name, device, dtype", NAMESPACES)
+@pytest.mark.parametrize("case", list(BALANCER_CASES))
+def test_marginal_balancer_follows_the_data(name, device, dtype, case):
+    X, base, kwargs = BALANCER_CASES[case]()
     reference = skb.MarginalBalancer(**kwargs).fit(X, sample_weight=base)
     with _dispatch():
         fitted = skb.MarginalBalancer(**kwargs).fit(convert(X, name, device, dtype),
@@ -159,7 +177,10 @@ def test_marginal_balancer_follows_the_data(name, device, dtype):
                        name, device, dtype, exact_dtype=False)
         assert_follows(fitted.transform(new)[:, 0], reference.transform(X[::3])[:, 0],
                        name, device, dtype, exact_dtype=False)
-    assert fitted.n_iter_ == reference.n_iter_ and fitted.converged_
+    if case == "raking":  # calibration in float32 may stop short of tol 1e-10
+        assert fitted.n_iter_ == reference.n_iter_ and fitted.converged_
+    else:
+        assert fitted.converged_ or dtype == "float32"
     assert fitted.effective_sample_size_ == pytest.approx(
         reference.effective_sample_size_, rel=1e-6)
 
@@ -233,24 +254,3 @@ def test_device_arrays_without_dispatch_get_a_clear_error():
     on_device = xp_strict.asarray(np.array([[0.0], [1.0]]), device=xp_strict.Device("device1"))
     with pytest.raises(TypeError, match="array_api_dispatch"):
         skb.MarginalBalancer().fit(on_device)
-
-
-@pytest.mark.parametrize("name, device, dtype", NAMESPACES)
-@pytest.mark.parametrize("method", ["raking", "logit"])
-def test_calibration_follows_the_data(name, device, dtype, method):
-    rng = np.random.default_rng(4)
-    X = np.column_stack([rng.integers(0, 3, 300), rng.gamma(2.0, 2.0, 300).round(1)])
-    base = rng.uniform(1, 2, size=300)
-    kwargs = {"targets": {0: {0.0: 0.3, 1.0: 0.3, 2.0: 0.4}, 1: skb.Mean(4.3)},
-              "method": method, "bounds": (0.3, 3.0), "tol": 1e-10}
-    reference = skb.MarginalBalancer(**kwargs).fit(X, sample_weight=base)
-    with _dispatch():
-        fitted = skb.MarginalBalancer(**kwargs).fit(convert(X, name, device, dtype),
-                                                    sample_weight=convert(base, name,
-                                                                          device, dtype))
-        assert_follows(fitted.weights_, reference.weights_, name, device, dtype,
-                       exact_dtype=False)
-        new = convert(X[::3], name, device, dtype)
-        assert_follows(fitted.compute_weights(new), reference.compute_weights(X[::3]),
-                       name, device, dtype, exact_dtype=False)
-    assert fitted.converged_ or dtype == "float32"

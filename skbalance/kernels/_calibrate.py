@@ -545,13 +545,10 @@ def _rake_steps(base_mass, codes, targets, scaling, max_iter, tol, bounds):
 
 
 def _predictor_without(intercept, codes, coefs, skip):
-    """``u`` without constraint ``skip``'s part (all parts when None)."""
-    u = np.full(codes[0].shape[0], float(intercept))
-    for i, (code, coef) in enumerate(zip(codes, coefs)):
-        if i == skip:
-            continue
-        u = u + (coef * code if np.ndim(coef) == 0 else coef[code])
-    return u
+    """``u`` without constraint ``skip``'s part (its coefficients taken as 0)."""
+    others = [(np.zeros_like(coef) if np.ndim(coef) else 0.0) if i == skip else coef
+              for i, coef in enumerate(coefs)]
+    return linear_predictor(intercept, codes, others, [None] * len(codes))
 
 
 def _log_sum(log_values):
