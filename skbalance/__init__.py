@@ -3,6 +3,7 @@ for scikit-learn, with the variance theory of k-step balancing."""
 
 from . import datasets, ssl, theory
 from ._balancer import MarginalBalancer, compute_balancing_weights
+from ._covariate_balance import covariate_balance
 from ._design import ReplicateWeights, SurveyDesign
 from ._functional import BalancedFunctionalEstimator
 from ._inference import compute_replicate_weights
@@ -28,6 +29,7 @@ __all__ = [
     "__version__",
     "compute_balancing_weights",
     "compute_replicate_weights",
+    "covariate_balance",
     "datasets",
     "sinkhorn",
     "ssl",

@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._covariate_balance import CovariateBalanceMixin
 from ._calibration import calibrated_row_factors, calibration_fit, is_calibration
 from ._problem import build_problem, row_factors
 from ._report import DiagnosticsMixin, WeightColumnMixin, confirm_convergence, raking_fit
@@ -27,7 +28,8 @@ from .utils._validation import check_bounds
 __all__ = ["MarginalBalancer", "compute_balancing_weights"]
 
 
-class MarginalBalancer(CellTableMixin, DiagnosticsMixin, WeightColumnMixin, BaseEstimator):
+class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, WeightColumnMixin,
+                       BaseEstimator):
     """Raking and calibration weights that reproduce known margins and totals.
 
     Rescales base weights one margin at a time (raking, iterative

@@ -5,7 +5,7 @@ Every function draws on the given Axes (or a new figure's) and returns it.
 
 import numpy as np
 
-__all__ = ["plot_margins", "plot_spectrum", "plot_variance_curve", "plot_weights"]
+__all__ = ["plot_love", "plot_margins", "plot_spectrum", "plot_variance_curve", "plot_weights"]
 
 
 def _axes(ax):
@@ -109,6 +109,63 @@ def plot_variance_curve(curve, limit=None, ipwi=None, *, n=None, ax=None):
     ax.set_ylabel("variance" if n is not None else "asymptotic variance sigma_k^2")
     ax.set_title("Variance of the balanced mean")
     ax.legend()
+    return ax
+
+
+def plot_love(report, ax=None, *, levels=True, threshold=0.1):
+    """Love plot: every covariate's ASMD before and after weighting.
+
+    Parameters
+    ----------
+    report : DataFrame
+        A covariate-balance report (:meth:`MarginalBalancer.balance_report`,
+        :func:`skbalance.covariate_balance`).
+    ax : matplotlib Axes, optional
+        Where to draw.
+    levels : bool, default=True
+        One line per term (each level of a categorical covariate); False:
+        one per covariate (the mean over its levels).
+    threshold : float or None, default=0.1
+        Where to draw the customary "balanced" line (None: no line).
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The Axes drawn on.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> from skbalance.plotting import plot_love
+    >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
+    >>> bal = skb.MarginalBalancer(targets={"g": {"a": .5, "b": .5}}).fit(X)
+    >>> ax = plot_love(bal.balance_report(X))
+    >>> [round(float(x), 2) for x in ax.collections[1].get_offsets()[:, 0]]  # before
+    [0.5, 0.5]
+    """
+    covariates = report.index.get_level_values("covariate") != "(overall)"
+    summary = report.index.get_level_values("level") == "(all)"
+    table = report[covariates & (~summary if levels else summary)]
+    labels = [f"{c}: {lv}" if levels else str(c) for c, lv in table.index]
+    position = np.arange(len(labels))
+    ax = _axes(ax)
+    ax.hlines(position, table["asmd_after"], table["asmd_before"], color="lightgray",
+              zorder=1)
+    ax.scatter(table["asmd_before"], position, facecolors="none", edgecolors="tab:gray",
+               label="before (base weights)", zorder=2)
+    ax.scatter(table["asmd_after"], position, color="tab:blue", label="after weighting",
+               zorder=3)
+    if threshold is not None:
+        ax.axvline(threshold, color="tab:red", linestyle="--", linewidth=1)
+    ax.set_yticks(position)
+    ax.set_yticklabels(labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("absolute standardized mean difference")
+    ax.set_title("Covariate balance")
+    ax.legend(loc="lower right")
     return ax
 
 

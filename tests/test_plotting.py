@@ -29,6 +29,18 @@ def test_spectrum_and_curve_plots_show_the_analyzer(survey):
     np.testing.assert_allclose(ax.lines[2].get_ydata()[0], sga.ipwi_variance_ / len(survey))
 
 
+def test_love_plot_shows_the_report(survey, survey_targets):
+    bal = skb.MarginalBalancer(targets={"age": survey_targets["age"]}).fit(survey)
+    report = bal.balance_report(survey, survey[["age", "sex", "region"]].iloc[::3])
+    ax = plotting.plot_love(report)
+    terms = report.drop(index="(overall)", level="covariate")
+    terms = terms[terms.index.get_level_values("level") != "(all)"]
+    np.testing.assert_allclose(ax.collections[1].get_offsets()[:, 0], terms["asmd_before"])
+    np.testing.assert_allclose(ax.collections[2].get_offsets()[:, 0], terms["asmd_after"])
+    ax = plotting.plot_love(report, levels=False)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["age", "sex", "region"]
+
+
 def test_margin_and_weight_plots_show_the_balancer(survey, survey_targets):
     bal = skb.MarginalBalancer(targets=survey_targets).fit(survey)
     ax = plotting.plot_margins(bal)

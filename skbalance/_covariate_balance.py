@@ -1,0 +1,414 @@
+"""The covariate-balance report: does the weighted sample look like the target?
+
+For every covariate, before weighting (base weights) and after: the absolute
+standardized mean difference (ASMD) of every term (a numeric column, or the
+0/1 indicator of each level of a categorical one), and a distance between the
+weighted and the target distributions (total variation for a categorical
+column, Kolmogorov-Smirnov for a numeric one); overall, their means and
+Kish's design effect and effective sample size.
+
+The standardizer is the target's standard deviation with the reliability
+weights correction ``sum(v) / (sum(v)^2 - sum(v^2))`` (R's ``cov.wt``,
+balance's ``asmd`` with ``std_type="target"``); against target margins, a
+level's is ``sqrt(q (1 - q))`` and a numeric target's the sample's
+(base-weighted), since margins carry no spread.
+"""
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ._rows import kish_effective_size, read_rows
+from ._targets import is_numeric, parse_targets
+from .kernels import encode_cells
+from ._problem import joint_index
+from .utils._array_api import to_numpy
+from .utils._validation import check_sample_weight, column_label
+
+__all__ = ["covariate_balance", "CovariateBalanceMixin"]
+
+COLUMNS = ["kind", "before", "after", "target", "asmd_before", "asmd_after",
+           "distance_before", "distance_after"]
+SUMMARY, OVERALL, MISSING, MEAN = "(all)", "(overall)", "(missing)", "(mean)"
+
+
+def weighted_moments(x, w):
+    """Weighted mean and variance with the reliability-weights correction.
+
+    ``var = sum(w) / (sum(w)^2 - sum(w^2)) * sum(w (x - mean)^2)``: the
+    unbiased variance for equal weights; with one effective row, the plain
+    weighted variance (0).
+    """
+    v1 = float(w.sum())
+    mean = float(w @ x) / v1
+    squares = float(w @ (x - mean) ** 2)
+    v2 = float(w @ w)
+    denominator = v1 * v1 - v2
+    if denominator <= 1e-12 * v1 * v1:
+        return mean, squares / v1
+    return mean, v1 / denominator * squares
+
+
+def ks_distance(x, w, y, v):
+    """Kolmogorov-Smirnov distance between two weighted samples: the largest
+    gap between their cumulative distribution functions."""
+    values, position = np.unique(np.concatenate([x, y]), return_inverse=True)
+    mass = np.concatenate([w / w.sum(), -v / v.sum()])
+    gaps = np.cumsum(np.bincount(position, mass, minlength=values.shape[0]))
+    return float(np.max(np.abs(gaps))) if gaps.size else 0.0
+
+
+def _asmd(difference, target_var, fallback_var, covariate, term):
+    """|difference| over the target's spread (the pooled one if the target's is 0)."""
+    spread = np.sqrt(target_var) if target_var > 0 else np.sqrt((target_var + fallback_var) / 2)
+    if spread > 0:
+        return abs(difference) / spread
+    if abs(difference) <= 1e-15:
+        return 0.0
+    warnings.warn(
+        f"ASMD of {covariate!r} {term!r} is undefined: it is constant in the sample and "
+        "in the target, with different values (reported as NaN).", UserWarning)
+    return np.nan
+
+
+class _Side:
+    """One weighted set of rows: values by column, and its weights."""
+
+    def __init__(self, rows, weights):
+        self.rows = rows
+        self.weights = weights
+
+    def values(self, column):
+        values = self.rows.column(column)
+        if isinstance(values, pd.Series):
+            return values
+        return pd.Series(to_numpy(values) if self.rows.on_device else values)
+
+
+def _read_weights(weights, n_rows, name):
+    try:
+        return check_sample_weight(weights, n_rows)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("sample_weight", name)) from exc
+
+
+def _is_numeric_column(values, forced_categorical):
+    dtype = values.dtype
+    if forced_categorical or isinstance(dtype, pd.CategoricalDtype):
+        return False
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _float_values(values, covariate):
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isinf(x).any():
+        raise ValueError(f"Covariate {column_label(covariate)} contains inf; the report "
+                         "needs finite values (NaN counts as missing).")
+    return x
+
+
+def _sorted_levels(levels):
+    try:
+        return levels.sort_values(na_position="last")
+    except TypeError:  # levels of mixed types keep their order of appearance
+        return levels
+
+
+def _categorical_terms(covariate, codes, levels, sides, target_shares, target_var):
+    """Term rows and the covariate summary of one categorical covariate.
+
+    ``codes`` are the sample rows' level positions (in ``levels``);
+    ``target_shares`` and ``target_var`` the target's per level.
+    """
+    base, balanced = sides
+    n = levels.shape[0]
+    shares = [np.bincount(codes, w, minlength=n) / w.sum() for w in (base, balanced)]
+    base_var = shares[0] * (1 - shares[0]) * _correction(base)
+    terms = []
+    for i, level in enumerate(levels):
+        q = target_shares[i]
+        asmd = [_asmd(p[i] - q, target_var[i], base_var[i], covariate, level) for p in shares]
+        terms.append(((covariate, level), ["categorical", shares[0][i], shares[1][i], q,
+                                           *asmd, np.nan, np.nan]))
+    distance = [0.5 * float(np.abs(p - target_shares).sum()) for p in shares]
+    return terms, distance
+
+
+def _correction(w):
+    """``sum(w)^2 / (sum(w)^2 - sum(w^2))``: turns ``q (1 - q)`` into the
+    reliability-weighted variance of a 0/1 indicator."""
+    v1, v2 = float(w.sum()), float(w @ w)
+    denominator = v1 * v1 - v2
+    return v1 * v1 / denominator if denominator > 1e-12 * v1 * v1 else 1.0
+
+
+def _against_rows(covariate, sample, target, numeric, sides):
+    """Terms and distances of one covariate against target rows."""
+    base, balanced = sides
+    target_weight = target.weights
+    values, target_values = sample.values(covariate), target.values(covariate)
+    if numeric:
+        x, y = _float_values(values, covariate), _float_values(target_values, covariate)
+        seen_x, seen_y = ~np.isnan(x), ~np.isnan(y)
+        if not seen_y.any() or not seen_x.any():
+            raise ValueError(f"Covariate {column_label(covariate)} has no value in the "
+                             f"{'target' if not seen_y.any() else 'sample'}.")
+        target_mean, target_var = weighted_moments(y[seen_y], target_weight[seen_y])
+        means = [weighted_moments(x[seen_x], w[seen_x]) for w in (base, balanced)]
+        terms = [((covariate, MEAN), [
+            "numeric", means[0][0], means[1][0], target_mean,
+            *[_asmd(m[0] - target_mean, target_var, means[0][1], covariate, MEAN)
+              for m in means], np.nan, np.nan])]
+        distance = [ks_distance(x[seen_x], w[seen_x], y[seen_y], target_weight[seen_y])
+                    for w in (base, balanced)]
+        if not (seen_x.all() and seen_y.all()):  # the share missing is a term too
+            missing, _ = _categorical_terms(
+                covariate, (~seen_x).astype(np.int64), pd.Index([False, True]), sides,
+                *_indicator_target(~seen_y, target_weight))
+            row = missing[1][1]
+            row[0] = "numeric"
+            terms.append(((covariate, MISSING), row))
+        return terms, distance
+    sample_codes, sample_levels = pd.factorize(values, use_na_sentinel=False)
+    target_codes, target_levels = pd.factorize(target_values, use_na_sentinel=False)
+    levels = _sorted_levels(sample_levels.append(
+        target_levels[~target_levels.isin(sample_levels)]))
+    codes = levels.get_indexer(sample_levels)[sample_codes]
+    t_codes = levels.get_indexer(target_levels)[target_codes]
+    target_shares = np.bincount(t_codes, target_weight, minlength=levels.shape[0])
+    target_shares = target_shares / target_weight.sum()
+    target_var = target_shares * (1 - target_shares) * _correction(target_weight)
+    return _categorical_terms(covariate, codes, levels, sides, target_shares, target_var)
+
+
+def _indicator_target(flag, weight):
+    """Target shares and variances of a 0/1 flag's two levels."""
+    share = float(weight[flag].sum()) / float(weight.sum())
+    shares = np.array([1 - share, share])
+    return shares, shares * (1 - shares) * _correction(weight)
+
+
+def _against_margin(margin, sample, sides):
+    """Terms and distances of one target margin (or numeric target)."""
+    base, balanced = sides
+    rows = sample.rows
+    if is_numeric(margin):
+        column = margin.columns[0]
+        x = _float_values(sample.values(column), column)
+        seen = ~np.isnan(x)
+        means = [weighted_moments(x[seen], w[seen]) for w in (base, balanced)]
+        return [((margin.key, MEAN), [
+            "numeric", means[0][0], means[1][0], margin.mean,
+            *[_asmd(m[0] - margin.mean, means[0][1], 0.0, margin.key, MEAN)
+              for m in means], np.nan, np.nan])], [np.nan, np.nan]
+    encoded = {c: rows.encode(c, missing="level") for c in margin.columns}
+    if len(margin.columns) == 1:
+        codes, observed = encoded[margin.columns[0]]
+    else:
+        codes, _, combo_codes = encode_cells(
+            [encoded[c][0] for c in margin.columns],
+            [encoded[c][1].shape[0] for c in margin.columns], return_cell_codes=True)
+        observed = joint_index(margin.columns, combo_codes, encoded)
+    codes = to_numpy(codes)
+    position = margin.levels.get_indexer(observed)
+    seen = np.bincount(codes, minlength=observed.shape[0]) > 0
+    extra = observed[(position < 0) & seen]  # observed levels without a target: share 0
+    levels = margin.levels.append(extra) if extra.shape[0] else margin.levels
+    position = levels.get_indexer(observed)
+    target_shares = np.concatenate([margin.proportions, np.zeros(extra.shape[0])])
+    return _categorical_terms(margin.key, position[codes], levels, sides, target_shares,
+                              target_shares * (1 - target_shares))
+
+
+def _read_target(target, rows, target_weight):
+    """The target as ('rows', _Side) or ('margins', list of parsed margins)."""
+    if isinstance(target, Mapping):
+        margins, _ = parse_targets(target, "auto", known_columns=rows.columns)
+        return "margins", margins
+    if isinstance(target, list):  # parsed margins, from a fitted balancer
+        return "margins", target
+    target_rows = read_rows(target)
+    if target_rows.lazy:
+        raise TypeError("The target rows are a dask DataFrame: compute() them first.")
+    weights = _read_weights(target_weight, target_rows.n_rows, "target_weight")
+    return "rows", _Side(target_rows, weights)
+
+
+def balance_table(X, weights, target, *, sample_weight=None, target_weight=None,
+                  covariates=None, categorical=()):
+    """The report frame; ``target`` may also be a list of parsed margins."""
+    rows = read_rows(X)
+    if rows.lazy:
+        raise TypeError("X is a dask DataFrame: compute() the rows to report on first.")
+    n_rows = rows.n_rows
+    base = _read_weights(sample_weight, n_rows, "sample_weight")
+    balanced = _read_weights(to_numpy(weights) if not isinstance(weights, np.ndarray)
+                             else weights, n_rows, "weights")
+    sides = (base, balanced)
+    sample = _Side(rows, None)
+    kind, read = _read_target(target, rows, target_weight)
+    records = []
+    if kind == "margins":
+        margins = read
+        if covariates is not None:
+            wanted = list(covariates)
+            margins = [m for m in margins if m.key in wanted or
+                       (len(m.columns) == 1 and m.columns[0] in wanted)]
+        for margin in margins:
+            records.append((margin.key, *_against_margin(margin, sample, sides)))
+    else:
+        if covariates is None:
+            present = set(read.rows.columns)
+            covariates = [c for c in rows.columns if c in present]
+        covariates = list(covariates)
+        if not covariates:
+            raise ValueError("X and the target rows have no covariate in common.")
+        rows.check_columns(covariates)
+        read.rows.check_columns(covariates)
+        forced = set(categorical)
+        for covariate in covariates:
+            numeric = _is_numeric_column(sample.values(covariate), covariate in forced)
+            records.append((covariate, *_against_rows(covariate, sample, read, numeric,
+                                                      sides)))
+    return _assemble(records, sides)
+
+
+def _assemble(records, sides):
+    index, values = [], []
+    summaries = []
+    for covariate, terms, distance in records:
+        term_asmd = np.array([row[4:6] for _, row in terms], dtype=float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
+            summary = np.nanmean(term_asmd, axis=0) if np.isfinite(term_asmd).any() \
+                else np.full(2, np.nan)
+        kind = terms[0][1][0]
+        for key, row in terms:
+            index.append(key)
+            values.append(row)
+        index.append((covariate, SUMMARY))
+        values.append([kind, np.nan, np.nan, np.nan, *summary, *distance])
+        summaries.append([*summary, *distance])
+    summaries = np.array(summaries, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        overall = [float(np.nanmean(col)) if np.isfinite(col).any() else np.nan
+                   for col in summaries.T]
+    index.append((OVERALL, SUMMARY))
+    values.append(["overall", np.nan, np.nan, np.nan, *overall])
+    sizes = [kish_effective_size(w) for w in sides]
+    counted = [int(np.count_nonzero(w > 0)) for w in sides]
+    index.append((OVERALL, "design effect"))
+    values.append(["weights", counted[0] / sizes[0], counted[1] / sizes[1], np.nan,
+                   *[np.nan] * 4])
+    index.append((OVERALL, "effective sample size"))
+    values.append(["weights", sizes[0], sizes[1], np.nan, *[np.nan] * 4])
+    frame = pd.DataFrame(values, columns=COLUMNS,
+                         index=pd.MultiIndex.from_tuples(index, names=["covariate", "level"]))
+    return frame.astype({c: float for c in COLUMNS[1:]})
+
+
+def covariate_balance(X, weights, target, *, sample_weight=None, target_weight=None,
+                      covariates=None, categorical=()):
+    """Covariate balance before and after weighting, against a target.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, n_features)
+        The sample's rows (pandas, polars or a 2-D array; columns by position).
+    weights : array-like of shape (n_samples,)
+        The weights to judge (for instance a balancer's ``weights_``).
+    target : DataFrame, array-like or dict
+        Population rows with the same columns (``target_weight`` their
+        weights), or target margins as :class:`MarginalBalancer` takes them
+        (``{column: {level: share}}``, ``skb.Mean(value)``).
+    sample_weight : array-like of shape (n_samples,), default=None
+        The base weights: "before" weighting (1 for every row when None).
+    target_weight : array-like, default=None
+        Weights of the target rows (1 for every row when None).
+    covariates : list, default=None
+        The columns to compare; every column of ``X`` that the target rows
+        have (or every target margin) when None.
+    categorical : list, default=()
+        Numeric columns to read as categorical (level codes). Strings,
+        booleans and pandas categoricals always are.
+
+    Returns
+    -------
+    report : pandas.DataFrame
+        Indexed by (``covariate``, ``level``). A term row per numeric
+        covariate (level ``"(mean)"``, and ``"(missing)"``: the share of
+        NaN, when there is any) and per level of a categorical covariate:
+        ``before``, ``after`` and ``target`` are its weighted mean (or
+        share), ``asmd_before`` and ``asmd_after`` its ASMD. A row
+        ``(covariate, "(all)")`` has the mean ASMD of the covariate's terms
+        and ``distance_before``/``distance_after``: the total variation
+        distance (categorical) or Kolmogorov-Smirnov distance (numeric;
+        NaN against a numeric target margin, which has no distribution).
+        ``("(overall)", "(all)")`` averages the covariates (each counts
+        once); ``("(overall)", "design effect")`` and ``"effective sample
+        size"`` are Kish's, under the base and the judged weights.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> sample = pd.DataFrame({"g": ["a", "b", "b", "b"], "x": [1.0, 2.0, 3.0, 4.0]})
+    >>> target = pd.DataFrame({"g": ["a", "b"], "x": [1.5, 3.5]})
+    >>> w = skb.compute_balancing_weights(sample, {"g": {"a": 0.5, "b": 0.5}})
+    >>> report = skb.covariate_balance(sample, w, target)
+    >>> report.loc[("g", "a"), ["before", "after", "target"]].round(6).tolist()
+    [0.25, 0.5, 0.5]
+    >>> report.loc[("x", "(mean)"), ["after", "target", "asmd_after"]].round(4).tolist()
+    [2.0, 2.5, 0.3536]
+    """
+    return balance_table(X, weights, target, sample_weight=sample_weight,
+                         target_weight=target_weight, covariates=covariates,
+                         categorical=categorical)
+
+
+class CovariateBalanceMixin:
+    """The covariate-balance report of a fitted balancer."""
+
+    def balance_report(self, X, target=None, *, sample_weight=None, target_weight=None,
+                       covariates=None):
+        """Covariate balance of ``X`` before and after this balancer's weights.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows with the balancing columns (usually those of ``fit``), and
+            any other covariates to judge.
+        target : DataFrame, array-like, dict or None, default=None
+            Population rows with the same columns (every common column is
+            compared), target margins, or None: the fitted targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Base weights of ``X`` (as given to ``fit``).
+        target_weight : array-like, default=None
+            Weights of the target rows.
+        covariates : list, default=None
+            The columns to compare.
+
+        Returns
+        -------
+        report : pandas.DataFrame
+            See :func:`skbalance.covariate_balance`; the balancing columns
+            are read as categorical.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
+        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}}).fit(X)
+        >>> report = bal.balance_report(X)
+        >>> report.loc[("g", "(all)"), ["asmd_before", "asmd_after"]].round(4).tolist()
+        [0.5, 0.0]
+        """
+        weights = self.compute_weights(X, sample_weight=sample_weight)
+        categorical = [c for m in self._margins if not is_numeric(m) for c in m.columns]
+        return balance_table(X, weights, self._margins if target is None else target,
+                             sample_weight=sample_weight, target_weight=target_weight,
+                             covariates=covariates, categorical=categorical)
