@@ -80,6 +80,15 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
         distance) and "logit" (weight ratios strictly inside ``bounds``,
         which it needs) meet every constraint at once by Newton's method;
         linear weights may be negative (a warning says so).
+    solver : {"auto", "steps"}, default="auto"
+        How raking reaches ``tol > 0`` without bounds. "auto": single-margin
+        steps until the error is below 1e-3, then Newton steps on all margins
+        at once (the same limit in far fewer passes when margins are many;
+        Newton steps that do not reach ``tol`` are discarded and plain steps
+        go on). "steps": only
+        single-margin steps, so that the weights are exactly the k-step
+        estimator with ``k = n_iter_``. ``tol=0`` always takes exactly
+        ``max_iter`` single-margin steps.
 
     Attributes
     ----------
@@ -98,7 +107,11 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
     weight_scale_ : float
         Target total over the sum of the training base weights.
     n_iter_ : int
-        Single-margin steps taken (Newton iterations for linear and logit).
+        Steps taken: single-margin steps, then (``tol > 0``, no bounds, once
+        the error is below 1e-3) Newton steps on all margins at once, each
+        about one sweep's work; for linear and logit, Newton iterations.
+    n_newton_iter_ : int
+        How many of ``n_iter_`` were Newton steps (0: plain raking steps).
     converged_ : bool
         Whether the largest marginal error reached ``tol`` (with ``tol=0``:
         is at most 1e-10 after ``max_iter`` steps).
@@ -167,10 +180,11 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
         "missing": [StrOptions({"error", "level"})],
         "target_type": [StrOptions({"auto", "proportion", "count"})],
         "method": [StrOptions({"raking", "linear", "logit"})],
+        "solver": [StrOptions({"auto", "steps"})],
     }
 
     def __init__(self, *, targets=None, max_iter=1000, tol=1e-8, bounds=None, missing="error",
-                 target_type="auto", method="raking"):
+                 target_type="auto", method="raking", solver="auto"):
         self.targets = targets
         self.max_iter = max_iter
         self.tol = tol
@@ -178,6 +192,7 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
         self.missing = missing
         self.target_type = target_type
         self.method = method
+        self.solver = solver
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -270,7 +285,8 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
             result, fitted = calibration_fit(problem, self.method, self.max_iter, self.tol,
                                              bounds)
         else:
-            result, fitted = raking_fit(problem, self.max_iter, self.tol, bounds)
+            result, fitted = raking_fit(problem, self.max_iter, self.tol, bounds,
+                                         accelerate=self.solver == "auto")
             with np.errstate(divide="ignore"):  # a factor of 0 is a coefficient of -inf
                 fitted["coef_"] = {key: np.log(factors).rename("coef")
                                    for key, factors in fitted["factors_"].items()}
@@ -327,7 +343,7 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
 
 def compute_balancing_weights(
     X, targets=None, *, sample_weight=None, max_iter=1000, tol=1e-8, bounds=None,
-    missing="error", target_type="auto", method="raking",
+    missing="error", target_type="auto", method="raking", solver="auto",
 ):
     """Raking weights of the rows of ``X``: the function form of MarginalBalancer.
 
@@ -341,9 +357,10 @@ def compute_balancing_weights(
         Nonnegative base weights.
     max_iter, tol : int, float, default=1000, 1e-8
         Largest number of steps and marginal tolerance, as in MarginalBalancer.
-    bounds, missing, target_type, method : default=None, "error", "auto", "raking"
-        Weight-ratio limits, missing-value rule, target reading and distance,
-        as in MarginalBalancer.
+    bounds, missing, target_type, method, solver : default=None, "error", "auto", \
+"raking", "auto"
+        Weight-ratio limits, missing-value rule, target reading, distance and
+        raking solver, as in MarginalBalancer.
 
     Returns
     -------
@@ -359,5 +376,6 @@ def compute_balancing_weights(
     [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
     """
     balancer = MarginalBalancer(targets=targets, max_iter=max_iter, tol=tol, bounds=bounds,
-                                missing=missing, target_type=target_type, method=method)
+                                missing=missing, target_type=target_type, method=method,
+                                solver=solver)
     return balancer.fit(X, sample_weight=sample_weight).weights_

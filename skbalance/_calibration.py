@@ -71,6 +71,7 @@ def calibration_fit(problem, method, max_iter, tol, bounds):
                                                 name="factor")
     fitted = fitted_attributes(problem, result, scale, factors, report, bounds)
     fitted.update(coef_=coef, intercept_=float(intercept),
+                  n_newton_iter_=result.n_iter if method != "raking" else 0,
                   _calibration=(method, result.intercept, result.coefs, result.scaling))
     if report[0] is not None:
         warnings.warn(report[0], ConvergenceWarning)

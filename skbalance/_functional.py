@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._balancer import MarginalBalancer
 from ._inference import BalancingFit, estimate_statistics, statistics_of
+from ._problem import balancing_steps
 from ._rows import is_dask, kish_effective_size, read_rows
 from .utils._array_api import from_numpy, to_numpy
 
@@ -34,7 +35,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
     balancer : MarginalBalancer or None, default=None
         Holds the targets and the number of steps; ``None`` balances every
         column of ``X`` to uniform. Cloned at fit. Any balancer with the
-        public contract (``fit_problem``, ``weights_``, ``n_iter_``) works.
+        public contract (``fit_problem``, ``weights_``, ``n_iter_`` and, when it
+        finishes with Newton steps, ``n_newton_iter_``) works.
     method : {"balanced", "empirical", "ipwi"}, default="balanced"
         ``"balanced"``: the balancer's weights. ``"empirical"``: the base
         weights (``k = 0``). ``"ipwi"``: importance weighting by every
@@ -89,6 +91,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
         Kish's effective sample size of ``weights_``.
     n_steps_ : int
         Balancing steps behind the estimate (0 for "empirical" and "ipwi").
+        When the balancer finished with Newton steps (its ``n_newton_iter_``;
+        only with ``tol > 0``), the weights are the limit of raking and the
+        standard error is the limit's (the regression residual on every
+        margin); ``tol=0`` always gives the k-step estimator.
     balancer_ : MarginalBalancer
         The fitted balancer.
     n_features_in_ : int
@@ -206,7 +212,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         problem = balancer.fit_problem(X, sample_weight=sample_weight)
         rows, base = problem.rows, problem.base
         if self.method == "balanced":
-            weights, steps = balancer.weights_, balancer.n_iter_
+            weights, steps = balancer.weights_, balancing_steps(balancer)
         elif self.method == "empirical":
             weights, steps = base, 0
         else:
@@ -227,7 +233,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         self.df_ = dfs[0].item() if np.all(dfs == dfs[0]) else dfs.astype(np.float64)
         self.weights_ = weights
         self.effective_sample_size_ = kish_effective_size(weights)
-        self.n_steps_ = 0 if steps == "ipwi" else int(steps)
+        self.n_steps_ = balancer.n_iter_ if self.method == "balanced" else 0
         self.balancer_ = balancer
         self.n_features_in_ = balancer.n_features_in_
         if hasattr(balancer, "feature_names_in_"):

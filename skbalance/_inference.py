@@ -21,6 +21,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from ._design import ReplicateWeights, replicate_parts, satterthwaite_df
+from ._problem import balancing_steps
 from ._targets import is_numeric, margin_label
 from .kernels import calibrate_cells, rake_cells, rake_cells_batch
 from .utils._array_api import to_numpy
@@ -195,7 +196,7 @@ class BalancingFit:
 
     problem: object
     weights: object  # the weights of the estimate (balanced, base or IPWI)
-    steps: object  # int or "ipwi"
+    steps: object  # int, "limit" or "ipwi"
     balancer: object
     method: str
 
@@ -589,6 +590,6 @@ def compute_replicate_weights(X, balancer, design, *, sample_weight=None):
         base = resolved.weights[:, None] * multipliers[resolved.units[0]]
         kind = resolved.replicates
     [cell_base] = _cell_sums_supplied(cell, problem.n_cells, [np.ones(cell.shape[0])], base)
-    fit = BalancingFit(problem, fitted.weights_, fitted.n_iter_, fitted, "balanced")
+    fit = BalancingFit(problem, fitted.weights_, balancing_steps(fitted), fitted, "balanced")
     factors = _replicate_factors(fit, problem, cell_base)
     return ReplicateWeights(base * factors[cell], scale, rscales, mse, kind)

@@ -20,6 +20,7 @@ from .utils._validation import level_repr
 
 __all__ = [
     "CellProblem",
+    "balancing_steps",
     "build_problem",
     "ipwi_residual",
     "calibration_residual",
@@ -153,6 +154,17 @@ def calibration_residual(mass, codes, sizes, g):
     return np.column_stack([
         column - design.dot(inverse @ design.transpose_dot(mass * column)) for column in g.T])
 
+
+
+def balancing_steps(balancer):
+    """The ``k`` of a fitted balancer's residual operator ``C_k``.
+
+    Its ``n_iter_``, or ``"limit"`` when the fit finished with Newton steps
+    (``n_newton_iter_ > 0``): its weights are then the limit of raking, not
+    the k-step estimator, and ``C_k`` is the limit's, the regression residual
+    on every margin.
+    """
+    return "limit" if getattr(balancer, "n_newton_iter_", 0) > 0 else balancer.n_iter_
 
 
 def ipwi_residual(mass, codes, sizes, g):
@@ -338,10 +350,12 @@ class CellProblem:
         ----------
         values : array of shape (n_rows,), or a list of them
             Row values, in the rows' namespace.
-        steps : int or "ipwi"
-            Number of balancing steps, or the importance-weighting operator.
-            With ``method`` "linear" or "logit", any positive number: the
-            regression residual on every constraint (0: no correction).
+        steps : int, "limit" or "ipwi"
+            Number of balancing steps, the limit of infinitely many (the
+            regression residual on every constraint: a fit that finished with
+            Newton steps, see :func:`balancing_steps`), or the
+            importance-weighting operator. With ``method`` "linear" or
+            "logit", any positive number is the limit (0: no correction).
 
         Returns
         -------
@@ -364,7 +378,7 @@ class CellProblem:
             means = self.cell_means(values)
         if steps == "ipwi":
             g = ipwi_residual(self.cell_base, self.margin_codes, self.level_counts, means)
-        elif self.method != "raking" and steps != 0:  # every constraint at once
+        elif steps == "limit" or (self.method != "raking" and steps != 0):  # all at once
             g = calibration_residual(self.cell_base, self.margin_codes, self.level_counts,
                                      means)
         else:

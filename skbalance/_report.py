@@ -57,6 +57,7 @@ def fitted_attributes(problem, result, scale, factors, report, bounds):
         "categories_": {m.key: m.levels for m in problem.margins if not is_numeric(m)},
         "factors_": factors,
         "n_iter_": result.n_iter,
+        "n_newton_iter_": getattr(result, "n_newton", 0),
         "converged_": result.converged and message is None,
         "marginal_error_": result.errors,
         "n_cells_": int(np.count_nonzero(problem.cell_rows)),
@@ -73,7 +74,7 @@ def residual_text(margins, errors):
     return ", ".join(f"{margin_name(m.key)}: {e:.3g}" for m, e in zip(margins, errors))
 
 
-def raking_fit(problem, max_iter, tol, bounds):
+def raking_fit(problem, max_iter, tol, bounds, accelerate=True):
     """Rake a cell problem; the fitted attributes of a balancer, and its warning.
 
     Warns with a ConvergenceWarning when the fit falls short.
@@ -88,7 +89,7 @@ def raking_fit(problem, max_iter, tol, bounds):
     base_mass = scale[1]
     result = rake_cells(base_mass, problem.margin_codes,
                         [m.proportions for m in problem.margins],
-                        max_iter=max_iter, tol=tol, bounds=bounds)
+                        max_iter=max_iter, tol=tol, bounds=bounds, accelerate=accelerate)
     report = convergence_report(result, problem, base_mass, tol, bounds)
     factors = {m.key: pd.Series(a, index=m.levels, name="factor")
                for m, a in zip(problem.margins, result.level_factors)}

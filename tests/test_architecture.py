@@ -84,6 +84,7 @@ class PublicOnlyBalancer(BaseEstimator):
         inner = self._inner()
         problem = inner.fit_problem(X, sample_weight=sample_weight)
         self.weights_, self.n_iter_ = inner.weights_, inner.n_iter_
+        self.n_newton_iter_ = inner.n_newton_iter_
         self.n_features_in_ = inner.n_features_in_
         self.fitted_ = inner
         return problem
@@ -192,8 +193,9 @@ def test_predict_params_are_routed(survey, survey_targets):
 
 
 def test_score_weights_keeps_convergence_warnings():
-    # held-out rows whose raking converges only like 1/k: cell (0, 1) must vanish
-    targets = {0: {0: 0.5, 1: 0.5}, 1: {0: 0.5, 1: 0.5}}
+    # held-out rows that cannot meet the targets: cell (1, 1) alone holds level 1
+    # of column 0 (0.5), more than level 1 of column 1 may have (0.3)
+    targets = {0: {0: 0.5, 1: 0.5}, 1: {0: 0.7, 1: 0.3}}
     train = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
     meta = skb.BalancedEstimator(skb.MarginalBalancer(targets=targets, max_iter=2, tol=0),
                                  LinearRegression()).fit(train, [1.0, 2.0, 3.0, 4.0])

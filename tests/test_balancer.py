@@ -80,7 +80,7 @@ def _max_error(frame, weights, targets):
 
 def test_tol_stops_at_first_step_within_tol(survey, survey_targets):
     tol = 1e-4
-    bal = skb.MarginalBalancer(targets=survey_targets, tol=tol).fit(survey)
+    bal = skb.MarginalBalancer(targets=survey_targets, tol=tol, solver="steps").fit(survey)
     for k in range(bal.n_iter_ + 1):
         weights = skb.compute_balancing_weights(survey, survey_targets, max_iter=k, tol=0)
         error = _max_error(survey, weights, survey_targets)
@@ -429,3 +429,18 @@ def test_starved_level_is_reported():
     with pytest.warns(ConvergenceWarning, match="lost all its weight"):
         bal = skb.MarginalBalancer(targets=targets, tol=0, max_iter=4).fit(X)
     assert not bal.converged_
+
+
+def test_newton_finish_gives_the_plain_limit_and_says_so(survey, survey_targets):
+    joint = {("age", "sex"): {(a, s): p * q for a, p in survey_targets["age"].items()
+                              for s, q in survey_targets["sex"].items()}}
+    targets = {**survey_targets, **joint}  # collinear margins: a singular Hessian
+    fast = skb.MarginalBalancer(targets=targets, tol=1e-12).fit(survey)
+    plain = skb.MarginalBalancer(targets=targets, tol=1e-12, solver="steps").fit(survey)
+    assert fast.n_newton_iter_ > 0 and plain.n_newton_iter_ == 0
+    assert fast.converged_ and plain.converged_ and fast.n_iter_ < plain.n_iter_
+    np.testing.assert_allclose(fast.weights_, plain.weights_, rtol=1e-9)
+    assert _max_error(survey, fast.weights_, survey_targets) <= 1e-12
+    assert fast.weights_.sum() == pytest.approx(len(survey), rel=1e-13)
+    # new rows get the same weights from the level factors
+    np.testing.assert_allclose(fast.compute_weights(survey), fast.weights_, rtol=1e-12)

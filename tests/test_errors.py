@@ -301,8 +301,12 @@ def test_targets_that_need_an_observed_cell_at_zero_are_named():
     with pytest.warns(skb_convergence_warning(),
                       match=r"reachable only with 1 observed cell\(s\) at weight 0 "
                             r"\(a='x', b='v'\).*like 1/k"):
-        bal = fit(X, targets, max_iter=2000, tol=1e-10)
+        bal = fit(X, targets, max_iter=2000, tol=1e-10, solver="steps")
     assert bal.targets_reachable_ is True and not bal.converged_
+    # Newton steps on the dual reach the boundary to tol: that cell's weight -> 0
+    bal = fit(X, targets, max_iter=2000, tol=1e-10)
+    assert bal.converged_ and bal.n_newton_iter_ > 0
+    assert bal.weights_[1] < 1e-9 * bal.weights_.sum()
     # a reachable problem with room in every cell keeps the old advice
     X = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["u", "v", "u", "v"]})
     with pytest.warns(skb_convergence_warning(), match="reachable: increase max_iter"):

@@ -46,6 +46,9 @@ def test_api_estimate_and_standard_error(k):
     assert est.estimate_ == pytest.approx(np.sum(weights * y) / weights.sum(), rel=1e-13)
     steps = est.n_steps_
     assert steps == (k if k is not None else est.balancer_.n_iter_)
+    if k is None:  # finished by Newton steps: the limit of raking, C_k for k -> infinity
+        assert est.balancer_.n_newton_iter_ > 0
+        steps = 400
     columns = [list(sample["stype"]), list(sample["sch.wide"])]
     expected = _linearization_se_by_loops(columns, base, weights, y, est.estimate_, steps)
     assert est.std_error_ == pytest.approx(expected, rel=1e-10)

@@ -2,6 +2,8 @@
 
 import tracemalloc
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,8 @@ def test_rake_cells_error_history_and_stop_rule():
     base = np.array([0.3, 0.1, 0.1, 0.5])
     rows, cols = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
     half = np.array([0.5, 0.5])
-    result = rake_cells(base, [rows, cols], [half, half], max_iter=100, tol=1e-9)
+    result = rake_cells(base, [rows, cols], [half, half], max_iter=100, tol=1e-9,
+                        accelerate=False)
     assert result.converged
     errors = np.nanmax(result.errors, axis=1)
     assert errors[-1] <= 1e-9 and np.all(errors[:-1] > 1e-9)
@@ -102,3 +105,64 @@ def test_batched_raking_equals_one_problem_at_a_time():
                                            single.cell_factors * base[:, r], atol=1e-12)
         if tol:
             assert errors.max() <= tol
+
+
+def _many_margins(n_rows=20_000, n_margins=8, n_levels=10, seed=0):
+    """Correlated columns (as in benchmarks/bench_raking.py's eight case)."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n_rows, 2))
+    codes, targets = [], []
+    truth = np.exp(0.4 * latent[:, 0] - 0.2 * latent[:, 1])
+    for j in range(n_margins):
+        score = latent @ (np.array([np.cos(j), np.sin(j)]) * 0.8) + rng.normal(size=n_rows)
+        level = np.searchsorted(np.quantile(score, np.linspace(0, 1, n_levels + 1)[1:-1]),
+                                score)
+        codes.append(level)
+        targets.append(np.bincount(level, truth, minlength=n_levels) / truth.sum())
+    base = rng.lognormal(0.0, 0.5, size=n_rows)
+    return base / base.sum(), codes, targets
+
+
+def test_newton_finish_reaches_the_raking_limit():
+    base, codes, targets = _many_margins()
+    plain = rake_cells(base, codes, targets, max_iter=20_000, tol=1e-13, accelerate=False)
+    fast = rake_cells(base, codes, targets, max_iter=20_000, tol=1e-13)
+    assert plain.converged and fast.converged
+    assert fast.n_newton > 0 and fast.n_iter < plain.n_iter / 3
+    np.testing.assert_allclose(fast.cell_factors, plain.cell_factors, rtol=1e-9)
+    # the margins, recomputed from the factors, meet tol; the weights keep their total
+    mass = base * fast.cell_factors
+    assert mass.sum() == pytest.approx(1.0, abs=1e-14)
+    for c, t in zip(codes, targets):
+        assert np.abs(np.bincount(c, mass, minlength=t.shape[0]) - t).max() <= 1e-13
+    # cell factors are still the product of the level factors
+    product = np.prod([a[c] for a, c in zip(fast.level_factors, codes)], axis=0)
+    np.testing.assert_allclose(fast.cell_factors, product, rtol=1e-12)
+    # the error history has a row per step, Newton rows measuring every margin
+    assert fast.errors.shape == (fast.n_iter + 1, len(codes))
+    assert not np.isnan(fast.errors[-fast.n_newton:]).any()
+
+
+def test_tol_zero_is_k_plain_steps_whatever_the_solver():
+    base, codes, targets = _many_margins(n_rows=3000)
+    for k in (1, 7, 40):
+        a = rake_cells(base, codes, targets, max_iter=k, tol=0)
+        b = rake_cells(base, codes, targets, max_iter=k, tol=0, accelerate=False)
+        assert a.n_newton == 0 and a.n_iter == k
+        np.testing.assert_array_equal(a.cell_factors, b.cell_factors)
+
+
+def test_newton_that_cannot_help_hands_back_to_plain_steps(monkeypatch):
+    # unreachable: cell (1, 1) alone holds level 1 of margin 0 (0.5) > target 0.3;
+    # Newton tried from the first step drives the mass towards 0 and is discarded
+    monkeypatch.setattr("skbalance.kernels._ipf._NEWTON_START", 1.0)
+    base = np.array([0.3, 0.3, 0.4])
+    codes = [np.array([0, 0, 1]), np.array([0, 1, 1])]
+    targets = [np.array([0.5, 0.5]), np.array([0.7, 0.3])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        result = rake_cells(base, codes, targets, max_iter=500, tol=1e-10)
+    reference = rake_cells(base, codes, targets, max_iter=500, tol=1e-10, accelerate=False)
+    assert not result.converged and result.n_iter == 500 and result.n_newton == 0
+    np.testing.assert_array_equal(result.cell_factors, reference.cell_factors)
+    np.testing.assert_array_equal(result.errors, reference.errors)
