@@ -326,7 +326,7 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
         if is_dask(X):
             return dask_weights(self, X, sample_weight)
         rows = read_rows(X, sample_weight)
-        if method == "transform" or not isinstance(rows.table, pd.DataFrame):  # else by name
+        if method == "transform" or not rows.named:  # else by name
             validate_data(self, rows.table, skip_check_array=True, reset=False)
         check_same_namespace(self, X, method)
         if self._calibration is not None:

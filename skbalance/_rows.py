@@ -1,7 +1,9 @@
 """Reading the rows to balance: the one place that knows where data live.
 
 Every estimator reads its input through :func:`read_rows`. A pandas DataFrame
-or anything NumPy can read is read on the host; a 2-D array of another Array
+or anything NumPy can read is read on the host; a polars DataFrame is read
+natively (its columns are encoded by polars, never converted as a whole; a
+pandas categorical's or a polars Enum's codes are used as they are); a 2-D array of another Array
 API library (CuPy, torch, ...) stays on its device when scikit-learn's
 ``array_api_dispatch`` is on; a dask DataFrame is recognised and left lazy
 (the distributed path reduces it to the cell table, see ``_streaming.py``).
@@ -36,6 +38,7 @@ __all__ = [
     "gather",
     "is_dask",
     "is_frame",
+    "is_polars",
     "kish_effective_size",
     "read_rows",
     "sum_float",
@@ -45,6 +48,11 @@ __all__ = [
 def is_dask(X):
     """Whether ``X`` is a dask collection (a dask DataFrame or Series)."""
     return type(X).__module__.startswith("dask") and hasattr(X, "npartitions")
+
+
+def is_polars(X):
+    """Whether ``X`` is a polars DataFrame."""
+    return type(X).__module__.startswith("polars") and hasattr(X, "get_column")
 
 
 def is_frame(X):
@@ -118,9 +126,9 @@ def _as_host_table(X):
 
 
 def _check_shape(table):
-    if table.ndim != 2:
+    if len(table.shape) != 2:
         raise ValueError(
-            f"Expected a 2-D array or a DataFrame, got an array with {table.ndim} "
+            f"Expected a 2-D array or a DataFrame, got an array with {len(table.shape)} "
             "dimension(s). Reshape your data with X.reshape(-1, 1) if it is a "
             "single column."
         )
@@ -144,11 +152,14 @@ def _check_shape(table):
 def _encode_host(values, column, missing, hint="missing='level'"):
     """Integer codes and levels of one host column (Series or ndarray)."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy().astype(np.int64)
+        # the codes are the encoding: used as they are (narrow integers)
+        codes = values.array.codes
         levels = pd.Index(values.cat.categories, tupleize_cols=False)
         if codes.size and codes.min() < 0:  # categoricals code missing as -1
-            codes = np.where(codes < 0, levels.shape[0], codes)
+            codes = np.where(codes < 0, levels.shape[0], codes.astype(np.int64))
             levels = levels.append(pd.Index([np.nan], dtype=object))
+    elif _is_arrow_dictionary(values):
+        codes, levels = _encode_arrow_dictionary(values)
     else:
         # Missing values get a code of their own, so finding them costs a
         # look at the (few) levels instead of a pass over the rows.
@@ -169,6 +180,83 @@ def _encode_host(values, column, missing, hint="missing='level'"):
         raise ValueError(missing_values_message(column, n_missing, codes.shape[0],
                                                 hint=hint))
     return codes, levels
+
+
+def _is_arrow_dictionary(values):
+    """Whether a pandas Series holds an Arrow dictionary (its own encoding)."""
+    dtype = getattr(values, "dtype", None)
+    return (isinstance(dtype, pd.ArrowDtype)
+            and type(dtype.pyarrow_dtype).__name__ == "DictionaryType")
+
+
+def _encode_arrow_dictionary(values):
+    """An Arrow dictionary column's indices as codes (chunks unified first);
+    nulls get a code after the dictionary's values (a NaN level)."""
+    import pyarrow as pa
+
+    chunked = pa.chunked_array(values.array.__arrow_array__()).unify_dictionaries()
+    chunks = chunked.chunks
+    dictionary = (chunks[0].dictionary if chunks else
+                  pa.array([], type=chunked.type.value_type))
+    levels = pd.Index(dictionary.to_pylist(), dtype=object, tupleize_cols=False)
+    indices = pa.chunked_array([c.indices for c in chunks], type=chunked.type.index_type)
+    if indices.null_count:
+        indices = indices.fill_null(levels.shape[0])
+        levels = levels.append(pd.Index([np.nan], dtype=object))
+    return indices.to_numpy(), levels
+
+
+def _encode_polars(series, column, missing, hint="missing='level'"):
+    """Codes and levels of one polars column, encoded by polars.
+
+    An Enum's physical codes are its encoding (every category is a level).
+    Strings and categoricals are cast to a categorical with categories of
+    their own, whose physical codes number the observed values from 0 in the
+    order they appear: one hash pass, in polars. Other types go through
+    pandas.
+    """
+    import polars as pl
+
+    dtype = series.dtype
+    if isinstance(dtype, pl.Enum):
+        levels = pd.Index(dtype.categories.to_list(), dtype=object)
+        physical = series.to_physical()
+    elif dtype == pl.String or isinstance(dtype, pl.Categorical):
+        physical, levels = _polars_categories(series, pl)
+    else:
+        return _encode_host(series.to_pandas(), column, missing, hint)
+    n_missing = series.null_count()
+    if n_missing and missing != "level":
+        raise ValueError(missing_values_message(column, n_missing, series.len(), hint=hint))
+    if n_missing:  # a level of its own, after the others
+        physical = physical.fill_null(levels.shape[0])
+        levels = levels.append(pd.Index([np.nan], dtype=object))
+    return physical.to_numpy(), levels
+
+
+def _polars_categories(series, pl):
+    """Physical codes (0, 1, ... in order of appearance) and observed values."""
+    if hasattr(pl, "Categories"):  # polars >= 1.32: categories of our own
+        categories = pl.Categories.random()
+        categorical = series.cast(pl.Categorical(categories))
+        # read the values while the column holds the categories (else freed)
+        levels = pd.Index(categories.to_series().to_list(), dtype=object)
+        return categorical.to_physical(), levels
+    return _shared_id_categories(series, pl)
+
+
+def _shared_id_categories(series, pl):
+    """_polars_categories before polars 1.32: categorical ids are shared with
+    other columns, so the observed ones are renumbered."""
+    categorical = series.cast(pl.Categorical)
+    observed = categorical.drop_nulls().unique(maintain_order=True)
+    ids = observed.to_physical().to_numpy()
+    lookup = np.zeros(int(ids.max()) + 1 if ids.size else 1, dtype=np.uint32)
+    lookup[ids] = np.arange(ids.shape[0])
+    physical = categorical.to_physical()
+    physical = pl.Series(lookup[physical.fill_null(0).to_numpy()]).set(
+        physical.is_null(), None) if ids.size else physical
+    return physical, pd.Index(observed.cast(pl.String).to_list(), dtype=object)
 
 
 def _encode_device(values, column, missing, hint="missing='level'"):
@@ -219,6 +307,7 @@ class Rows:
         self.base = base
         self.xp = xp
         self.lazy = lazy
+        self.polars = is_polars(table)
 
     @property
     def n_rows(self):
@@ -258,6 +347,11 @@ class Rows:
         return self.table._meta if self.lazy else self.table
 
     @property
+    def named(self):
+        """Whether columns are found by name (a pandas, polars or dask frame)."""
+        return isinstance(self.table, pd.DataFrame) or self.lazy or self.polars
+
+    @property
     def columns(self):
         """Every column key: names for a DataFrame, positions for an array."""
         if hasattr(self.table, "columns"):
@@ -283,8 +377,11 @@ class Rows:
                 raise unknown_column_error(column, n_columns=self.table.shape[1])
 
     def column(self, column):
-        """The values of one column, where they live."""
+        """The values of one column, where they live (a polars column as a
+        pandas Series)."""
         self.check_columns([column])
+        if self.polars:
+            return self.table.get_column(column).to_pandas()
         if isinstance(self.table, pd.DataFrame) or self.lazy:
             return self.table[column]
         return self.table[:, column]
@@ -297,12 +394,16 @@ class Rows:
 
         Returns
         -------
-        codes : array of int64, shape (n_rows,)
-            In the rows' namespace.
+        codes : array of nonnegative int, shape (n_rows,)
+            In the rows' namespace (a categorical's own codes may be narrow
+            integers: index with them or widen them, never multiply them).
         levels : pandas.Index
             On the host; ``levels[codes[i]]`` is the level of row ``i``. A
             categorical column keeps all its categories, observed or not.
         """
+        if self.polars:
+            self.check_columns([column])
+            return _encode_polars(self.table.get_column(column), column, missing, hint)
         values = self.column(column)
         if self.xp is not None:
             return _encode_device(values, column, missing, hint)
@@ -366,8 +467,9 @@ def read_rows(X, sample_weight=None):
     """
     if is_dask(X):
         return Rows(X, sample_weight, lazy=True)
-    if type(X).__module__.startswith("polars") and hasattr(X, "to_pandas"):
-        X = X.to_pandas()  # a polars DataFrame: the same columns, names kept
+    if is_polars(X):  # read natively, column by column
+        _check_shape(X)
+        return Rows(X, check_sample_weight(sample_weight, X.shape[0]))
     xp, on_device = dispatch_namespace(X)
     if on_device:  # only cell-sized arrays will visit the host
         _check_shape(X)

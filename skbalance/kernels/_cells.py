@@ -48,7 +48,8 @@ def encode_cells(codes, n_levels, *, return_cell_codes=False, return_counts=Fals
     Parameters
     ----------
     codes : sequence of ndarray of int, each of shape (n_rows,)
-        Level code of every row in each column, in ``[0, n_levels[j])``.
+        Level code of every row in each column, in ``[0, n_levels[j])``
+        (any integer width).
     n_levels : sequence of int
         Number of possible levels of each column.
     return_cell_codes : bool, default=False
@@ -98,7 +99,7 @@ def encode_cells(codes, n_levels, *, return_cell_codes=False, return_counts=Fals
         else:
             keys = keys * levels
             owned = True
-        keys += np.asarray(column_codes, dtype=np.int64)
+        keys += column_codes  # narrow codes widen on the fly
         key_space *= levels
     cell_of_row, distinct, rows = _compress_keys(keys, key_space)
     n_cells = int(distinct.shape[0])
