@@ -1,35 +1,50 @@
 """Raking benchmark: skbalance against peer libraries on the same data.
 
-Two cases, each written once to CSV and read back with pandas so that string
-columns are what a reader makes of them:
+Two cases, each written once to CSV and read back, so that string columns are
+what a reader makes of them:
 
 * ``five``: 1,000,000 rows x 5 correlated string columns with 5, 2, 10, 4
   and 6 levels, non-uniform base weights, tol 1e-10.
 * ``eight``: 1,000,000 rows x 8 correlated columns of 10 levels each
-  (10**8 possible cells, a few hundred thousand observed).
+  (10**8 possible cells, about a million observed).
 
-Every method goes from the DataFrame (and the base-weight column) to one
-weight per row. The "read limit" is one ``pandas.factorize`` pass over the
-same balancing columns in the same process: any raking method has to look
-at every value once. Peers run in the same process when importable, else in
-their own environment (``--peer NAME=PYTHON``), which reads the same CSV and
-measures its own read limit, so that every ratio is taken within one process.
+Honest by construction:
+
+* Strings are read with the same storage in every process: pandas' ``str``
+  dtype with pyarrow storage (``pd.StringDtype("pyarrow", na_value=nan)``).
+* Every method goes from the frame to one weight per row, and its largest
+  marginal error is recomputed from those weights (in proportions), so a peer
+  that stops early shows it.
+* Each contender is timed against its own read limit, in its own process and
+  round: the fastest pass that turns the balancing columns into integer codes
+  (``pandas.factorize(use_na_sentinel=False)``, the call skbalance makes, for
+  pandas strings; ``cast(pl.Categorical).to_physical()`` for polars; reading
+  ``.cat.codes`` for pandas categoricals).
+* Rounds are interleaved (every contender once per round, the order rotated)
+  and the table reports medians.
+* Peers run on their exact paths in their own environments (``--peer
+  NAME=PYTHON``), each as a long-lived worker with a timeout per run and a
+  memory cap: balance with a target frame (the population's weights, not its
+  approximate ``target_margins``), ipfn on the table of cells, weightipy
+  (no base weights: from equal weights), svy.
 
 Usage::
 
-    python benchmarks/bench_raking.py                       # in-process peers only
-    python benchmarks/bench_raking.py --peer balance=/path/to/venv/bin/python \\
-        --peer svy=/other/venv/bin/python --out results.md
+    python benchmarks/bench_raking.py --peer balance=/venv1/bin/python \\
+        --peer svy=/venv2/bin/python --peer ipfn=/venv3/bin/python \\
+        --peer weightipy=/venv3/bin/python --out results.md
 
-Columns of the table: best wall time of ``--repeat`` runs, the ratio to the
-read limit, the largest absolute marginal error of the result in
-proportions, and the peak memory the call added (resident set size sampled
-every 2 ms, so native allocations count too).
+Columns of the table: median wall time, its ratio to the read limit of the
+same process and round (median), the largest absolute marginal error, the
+peak memory the call added (resident set size sampled every 2 ms) and what
+skbalance's solver did.
 """
 
 import argparse
 import json
 import os
+import resource
+import select
 import subprocess
 import sys
 import tempfile
@@ -40,8 +55,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PEERS = ["ipfn", "balance", "weightipy", "svy"]
+PEERS = ["balance", "svy", "ipfn", "weightipy"]
 TOL = 1e-10
+STORAGE = "pandas str dtype, pyarrow storage"
 
 
 # --------------------------------------------------------------------------
@@ -66,8 +82,10 @@ def make_case(name, n_rows, directory):
         columns[column] = labels[level]
     frame = pd.DataFrame(columns)
     frame["pw"] = np.round(rng.lognormal(0.0, 0.5, size=n_rows), 6)
-    # Targets: the margins under a smooth reweighting (so they are reachable).
-    truth = frame["pw"].to_numpy() * np.exp(0.4 * latent[:, 0] - 0.2 * latent[:, 1])
+    # Targets: the margins under a smooth reweighting (so they are reachable);
+    # "tw" is that reweighting, the population weights of a target frame.
+    frame["tw"] = frame["pw"].to_numpy() * np.exp(0.4 * latent[:, 0] - 0.2 * latent[:, 1])
+    truth = frame["tw"].to_numpy()
     targets = {}
     for column, _ in spec:
         shares = pd.Series(truth).groupby(frame[column].to_numpy()).sum() / truth.sum()
@@ -80,8 +98,10 @@ def make_case(name, n_rows, directory):
 
 
 def load_case(data_path, targets_path):
+    """The CSV with every balancing column as pyarrow-backed pandas strings."""
     targets = json.loads(Path(targets_path).read_text())
-    frame = pd.read_csv(data_path)
+    strings = pd.StringDtype("pyarrow", na_value=np.nan)
+    frame = pd.read_csv(data_path, dtype={column: strings for column in targets})
     return frame, targets
 
 
@@ -126,29 +146,48 @@ def peak_memory(function):
     return result, peak[0] - start
 
 
-def best_time(function, repeat):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
-
-
 # --------------------------------------------------------------------------
-# methods: DataFrame + targets + base-weight column -> weights per row
+# contenders: a frame prepared once, then (frame, targets) -> weights per row;
+# each with the read limit of its input kind
 # --------------------------------------------------------------------------
 
-def read_limit(frame, targets):
+def limit_pandas(frame, targets):
     for column in targets:
-        pd.factorize(frame[column])
+        pd.factorize(frame[column], use_na_sentinel=False)
 
 
-def run_skbalance(frame, targets):
+def limit_categorical(frame, targets):
+    for column in targets:
+        frame[column].cat.codes.to_numpy()
+
+
+def limit_polars(frame, targets):
+    import polars as pl
+
+    for column in targets:
+        frame.get_column(column).cast(pl.Categorical).to_physical().to_numpy()
+
+
+def as_categorical(frame, targets):
+    return frame.astype({column: "category" for column in targets})
+
+
+def as_polars(frame, targets):
+    import polars as pl
+
+    return pl.from_pandas(frame)
+
+
+def run_skbalance(frame, targets, solver="auto"):
     import skbalance as skb
 
-    bal = skb.MarginalBalancer(targets=targets, tol=TOL, max_iter=10000)
-    return bal.fit(frame, sample_weight=frame["pw"]).weights_
+    bal = skb.MarginalBalancer(targets=targets, tol=TOL, max_iter=10000, solver=solver)
+    bal.fit(frame, sample_weight=frame["pw"].to_numpy())
+    return bal.weights_, f"{bal.n_iter_} steps ({bal.n_newton_iter_} Newton)"
+
+
+def run_skbalance_steps(frame, targets):
+    return run_skbalance(frame, targets, solver="steps")
 
 
 def run_ipfn(frame, targets):
@@ -169,18 +208,19 @@ def run_ipfn(frame, targets):
                   convergence_rate=TOL, rate_tolerance=0.0, max_iteration=10000).iteration()
     fitted = fitted.set_index(columns)["total"]
     factor = (fitted / start_total.set_axis(fitted.index)).to_numpy()
-    return frame["pw"].to_numpy() * factor[cells.ngroup().to_numpy()]
+    return frame["pw"].to_numpy() * factor[cells.ngroup().to_numpy()], ""
 
 
 def run_balance(frame, targets):
+    # the exact path: a target frame (here the rows with the population's
+    # weights "tw", whose margins are the targets), not target_margins
     from balance.weighting_methods.rake import rake
 
     columns = list(targets)
-    result = rake(frame[columns], frame["pw"], None, None, variables=columns,
-                  transformations=None, target_margins=targets,
-                  target_margins_max_length=1_000_000,
-                  convergence_rate=TOL, rate_tolerance=0.0, max_iteration=10000)
-    return result["weight"].to_numpy()
+    result = rake(frame[columns], frame["pw"], frame[columns], frame["tw"],
+                  variables=columns, transformations=None, convergence_rate=TOL,
+                  rate_tolerance=0.0, max_iteration=10000)
+    return result["weight"].to_numpy(), ""
 
 
 def run_weightipy(frame, targets):
@@ -191,7 +231,7 @@ def run_weightipy(frame, targets):
         {c: {k: 100 * v for k, v in t.items()} for c, t in targets.items()},
         rim_params={"convcrit": 1e-12, "max_iterations": 10000},
     )
-    return wp.weight(frame[list(targets)], scheme).to_numpy()
+    return wp.weight(frame[list(targets)], scheme).to_numpy(), ""
 
 
 def run_svy(frame, targets):
@@ -201,59 +241,136 @@ def run_svy(frame, targets):
     sample = svy.Sample(pl.from_pandas(frame[list(targets) + ["pw"]]),
                         svy.Design(wgt="pw"))
     raked = sample.weighting.rake(shares=targets, tol=TOL, max_iter=10000)
-    return raked.data["rk_wgt"].to_numpy()
+    return raked.data["rk_wgt"].to_numpy(), "pandas -> polars conversion included"
 
 
-METHODS = {"skbalance": run_skbalance, "ipfn": run_ipfn, "balance": run_balance,
-           "weightipy": run_weightipy, "svy": run_svy}
+# name: (prepare the input once, read limit of that input, method)
+CONTENDERS = {
+    "skbalance": (None, limit_pandas, run_skbalance),
+    "skbalance solver='steps'": (None, limit_pandas, run_skbalance_steps),
+    "skbalance (polars frame)": (as_polars, limit_polars, run_skbalance),
+    "skbalance (pandas categorical)": (as_categorical, limit_categorical, run_skbalance),
+    "ipfn": (None, limit_pandas, run_ipfn),
+    "balance": (None, limit_pandas, run_balance),
+    "weightipy": (None, limit_pandas, run_weightipy),
+    "svy": (None, limit_pandas, run_svy),
+}
 NOTES = {
     "ipfn": "rows grouped to cells first (pandas), then ipfn's DataFrame mode",
     "weightipy": "no base-weight support: rakes from equal weights",
-    "svy": "pandas -> polars conversion included",
-    "balance": "targets realised as a 10**6-row synthetic frame (its margin API)",
+    "balance": "exact path: target frame with population weights",
 }
 
 
-def measure(name, frame, targets, repeat):
-    """Time one method and the read limit in this process."""
-    limit, _ = best_time(lambda: read_limit(frame, targets), repeat)
-    seconds, weights = best_time(lambda: METHODS[name](frame, targets), repeat)
-    _, peak = peak_memory(lambda: METHODS[name](frame, targets))
-    return {
-        "method": name,
-        "seconds": seconds,
-        "read_limit": limit,
-        "ratio": seconds / limit,
-        "max_error": max_margin_error(frame, weights, targets),
-        "peak_mb": peak / 2**20,
-        "note": NOTES.get(name, ""),
-    }
+class Contender:
+    """One contender in this process: its input, read limit and method."""
 
+    def __init__(self, name, frame, targets):
+        prepare, self.limit, self.method = CONTENDERS[name]
+        self.name, self.targets, self.reference = name, targets, frame
+        self.frame = frame if prepare is None else prepare(frame, targets)
+
+    def run_once(self):
+        """One round: (seconds, read-limit seconds, error, peak MB, note)."""
+        start = time.perf_counter()
+        self.limit(self.frame, self.targets)
+        limit = time.perf_counter() - start
+        (weights, note), peak = peak_memory(lambda: self._timed())
+        return {"seconds": self._seconds, "read_limit": limit,
+                "max_error": max_margin_error(self.reference, weights, self.targets),
+                "peak_mb": peak / 2**20, "note": note or NOTES.get(self.name, "")}
+
+    def _timed(self):
+        start = time.perf_counter()
+        result = self.method(self.frame, self.targets)
+        self._seconds = time.perf_counter() - start
+        return result
+
+
+# --------------------------------------------------------------------------
+# peers in their own environments: long-lived workers, one run per request
+# --------------------------------------------------------------------------
 
 def worker(args):
     frame, targets = load_case(args.data, args.targets)
     try:
-        row = measure(args.worker, frame, targets, args.repeat)
+        contender = Contender(args.worker, frame, targets)
     except Exception as exc:  # report, do not crash the whole benchmark
-        row = {"method": args.worker, "error": f"{type(exc).__name__}: {exc}"[:200]}
-    print("RESULT " + json.dumps(row))
+        print("RESULT " + json.dumps({"error": f"{type(exc).__name__}: {exc}"[:200]}),
+              flush=True)
+        return
+    print("READY", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        try:
+            row = contender.run_once()
+        except Exception as exc:
+            row = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        print("RESULT " + json.dumps(row), flush=True)
 
 
-def run_peer(name, python, data_path, targets_path, repeat, timeout):
-    command = [python, __file__, "--worker", name, "--data", str(data_path),
-               "--targets", str(targets_path), "--repeat", str(repeat)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"method": name, "error": f"did not finish in {timeout} s"}
-    for line in done.stdout.splitlines():
+class Peer:
+    """A worker process of another environment, capped in memory."""
+
+    def __init__(self, name, python, data_path, targets_path, timeout, memory_gb):
+        self.name, self.timeout = name, timeout
+        cap = int(memory_gb * 2**30)
+
+        def limit_memory():
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+        self.process = subprocess.Popen(
+            [python, __file__, "--worker", name, "--data", str(data_path),
+             "--targets", str(targets_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, preexec_fn=limit_memory)
+        self.error = None
+        ready = self._line(timeout)
+        if ready != "READY":
+            self.error = self._failure(ready)
+
+    def _line(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.process.stdout], [], [], left)[0]:
+                return None
+            line = self.process.stdout.readline()
+            if not line:
+                return ""
+            if line.startswith(("READY", "RESULT ")):
+                return line.strip()
+
+    def _failure(self, line):
+        if line is None:
+            self.stop()
+            return f"did not finish in {self.timeout} s"
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    if done.returncode < 0:
-        return {"method": name, "error": f"killed by signal {-done.returncode} "
-                                         "(out of memory?)"}
-    errors = [ln for ln in done.stderr.splitlines() if "Error" in ln or "error" in ln]
-    return {"method": name, "error": (errors or ["failed"])[-1][:200]}
+            return json.loads(line[len("RESULT "):]).get("error", "failed")
+        self.process.wait()
+        if self.process.returncode < 0:
+            return f"killed by signal {-self.process.returncode}"
+        errors = [ln for ln in self.process.stderr.read().splitlines()
+                  if "Error" in ln or "error" in ln]
+        return (errors or ["failed (out of memory?)"])[-1][:200]
+
+    def run_once(self):
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        line = self._line(self.timeout)
+        if line is None or not line.startswith("RESULT "):
+            self.error = self._failure(line)
+            return {"error": self.error}
+        row = json.loads(line[len("RESULT "):])
+        if "error" in row:
+            self.error = row["error"]
+        return row
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def importable(name):
@@ -264,23 +381,38 @@ def importable(name):
         return False
 
 
-def format_table(case, rows, n_rows):
+def summarise(name, rounds):
+    """Medians over the rounds a contender completed."""
+    done = [r for r in rounds if "error" not in r]
+    errors = [r["error"] for r in rounds if "error" in r]
+    if not done:
+        return {"method": name, "error": errors[0] if errors else "not run"}
+    return {"method": name, "rounds": len(done),
+            "seconds": float(np.median([r["seconds"] for r in done])),
+            "read_limit": float(np.median([r["read_limit"] for r in done])),
+            "ratio": float(np.median([r["seconds"] / r["read_limit"] for r in done])),
+            "max_error": max(r["max_error"] for r in done),
+            "peak_mb": max(r["peak_mb"] for r in done), "note": done[-1]["note"],
+            "failed_rounds": errors}
+
+
+def format_table(case, rows, n_rows, fastest):
     lines = [
         f"\n### {case}: {n_rows:,} rows\n",
-        "| method | seconds | x read limit | max margin error | peak memory (MB) | note |",
-        "|---|---:|---:|---:|---:|---|",
+        "| method | median s | x its read limit | x skbalance | max margin error "
+        "| peak memory (MB) | note |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         if "error" in row:
-            lines.append(f"| {row['method']} | - | - | - | - | {row['error']} |")
+            lines.append(f"| {row['method']} | - | - | - | - | - | {row['error']} |")
             continue
+        note = row["note"] + (f"; {len(row['failed_rounds'])} round(s) failed"
+                              if row["failed_rounds"] else "")
         lines.append(
             f"| {row['method']} | {row['seconds']:.3f} | {row['ratio']:.2f} | "
-            f"{row['max_error']:.1e} | {row['peak_mb']:.0f} | {row['note']} |"
-        )
-    reads = [r["read_limit"] for r in rows if "read_limit" in r]
-    lines.append(f"\nread limit (pandas.factorize over the balancing columns): "
-                 f"{min(reads):.3f} s in the fastest process")
+            f"{row['seconds'] / fastest:.1f} | {row['max_error']:.1e} | "
+            f"{row['peak_mb']:.0f} | {note} |")
     return "\n".join(lines)
 
 
@@ -288,11 +420,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cases", default="five,eight")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--peer", action="append", default=[],
                         help="NAME=PYTHON: run a peer in another environment")
-    parser.add_argument("--timeout", type=int, default=900, help="seconds per peer run")
-    parser.add_argument("--only", help="comma-separated peers to run (default: all)")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per peer run")
+    parser.add_argument("--memory-gb", type=float, default=12.0, help="memory cap per peer")
+    parser.add_argument("--only", help="comma-separated contenders to run (default: all)")
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -303,35 +436,50 @@ def main():
         return
 
     external = dict(item.split("=", 1) for item in args.peer)
-    report = [f"Raking benchmark ({args.rows:,} rows, tol {TOL:g}, best of {args.repeat})"]
+    wanted = args.only.split(",") if args.only else list(CONTENDERS)
+    report = [f"Raking benchmark ({args.rows:,} rows, tol {TOL:g}, median of "
+              f"{args.repeat} interleaved rounds; strings: {STORAGE} in every process)"]
     with tempfile.TemporaryDirectory() as directory:
         for case in args.cases.split(","):
             data_path, targets_path = make_case(case, args.rows, directory)
             frame, targets = load_case(data_path, targets_path)
-            rows = [measure("skbalance", frame, targets, args.repeat)]
-            print(f"[{case}] skbalance: {rows[-1]['seconds']:.3f} s", file=sys.stderr)
-            if "skbalance" in external:  # the same code in another environment
-                row = run_peer("skbalance", external["skbalance"], data_path,
-                               targets_path, args.repeat, args.timeout)
-                row["method"] = "skbalance (--peer env)"
-                rows.append(row)
-            for peer in PEERS:
-                if args.only and peer not in args.only.split(","):
-                    continue
-                if peer in external:
-                    row = run_peer(peer, external[peer], data_path, targets_path,
-                                   args.repeat, args.timeout)
-                elif importable(peer):
-                    row = measure(peer, frame, targets, args.repeat)
+            contenders, unavailable = {}, []
+            for name in wanted:
+                if name in external:
+                    peer = Peer(name, external[name], data_path, targets_path,
+                                args.timeout, args.memory_gb)
+                    if peer.error:
+                        unavailable.append({"method": name, "error": peer.error})
+                    else:
+                        contenders[name] = peer
+                elif name.startswith("skbalance") or importable(name):
+                    contenders[name] = Contender(name, frame, targets)
                 else:
-                    row = {"method": peer,
-                           "error": f"not installed (pass --peer {peer}=PYTHON)"}
-                print(f"[{case}] {peer}: {row.get('seconds', row.get('error'))}",
-                      file=sys.stderr)
-                rows.append(row)
+                    unavailable.append({"method": name, "error":
+                                        f"not installed (pass --peer {name}=PYTHON)"})
+            rounds = {name: [] for name in contenders}
+            for name in contenders:  # warm-up (imports, caches), not timed
+                row = contenders[name].run_once()
+                if "error" in row:
+                    rounds[name].append(row)
+            for index in range(args.repeat):
+                names = list(contenders)
+                names = names[index % len(names):] + names[:index % len(names)]
+                for name in names:
+                    if any("error" in r for r in rounds[name]):
+                        continue  # failed (timed out, out of memory) once: not again
+                    row = contenders[name].run_once()
+                    rounds[name].append(row)
+                    print(f"[{case} round {index + 1}] {name}: "
+                          f"{row.get('seconds', row.get('error'))}", file=sys.stderr)
+            for contender in contenders.values():
+                if isinstance(contender, Peer):
+                    contender.stop()
+            rows = [summarise(name, rounds[name]) for name in contenders] + unavailable
+            fastest = rows[0]["seconds"] if "seconds" in rows[0] else 1.0
             n_cells = frame.groupby(list(targets), observed=True).ngroups
-            report.append(format_table(f"{case} ({len(targets)} columns, "
-                                       f"{n_cells:,} observed cells)", rows, len(frame)))
+            report.append(format_table(f"{case} ({len(targets)} columns, {n_cells:,} "
+                                       "observed cells)", rows, len(frame), fastest))
     text = "\n".join(report)
     print(text)
     if args.out:

@@ -290,3 +290,34 @@ def test_swav_codes_stay_finite(epsilon):
     codes = np.asarray(swav_codes(scores, epsilon=epsilon))
     assert np.all(np.isfinite(codes))
     np.testing.assert_allclose(codes.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_newton_cg_finishes_slow_steps_and_counts_its_work():
+    scores = _cosine_scores(3, n=150)
+    result = skb.sinkhorn(scores / 0.03, logits=True, tol=1e-11, max_iter=100_000)
+    assert result.converged and result.n_newton > 0
+    plan = result.plan
+    np.testing.assert_allclose(plan.sum(axis=1), 1 / 150, atol=1e-11)
+    np.testing.assert_allclose(plan.sum(axis=0), 1 / 150, atol=1e-11)
+    # the same plan as plain steps to the same limit (no epsilon scaling, no Newton)
+    plain = skb.sinkhorn(scores / 0.03, logits=True, tol=1e-11, max_iter=1_000_000,
+                         epsilon_scaling=False)
+    assert plain.n_newton == 0
+    np.testing.assert_allclose(plan, plain.plan, rtol=1e-6, atol=1e-10)
+    # work in passes over the kernel: far fewer than the plain steps' one each
+    assert result.n_matvec < plain.n_matvec / 2
+    assert plain.n_matvec >= plain.n_iter
+
+
+def test_matvec_count_of_the_scaling_path_is_one_per_step():
+    K = np.random.default_rng(5).uniform(0.1, 1.0, size=(7, 5))
+    result = skb.sinkhorn(K, max_iter=9, tol=0)
+    assert result.n_matvec == 2 + 9 + 3  # first products, steps, the plan's check
+
+
+def test_batched_products_equal_separate_problems():
+    K = np.random.default_rng(6).uniform(0.1, 1.0, size=(4, 6, 5))
+    batch = skb.sinkhorn(K, max_iter=11, tol=0)
+    for i in range(4):
+        alone = skb.sinkhorn(K[i], max_iter=11, tol=0)
+        np.testing.assert_allclose(batch.plan[i], alone.plan, rtol=1e-13)

@@ -219,3 +219,14 @@ def test_contrastive_loss_memory_does_not_grow_with_steps():
     expected = -(np.diag(A) + np.diag(B)).mean() / 2
     assert float(balanced_contrastive_loss(L, n_steps=40)) == pytest.approx(expected,
                                                                            rel=1e-12)
+
+
+def test_swav_codes_scaled_and_log_paths_agree(monkeypatch):
+    scores = np.random.default_rng(14).uniform(-1, 1, size=(64, 40))
+    fast = swav_codes(scores, epsilon=0.05, n_iter=3)
+    monkeypatch.setattr("skbalance.ssl._swav._scaled_codes", lambda *args: None)
+    slow = swav_codes(scores, epsilon=0.05, n_iter=3)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    before = scores.copy()
+    swav_codes(scores)
+    np.testing.assert_array_equal(scores, before)  # the caller's scores are untouched

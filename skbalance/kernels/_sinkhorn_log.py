@@ -5,8 +5,10 @@
 log-potentials ``f, g`` whenever they leave ``[1/tau, tau]`` (one pass of
 ``exp`` over the matrix), and a step whose sums underflow is redone in the
 log domain (log-sum-exp). With ``tol > 0``, epsilon scaling warm-starts the
-potentials from larger temperatures, and a damped Newton step on the dual
-finishes when plain steps stall.
+potentials from larger temperatures, and Newton steps on the dual, solved by
+conjugate gradients on kernel products (no matrix beyond the kernel), finish
+when plain steps are slow. Work is counted in passes over the kernel
+(mat-vec equivalents).
 """
 
 import math
@@ -53,6 +55,7 @@ class _LogState:
         # unit-mass marginal by them could overflow
         self.tiny = 1024 * float(xp.finfo(L.dtype).smallest_normal)
         self.f, self.g = f, g
+        self.passes = 0  # passes over the kernel: mat-vec equivalents
         self._rebuild()
 
     def _rebuild(self):
@@ -62,6 +65,7 @@ class _LogState:
         self.matvec, self.rmatvec = kernel_products(self.K, xp)
         self.u, self.v = xp.ones_like(self.f), xp.ones_like(self.g)
         self.Kv, self.Ktu = self.matvec(self.v), self.rmatvec(self.u)
+        self.passes += 3
 
     def _absorb_if_large(self):
         xp = self.xp
@@ -83,11 +87,13 @@ class _LogState:
             g = self.g + xp.log(self.v)
             self.f = self.log_a - logsumexp(xp, self.L + g[..., None, :], axis=-1)
             self.g = g
+            self.passes += 1
             self._rebuild()
         else:
             self.u = divide_or_zero(xp, self.a, self.Kv)
             if not self._absorb_if_large():
                 self.Ktu = self.rmatvec(self.u)
+                self.passes += 1
         return max_abs(xp, self.v * self.Ktu - self.b)
 
     def col_step(self):
@@ -97,11 +103,13 @@ class _LogState:
             f = self.f + xp.log(self.u)
             self.g = self.log_b - logsumexp(xp, self.L + f[..., :, None], axis=-2)
             self.f = f
+            self.passes += 1
             self._rebuild()
         else:
             self.v = divide_or_zero(xp, self.b, self.Ktu)
             if not self._absorb_if_large():
                 self.Kv = self.matvec(self.v)
+                self.passes += 1
         return max_abs(xp, self.u * self.Kv - self.a)
 
     def error(self):
@@ -114,14 +122,29 @@ class _LogState:
         return self.f + xp.log(self.u), self.g + xp.log(self.v)
 
 
-# A Newton system of this size or less is solved densely when steps stall.
-_NEWTON_MAX_SIZE = 2500
-# Steps are judged stalled when reaching tol would take more than this many.
-_STALL_HORIZON = 400
-_STALL_WINDOW = 40
+# Steps run until the error is below this (relative to the mass) at every
+# temperature but the last, and before Newton starts at the last.
+_NEWTON_START = 1e-3
+# A Newton system of this size or less may be solved densely when Newton-CG
+# cannot reach tol.
+_DENSE_NEWTON_MAX_SIZE = 2500
+# Newton-CG: at most this many Newton steps, each with at most this many
+# conjugate-gradient iterations (two kernel products each).
+_NEWTON_MAX_STEPS = 60
+_CG_MAX_ITER = 50
 
 
-def _stalled(errors, tol, window=_STALL_WINDOW):
+# The last stage switches from steps to Newton when reaching tol at the
+# recent rate would take more than _STALL_HORIZON steps (judged over the last
+# _STALL_WINDOW): about what Newton-CG costs in kernel passes.
+_STALL_HORIZON = 300
+_STALL_WINDOW = 20
+# Dense Newton (costly) only when steps would need more than this.
+_DENSE_STALL_HORIZON = 400
+_DENSE_STALL_WINDOW = 40
+
+
+def _stalled(errors, tol, window, horizon):
     """Whether the recent geometric decay would need too many steps to reach tol."""
     if len(errors) <= window or errors[-1] <= tol:
         return False
@@ -129,11 +152,107 @@ def _stalled(errors, tol, window=_STALL_WINDOW):
     if now <= 0 or before <= 0:
         return False
     rate = (now / before) ** (1.0 / window)
-    return rate >= 1.0 or math.log(tol / now) / math.log(rate) > _STALL_HORIZON
+    return rate >= 1.0 or math.log(tol / now) / math.log(rate) > horizon
 
 
-def _newton(L, a, b, f, g, xp, tol, max_steps=100):
-    """Damped Newton ascent on the entropic dual of a 2-D problem.
+def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
+    """Newton ascent on the entropic dual of a 2-D problem, by conjugate gradients.
+
+    Maximises ``<a, f> + <b, g> - sum exp(L + f + g)``. The Hessian
+    ``[[diag(r), P], [P^T, diag(c)]]`` is never formed: the column part of
+    the Newton step solves the Schur complement ``(diag(c) - P^T diag(1/r) P)
+    d_g = (b - c) - P^T ((a - r) / r)`` by conjugate gradients preconditioned
+    by ``diag(c)`` (two kernel products per iteration), then ``d_f = ((a - r)
+    - P d_g) / r``. Inexact: each solve stops at a relative residual
+    ``min(0.5, sqrt(error))`` or after ``_CG_MAX_ITER`` iterations. An Armijo
+    backtracking line search keeps every trial point finite; five steps that
+    do not halve the error end it. Works in float64 where the namespace has it.
+
+    Returns the potentials, the Newton steps taken, the error after each,
+    and the kernel passes spent (mat-vec equivalents).
+    """
+    dtype = L.dtype
+    work = xp.float64 if has_float64(xp, L) else dtype
+    L, a, b = (xp.astype(x, work, copy=False) for x in (L, a, b))
+    f, g = xp.astype(f, work, copy=False), xp.astype(g, work, copy=False)
+    passes = [0]
+
+    def evaluate(f, g):
+        Z = L + f[:, None] + g[None, :]
+        passes[0] += 1
+        if float(xp.max(Z)) > 700.0:  # exp would overflow: not a useful point
+            return None
+        P = xp.exp(Z)
+        r, c = xp.sum(P, axis=1), xp.sum(P, axis=0)
+        passes[0] += 2
+        value = float(xp.sum(a * f) + xp.sum(b * g) - xp.sum(r))
+        return P, r, c, value
+
+    def schur_solve(P, r, c, rhs, eta):
+        tiny = xp.finfo(work).smallest_normal
+        r = xp.where(r > tiny, r, xp.full_like(r, tiny))
+        c = xp.where(c > tiny, c, xp.full_like(c, tiny))
+        x = xp.zeros_like(rhs)
+        residual = rhs
+        z = residual / c
+        direction, rz = z, float(xp.sum(residual * z))
+        target = eta * math.sqrt(max(rz, 0.0))
+        for _ in range(_CG_MAX_ITER):
+            if not math.sqrt(max(rz, 0.0)) > target:
+                break
+            product = c * direction - ((direction @ xp.permute_dims(P, (1, 0))) / r) @ P
+            passes[0] += 2
+            curvature = float(xp.sum(direction * product))
+            if not curvature > 0:
+                break
+            alpha = rz / curvature
+            x = x + alpha * direction
+            residual = residual - alpha * product
+            z = residual / c
+            rz_new = float(xp.sum(residual * z))
+            direction, rz = z + (rz_new / rz) * direction, rz_new
+        return x, r
+
+    state, errors, steps = evaluate(f, g), [], 0
+    while steps < max_steps and state is not None:
+        P, r, c, value = state
+        grad_f, grad_g = a - r, b - c
+        error = max(max_abs(xp, grad_f), max_abs(xp, grad_g))
+        if error <= tol:
+            break
+        safe_r = xp.where(r > 0, r, xp.ones_like(r))
+        rhs = grad_g - (grad_f / safe_r) @ P
+        passes[0] += 1
+        d_g, safe_r = schur_solve(P, r, c, rhs, min(0.5, math.sqrt(error)))
+        d_f = (grad_f - P @ d_g) / safe_r
+        passes[0] += 1
+        slope = float(xp.sum(grad_f * d_f) + xp.sum(grad_g * d_g))
+        if not (math.isfinite(slope) and slope > 0):
+            break
+        t, new = 1.0, None
+        while t > 1e-6:
+            trial = evaluate(f + t * d_f, g + t * d_g)
+            if trial is not None and trial[3] >= value + 1e-4 * t * slope:
+                new = trial
+                break
+            t *= 0.5
+        if new is None:
+            break
+        f, g, state = f + t * d_f, g + t * d_g, new
+        steps += 1
+        _, r, c, _ = state
+        errors.append(max(max_abs(xp, a - r), max_abs(xp, b - c)))
+        if len(errors) > 5 and errors[-1] > 0.5 * errors[-6]:
+            break  # conjugate gradients no longer give useful steps
+    return (xp.astype(f, dtype, copy=False), xp.astype(g, dtype, copy=False), steps, errors,
+            passes[0])
+
+
+def _dense_newton(L, a, b, f, g, xp, tol, max_steps=100):
+    """Damped Newton ascent on the entropic dual, solved densely (small problems).
+
+    The fallback when Newton-CG cannot reach tol (the plan nearly a
+    permutation at tiny temperatures, where conjugate gradients stall).
 
     Maximises ``<a, f> + <b, g> - sum exp(L + f + g)``; the Hessian is the
     (m + l) x (m + l) matrix ``[[diag(r), P], [P^T, diag(c)]]`` (one
@@ -155,6 +274,13 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=100):
         value = float(xp.sum(a * f) + xp.sum(b * g) - xp.sum(r))
         return P, r, c, value
 
+    passes = [0]
+    evaluate_once = evaluate
+
+    def evaluate(f, g):  # noqa: F811 - the same, counted
+        passes[0] += 3
+        return evaluate_once(f, g)
+
     state, errors, steps = evaluate(f, g), [], 0
     while steps < max_steps:
         P, r, c, value = state
@@ -174,6 +300,7 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=100):
             system = hessian + damping * _diag(xp, scale)
             try:
                 direction = xp.linalg.solve(system, gradient)
+                passes[0] += 1 + (m + L.shape[1]) // 3  # forming it; a dense solve
             except (np.linalg.LinAlgError, ValueError, RuntimeError):
                 continue  # numerically singular: damp more
             if not bool(xp.all(xp.isfinite(direction))):
@@ -196,7 +323,8 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=100):
         steps += 1
         _, r, c, _ = state
         errors.append(max(max_abs(xp, a - r), max_abs(xp, b - c)))
-    return xp.astype(f, dtype, copy=False), xp.astype(g, dtype, copy=False), steps, errors
+    return (xp.astype(f, dtype, copy=False), xp.astype(g, dtype, copy=False), steps, errors,
+            passes[0])
 
 
 def _diag(xp, values):
@@ -212,10 +340,16 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
     f = xp.broadcast_to(start[..., None], a.shape) + xp.zeros_like(a)
     g = xp.zeros_like(b)
     schedule = _temperature_schedule(L, xp) if epsilon_scaling else [1.0]
-    can_refine = epsilon_scaling and L.ndim == 2 and sum(L.shape) <= _NEWTON_MAX_SIZE
+    try_cg = epsilon_scaling and L.ndim == 2
+    can_dense = try_cg and sum(L.shape) <= _DENSE_NEWTON_MAX_SIZE
     # row 0 of the history: the user's problem before any step, at its own
     # temperature (not the first, softened, stage of epsilon scaling)
-    errors = [_LogState(L, a, b, xp, f, g).error()] if schedule[0] != 1.0 else []
+    passes = 1  # the log-sum-exp of the start
+    if schedule[0] != 1.0:
+        first = _LogState(L, a, b, xp, f, g)
+        errors, passes = [first.error()], passes + first.passes
+    else:
+        errors = []
     n_iter, n_newton, finished_by_newton = 0, 0, False
     for stage, scale in enumerate(schedule):
         last = stage == len(schedule) - 1
@@ -223,7 +357,9 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
             ratio = scale / schedule[stage - 1]
             f, g = f * ratio, g * ratio
         state = _LogState(L if scale == 1.0 else L * scale, a, b, xp, f, g)
-        stage_tol = tol if last else max(tol, 1e-3 * float(xp.max(total)))
+        passes += scale != 1.0
+        unit = float(xp.max(total))
+        stage_tol = tol if last else max(tol, _NEWTON_START * unit)
         error = state.error()
         if not errors:
             errors.append(error)
@@ -234,19 +370,44 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
             stage_errors.append(error)
             n_iter += 1
             step += 1
-            if last and can_refine and step % 2 == 0 and _stalled(stage_errors, tol):
-                # Steps have stalled: finish with Newton on the dual. If it
-                # cannot reach tol, carry on with steps from its best point.
-                f, g = state.potentials()
-                f, g, newton_steps, newton_errors = _newton(L, a, b, f, g, xp, tol)
-                n_newton += newton_steps
-                errors.extend(newton_errors)
-                can_refine = False
+            if not (last and step % 2 == 0):
+                continue
+            use_cg = (try_cg and error <= _NEWTON_START * unit
+                      and _stalled(stage_errors, tol, _STALL_WINDOW, _STALL_HORIZON))
+            if not (use_cg or (can_dense and _stalled(
+                    stage_errors, tol, _DENSE_STALL_WINDOW, _DENSE_STALL_HORIZON))):
+                continue
+            # Steps are slow: Newton on the dual. Newton-CG first, kept only if
+            # it reaches tol; then, for small problems, dense Newton once the
+            # steps stall again; if neither reaches tol, steps go on.
+            f, g = state.potentials()
+            if use_cg:
+                try_cg = False
+                f_cg, g_cg, newton_steps, newton_errors, newton_passes = _newton(
+                    L, a, b, f, g, xp, tol)
+                passes += newton_passes
                 if newton_errors and newton_errors[-1] <= tol:
+                    f, g = f_cg, g_cg
+                    n_newton += newton_steps
+                    errors.extend(newton_errors)
                     finished_by_newton = True
                     break
-                state = _LogState(L, a, b, xp, f, g)
-                stage_errors, step = [state.error()], 0
+                # dense Newton, if any, after the steps have stalled again
+                stage_errors = [error]
+                continue
+            can_dense = try_cg = False
+            f, g, newton_steps, newton_errors, newton_passes = _dense_newton(
+                L, a, b, f, g, xp, tol)
+            n_newton += newton_steps
+            passes += newton_passes
+            errors.extend(newton_errors)
+            if newton_errors and newton_errors[-1] <= tol:
+                finished_by_newton = True
+                break
+            passes += state.passes
+            state = _LogState(L, a, b, xp, f, g)
+            stage_errors, step = [state.error()], 0
+        passes += state.passes
         if not finished_by_newton:
             f, g = state.potentials()
         if n_iter >= max_iter and not last:
@@ -257,9 +418,11 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
             # plan is at most a_i (dividing f by a tiny scale could overflow).
             g = g / scale
             f = _safe_log(xp, a) - logsumexp(xp, L + g[..., None, :], axis=-1)
-            errors.append(_LogState(L, a, b, xp, f, g).error())
+            final = _LogState(L, a, b, xp, f, g)
+            errors.append(final.error())
+            passes += 1 + final.passes
             break
-    return f, g, n_iter, errors, n_newton
+    return f, g, n_iter, errors, n_newton, passes
 
 
 def _temperature_schedule(L, xp):

@@ -2,7 +2,8 @@
 
 import math
 
-from array_api_compat import array_namespace
+import numpy as np
+from array_api_compat import array_namespace, device
 
 from ..utils._array_api import float_dtype, logsumexp
 
@@ -54,6 +55,10 @@ def swav_codes(scores, epsilon=0.05, n_iter=3):
     if not bool(xp.all(xp.isfinite(scores))):
         raise ValueError("scores contain NaN or Inf.")
     n_samples, n_prototypes = scores.shape
+    if n_iter:
+        codes = _scaled_codes(xp, scores / epsilon, int(n_iter))  # a new array
+        if codes is not None:
+            return codes
     # SwaV's normalisations, carried out on log Q: identical values, but a
     # prototype that no sample is close to cannot underflow to 0 / 0.
     log_q = scores / epsilon
@@ -62,3 +67,38 @@ def swav_codes(scores, epsilon=0.05, n_iter=3):
         log_q = log_q - logsumexp(xp, log_q, axis=0, keepdims=True) - math.log(n_prototypes)
         log_q = log_q - logsumexp(xp, log_q, axis=1, keepdims=True) - math.log(n_samples)
     return xp.exp(log_q + math.log(n_samples))
+
+
+def _scaled_codes(xp, logits, n_iter):
+    """SwaV's iterations as scalings of ``exp(logits - max)``: two products
+    with the matrix per iteration instead of rescaling it twice.
+
+    The first normalisation to total 1 cancels in the first column step.
+    Returns None when a row or column sum underflows (a prototype far from
+    every sample at a small temperature): the log-domain path then runs.
+    """
+    n_samples, n_prototypes = logits.shape
+    numpy = isinstance(logits, np.ndarray)
+    if numpy:  # in place: ``logits`` is our own array
+        logits -= logits.max()
+        Q = np.exp(logits, out=logits)
+    else:
+        Q = xp.exp(logits - xp.max(logits))
+    tiny = float(xp.finfo(Q.dtype).smallest_normal) * 1024
+    u = xp.ones(n_samples, dtype=Q.dtype, device=device(Q))
+    for _ in range(n_iter):
+        # column sums of diag(u) Q diag(v), over v
+        columns = u @ Q if numpy else xp.matmul(xp.permute_dims(Q, (1, 0)), u)
+        if bool(xp.any(columns <= tiny)):
+            return None
+        v = 1.0 / (columns * n_prototypes)
+        rows = Q @ v if numpy else xp.matmul(Q, v)
+        if bool(xp.any(rows <= tiny)):
+            return None
+        u = 1.0 / (rows * n_samples)
+    u = u * n_samples
+    if numpy:
+        Q *= u[:, None]
+        Q *= v[None, :]
+        return Q
+    return u[:, None] * Q * v[None, :]
