@@ -13,10 +13,24 @@ Both run in this process on the same matrices; skbalance's time includes
 making the plan (POT returns one). The table reports the best
 wall time of ``--repeat`` runs, ratios, and how far the plans agree.
 
+``--part tolerance``: from logits (cosine scores of random unit vectors,
+dimension 64, over the temperature), 1024 x 1024 and 2048 x 2048 at
+temperatures 1e-2 and 1e-3, to marginal error 1e-9: skbalance (epsilon
+scaling, then Newton-CG; its work in kernel passes, ``n_matvec``) beside POT's
+``sinkhorn_log`` (500 and 5,000 iterations) and ott-jax's ``Sinkhorn`` (log
+domain, float64, 5,000 iterations), every error recomputed from the plan.
+
+``--part batched``: 64 batches of 256 x 256, 50 iterations: the 3-D path, a
+Python loop of 2-D calls and the limit (a loop of two NumPy matrix-vector
+products per iteration); ``swav_codes`` against a plain NumPy port of SwaV's
+three Sinkhorn iterations. Medians of interleaved repeats.
+
 Usage::
 
-    pip install -e ".[bench]" pot
+    pip install -e ".[bench]" pot ott-jax
     python benchmarks/bench_sinkhorn.py [--sizes 2048,4096] [--iterations 50]
+    python benchmarks/bench_sinkhorn.py --part tolerance
+    python benchmarks/bench_sinkhorn.py --part batched
 """
 
 import argparse
@@ -60,13 +74,170 @@ def problem(n, dtype, reg):
     return M.astype(dtype), a.astype(dtype), a.astype(dtype), reg
 
 
+def cosine_scores(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(n, 64)), rng.normal(size=(n, 64))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    return x @ y.T
+
+
+def plan_error(plan, a, b):
+    plan = np.asarray(plan, dtype=np.float64)
+    return max(np.abs(plan.sum(axis=1) - a).max(), np.abs(plan.sum(axis=0) - b).max())
+
+
+def to_tolerance(cases, max_steps, tol=1e-9):
+    """Part 2: each contender to tol from logits; errors from the plans."""
+    rows = []
+    for n, temperature in cases:
+        S = cosine_scores(n)
+        a = np.full(n, 1.0 / n)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = skb.sinkhorn(S / temperature, logits=True, tol=tol, max_iter=max_steps)
+        seconds = time.perf_counter() - start
+        rows.append({"case": f"{n} x {n}, T={temperature:g}", "method": "skbalance",
+                     "seconds": seconds, "error": plan_error(result.plan, a, a),
+                     "work": f"{result.n_iter} steps + {result.n_newton} Newton; "
+                             f"{result.n_matvec} kernel passes"})
+        print(rows[-1], flush=True)
+        try:
+            import ot
+        except ImportError:
+            ot = None
+        if ot is not None:
+            for iterations in (500, 5000):
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    plan = ot.sinkhorn(a, a, -S, temperature, method="sinkhorn_log",
+                                       numItermax=iterations, stopThr=tol)
+                rows.append({"case": rows[-1]["case"], "method":
+                             f"POT sinkhorn_log ({iterations} it.)",
+                             "seconds": time.perf_counter() - start,
+                             "error": plan_error(plan, a, a),
+                             "work": f"about {2 * iterations} kernel passes"})
+                print(rows[-1], flush=True)
+        try:
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+            from ott.geometry import geometry
+            from ott.problems.linear import linear_problem
+            from ott.solvers.linear import sinkhorn as ott_sinkhorn
+        except ImportError:
+            continue
+        solver = ott_sinkhorn.Sinkhorn(threshold=tol, max_iterations=5000, lse_mode=True)
+        problem_ = linear_problem.LinearProblem(
+            geometry.Geometry(cost_matrix=jax.numpy.asarray(-S), epsilon=temperature),
+            jax.numpy.asarray(a), jax.numpy.asarray(a))
+        solver(problem_).matrix.block_until_ready()  # compile, not timed
+        start = time.perf_counter()
+        out = solver(problem_)
+        plan = np.asarray(out.matrix.block_until_ready())
+        rows.append({"case": rows[-1]["case"], "method": "ott-jax Sinkhorn (5000 it.)",
+                     "seconds": time.perf_counter() - start,
+                     "error": plan_error(plan, a, a),
+                     "work": f"{int(out.n_iters)} iterations, converged={bool(out.converged)}"})
+        print(rows[-1], flush=True)
+    print(f"\nSinkhorn to tolerance {tol:g} from logits (cosine scores / T), float64\n")
+    print("| case | method | seconds | marginal error of the plan | work |")
+    print("|---|---|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['method']} | {r['seconds']:.2f} | {r['error']:.1e} | "
+              f"{r['work']} |")
+
+
+def swav_port(scores, epsilon=0.05, iterations=3):
+    """SwaV's distributed_sinkhorn on one process, in plain NumPy."""
+    Q = np.exp(scores / epsilon).T
+    K, B = Q.shape
+    Q /= Q.sum()
+    for _ in range(iterations):
+        Q /= Q.sum(axis=1, keepdims=True)
+        Q /= K
+        Q /= Q.sum(axis=0, keepdims=True)
+        Q /= B
+    Q *= B
+    return Q.T
+
+
+def medians(functions, repeat):
+    """Median seconds of each function, rounds interleaved."""
+    times = {name: [] for name in functions}
+    for _ in range(repeat):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def batched(repeat):
+    """Part 3b: the 3-D path and swav_codes against their limits."""
+    from skbalance.ssl import swav_codes
+
+    rng = np.random.default_rng(0)
+    K = rng.uniform(0.1, 1.0, size=(64, 256, 256))
+    a = np.full(256, 1.0 / 256)
+
+    def loop_limit(plan=False):
+        plans = []
+        for i in range(64):
+            u, v = np.ones(256), np.ones(256)
+            for _ in range(50):
+                u = a / (K[i] @ v)
+                v = a / (u @ K[i])
+            if plan:
+                plans.append(u[:, None] * K[i] * v[None, :])
+        return plans
+
+    limit_name = "limit: loop of 2-D mat-vecs, then the plans"
+    times = medians({
+        "skbalance 3-D (returns the plan)": lambda: skb.sinkhorn(K, max_iter=100, tol=0).plan,
+        "loop of 2-D skb.sinkhorn": lambda: [skb.sinkhorn(K[i], max_iter=100, tol=0).plan
+                                             for i in range(64)],
+        "loop of 2-D mat-vecs only": loop_limit,
+        limit_name: lambda: loop_limit(plan=True),
+    }, repeat)
+    limit = times[limit_name]
+    print("\n64 batches of 256 x 256, 50 iterations (float64), median of "
+          f"{repeat} interleaved\n")
+    print("| method | seconds | x limit |\n|---|---:|---:|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.3f} | {seconds / limit:.2f} |")
+    print("\nswav_codes (epsilon 0.05, 3 iterations) against a NumPy port of SwaV\n")
+    print("| B x K | swav_codes (s) | port (s) | x port | max difference |")
+    print("|---|---:|---:|---:|---:|")
+    for n_samples, n_prototypes in [(4096, 3000), (256, 3000), (1024, 1024)]:
+        scores = rng.uniform(-1, 1, size=(n_samples, n_prototypes))
+        times = medians({"ours": lambda: swav_codes(scores),
+                         "port": lambda: swav_port(scores)}, repeat)
+        difference = float(np.abs(swav_codes(scores) - swav_port(scores)).max())
+        print(f"| {n_samples} x {n_prototypes} | {times['ours']:.4f} | {times['port']:.4f} | "
+              f"{times['ours'] / times['port']:.2f} | {difference:.1e} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", default="fixed", choices=["fixed", "tolerance", "batched"])
     parser.add_argument("--sizes", default="2048,4096")
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reg", type=float, default=0.05)
+    parser.add_argument("--max-steps", type=int, default=200_000,
+                        help="skbalance's step budget in --part tolerance")
+    parser.add_argument("--cases", default="1024:1e-2,1024:1e-3,2048:1e-2,2048:1e-3")
     args = parser.parse_args()
+    if args.part == "tolerance":
+        cases = [(int(c.split(":")[0]), float(c.split(":")[1])) for c in args.cases.split(",")]
+        to_tolerance(cases, args.max_steps)
+        return
+    if args.part == "batched":
+        batched(max(args.repeat, 7))
+        return
     try:
         import ot
     except ImportError:
