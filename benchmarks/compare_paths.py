@@ -44,7 +44,8 @@ S = sparse.random(60, 50, density=0.3, random_state=1, format="csr") + sparse.ey
 for k in (1, 2, 7, 40):
     out[f"sinkhorn 2-D k={k}"] = skb.sinkhorn(K, max_iter=k, tol=0).plan.ravel().tolist()
     out[f"sinkhorn 3-D k={k}"] = skb.sinkhorn(B, max_iter=k, tol=0).plan.ravel().tolist()
-    out[f"sinkhorn sparse k={k}"] = skb.sinkhorn(S, max_iter=k, tol=0).plan.toarray().ravel().tolist()
+    out[f"sinkhorn sparse k={k}"] = skb.sinkhorn(S, max_iter=k,
+                                                 tol=0).plan.toarray().ravel().tolist()
     out[f"sinkhorn logits k={k}"] = skb.sinkhorn(np.log(K), logits=True, max_iter=k,
                                                  tol=0).plan.ravel().tolist()
 for k in (1, 6, 31):

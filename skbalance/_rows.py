@@ -2,10 +2,10 @@
 
 Every estimator reads its input through :func:`read_rows`. A pandas DataFrame
 or anything NumPy can read is read on the host; a polars DataFrame is read
-natively (its columns are encoded by polars, never converted as a whole; a
-pandas categorical's or a polars Enum's codes are used as they are); a 2-D array of another Array
-API library (CuPy, torch, ...) stays on its device when scikit-learn's
-``array_api_dispatch`` is on; a dask DataFrame is recognised and left lazy
+natively (its columns are encoded by polars, never converted as a whole); the
+codes of a pandas categorical, an Arrow dictionary or a polars Enum are used
+as they are; a 2-D array of another Array API library (CuPy, torch, ...)
+stays on its device when scikit-learn's ``array_api_dispatch`` is on; a dask DataFrame is recognised and left lazy
 (the distributed path reduces it to the cell table, see ``_streaming.py``).
 Row-sized arrays never change place: only cell-sized arrays cross between
 device and host, through :meth:`Rows.encode` (levels to the host) and
@@ -228,8 +228,8 @@ def _encode_polars(series, column, missing, hint="missing='level'"):
     n_missing = series.null_count()
     if n_missing and missing != "level":
         raise ValueError(missing_values_message(column, n_missing, series.len(), hint=hint))
-    if n_missing:  # a level of its own, after the others
-        physical = physical.fill_null(levels.shape[0])
+    if n_missing:  # a level of its own, after the others (wide enough to hold it)
+        physical = physical.cast(pl.UInt32).fill_null(levels.shape[0])
         levels = levels.append(pd.Index([np.nan], dtype=object))
     return physical.to_numpy(), levels
 

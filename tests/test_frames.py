@@ -132,3 +132,13 @@ def test_polars_before_own_categories_renumbers_shared_ids():
     assert list(levels) == ["b", "a", "c"]
     assert physical.to_list() == [0, None, 1, 0, 2]
     assert other.len() == 2
+
+
+def test_polars_enum_with_many_categories_and_nulls():
+    # UInt8 physical codes: the missing level's code (256) needs a wider type
+    categories = [f"c{i:03d}" for i in range(256)]
+    values = [categories[i % 256] for i in range(512)] + [None] * 4
+    frame = pl.DataFrame({"g": pl.Series(values, dtype=pl.Enum(categories))})
+    shares = {c: 2 / 516 for c in categories} | {None: 4 / 516}
+    bal = skb.MarginalBalancer(targets={"g": shares}, missing="level").fit(frame)
+    np.testing.assert_allclose(bal.weights_, 1.0, rtol=1e-12)

@@ -350,7 +350,7 @@ def _dual_hessian(mass, codes, currents, offsets):
     """
     stride = max(1, mass.shape[0] // _HESSIAN_CELLS)
     sample = mass[::stride] * stride
-    sample_codes = [c[::stride] for c in codes]
+    sample_codes = [np.asarray(c[::stride], dtype=np.int64) for c in codes]  # no overflow
     sizes = np.diff(offsets)
     hessian = np.zeros((offsets[-1], offsets[-1]))
     for j, current in enumerate(currents):
