@@ -427,10 +427,12 @@ def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
         )
     # Levels without a target occur only in cells without mass (else we
     # raised above); their weights are 0 whatever the code, so any will do.
-    code = np.maximum(position, 0)[code_of_cell]
+    target_of_observed = np.maximum(position, 0)
+    code = target_of_observed[code_of_cell]
     n_levels = margin.levels.shape[0]
-    rows_per_target = np.bincount(code, cell_rows, minlength=n_levels)
-    mass_per_target = np.bincount(code, cell_base, minlength=n_levels)
+    # per target level: sums over its observed levels (no second pass over cells)
+    rows_per_target = np.bincount(target_of_observed, rows, minlength=n_levels)
+    mass_per_target = np.bincount(target_of_observed, mass, minlength=n_levels)
     absent = np.flatnonzero((mass_per_target <= 0) & (margin.proportions > 0))
     if absent.size:
         j = absent[0]
