@@ -85,10 +85,9 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
         steps until the error is below 1e-3, then Newton steps on all margins
         at once (the same limit in far fewer passes when margins are many;
         Newton steps that do not reach ``tol`` are discarded and plain steps
-        go on). "steps": only
-        single-margin steps, so that the weights are exactly the k-step
-        estimator with ``k = n_iter_``. ``tol=0`` always takes exactly
-        ``max_iter`` single-margin steps.
+        go on). "steps": only single-margin steps, so that the weights are
+        exactly the k-step estimator with ``k = n_iter_``. ``tol=0`` always
+        takes exactly ``max_iter`` single-margin steps.
 
     Attributes
     ----------

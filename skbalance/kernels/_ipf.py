@@ -39,6 +39,9 @@ _NEWTON_START = 1e-3
 # The Newton steps' Hessian is estimated from at most about this many cells
 # (a strided subsample): it only preconditions, the gradient is exact.
 _HESSIAN_CELLS = 1_000_000
+# The Hessian is kept for the next Newton step after a step that cut the
+# error by this factor or more.
+_NEWTON_REUSE = 0.05
 # At most this many Newton steps; each must cut the error by 10% or more.
 _NEWTON_MAX_STEPS = 30
 # Newton is used only while the levels of all margins together are few enough
@@ -386,13 +389,18 @@ def _newton_steps(mass, codes, targets, level_factors, tol, max_steps):
     offsets = np.cumsum([0] + [t.shape[0] for t in targets])
     currents, error = _all_errors(mass, codes, targets)
     level_factors = [factors.copy() for factors in level_factors]
-    rows = []
+    rows, inverse, fast = [], None, False
     while error.max() > tol:
         if len(rows) == min(max_steps, _NEWTON_MAX_STEPS):
             return None
-        hessian = _dual_hessian(mass, codes, currents, offsets)
+        if inverse is None or not fast:
+            # a new Hessian only when the last step with the old one was slow:
+            # near the limit it barely changes, and making it costs more passes
+            # over the cells than a step
+            inverse = np.linalg.pinv(_dual_hessian(mass, codes, currents, offsets),
+                                     rcond=1e-12, hermitian=True)
         gradient = np.concatenate(currents) - np.concatenate(targets)
-        step = -np.linalg.pinv(hessian, rcond=1e-12, hermitian=True) @ gradient
+        step = -inverse @ gradient
         change = np.zeros_like(mass)
         for j, margin_codes in enumerate(codes):
             change += np.take(step[offsets[j]:offsets[j + 1]], margin_codes)
@@ -409,6 +417,7 @@ def _newton_steps(mass, codes, targets, level_factors, tol, max_steps):
                    and all(np.all(np.isfinite(f)) for f in level_factors))
         if not (healthy and new_error.max() <= 0.9 * error.max()):
             return None
+        fast = new_error.max() <= _NEWTON_REUSE * error.max()
         error = new_error
         rows.append(error.copy())
     return mass, level_factors, rows

@@ -69,14 +69,15 @@ class SinkhornResult:
         at most 1e-10 of the total mass after ``max_iter`` steps).
     marginal_error : ndarray of shape (n_iter + n_newton + 1,)
         Largest absolute marginal error, relative to the problem's total mass
-        (the largest over a batch), before any step, after each step, then
-        after each Newton iteration. The last entry is measured on the plan
-        returned.
+        (the largest over a batch), before any step, then after each step and
+        each Newton iteration in the order they ran (with epsilon scaling, at
+        the temperature of their stage). The last entry is measured on the
+        plan returned.
     logits : bool
         Whether ``u`` and ``v`` are log-scalings.
     n_newton : int, default=0
-        Newton iterations on the dual that finished a logits fit whose
-        steps were slow (see :func:`sinkhorn`).
+        Newton iterations on the dual kept in a logits fit with epsilon
+        scaling (see :func:`sinkhorn`).
     kernel : array or sparse matrix, default=None
         The balanced kernel (centred logits in the logits path), from which
         ``plan`` is computed on first access.
@@ -368,8 +369,11 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=None, logits=False,
         ``K`` holds log-kernel values; use the stabilised path.
     epsilon_scaling : bool or "auto", default="auto"
         In the logits path, first balance the logits scaled down (larger
-        temperatures) and warm-start from there. "auto": when ``tol > 0``
-        (``tol=0`` asks for the plain k-step plan).
+        temperatures) and warm-start from there; 2-D problems finish each
+        temperature with Newton steps on the dual (conjugate gradients on
+        kernel products; with NumPy preconditioned by the sparse LU of the
+        plan's largest entries). "auto": when ``tol > 0`` (``tol=0`` asks
+        for the plain k-step plan).
 
     Returns
     -------
