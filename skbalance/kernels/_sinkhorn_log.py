@@ -135,6 +135,9 @@ _POLISH_TOL = 1e-9
 # and shifts the scaled matrix's diagonal by this much.
 _SPARSE_TOP = 4
 _SPARSE_SHIFT = 1e-6
+# A factorisation is reused for the next Newton step when conjugate gradients
+# needed at most this many iterations with it.
+_SPARSE_REUSE_ITER = 8
 # Newton-CG: at most this many Newton steps, each with at most this many
 # conjugate-gradient iterations (two kernel products each).
 _NEWTON_MAX_STEPS = 60
@@ -222,7 +225,7 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
             direction, rz = z + (rz_new / rz) * direction, rz_new
         return x, r
 
-    state, errors, steps = evaluate(f, g), [], 0
+    state, errors, steps, cache = evaluate(f, g), [], 0, {}
     while steps < max_steps and state is not None:
         P, r, c, value = state
         grad_f, grad_g = a - r, b - c
@@ -231,7 +234,7 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
             break
         eta = min(0.5, math.sqrt(error))
         if isinstance(P, np.ndarray):  # SciPy's sparse LU preconditions
-            d_f, d_g = _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes)
+            d_f, d_g = _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes, cache)
         else:
             safe_r = xp.where(r > 0, r, xp.ones_like(r))
             rhs = grad_g - (grad_f / safe_r) @ P
@@ -293,12 +296,19 @@ def _sparse_preconditioner(P, r, c):
     return lambda v: scale * factor.solve(scale * v)
 
 
-def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes):
+def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes, cache):
     """Newton direction by conjugate gradients on the whole Newton system
-    (last column potential fixed), preconditioned by the sparse LU."""
+    (last column potential fixed), preconditioned by the sparse LU.
+
+    ``cache`` keeps the factorisation for the next Newton step when this one
+    needed few iterations: the plan changes little from step to step, and a
+    factorisation costs more than a few products.
+    """
     m = P.shape[0]
-    solve = _sparse_preconditioner(P, r, c)
-    passes[0] += 2  # the selection of the largest entries, and reading them
+    solve = cache.get("solve")
+    if solve is None:
+        solve = cache["solve"] = _sparse_preconditioner(P, r, c)
+        passes[0] += 2  # the selection of the largest entries, and reading them
 
     def product(x):
         x_g = np.append(x[m:], 0.0)
@@ -311,7 +321,8 @@ def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes):
     z = solve(residual)
     direction, rz = z, float(residual @ z)
     target = eta * math.sqrt(max(rz, 0.0))
-    for _ in range(_CG_MAX_ITER):
+    iterations = 0
+    for iterations in range(1, _CG_MAX_ITER + 1):
         if not math.sqrt(max(rz, 0.0)) > target:
             break
         image = product(direction)
@@ -324,6 +335,8 @@ def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes):
         z = solve(residual)
         rz_new = float(residual @ z)
         direction, rz = z + (rz_new / rz) * direction, rz_new
+    if iterations > _SPARSE_REUSE_ITER:
+        cache.pop("solve")  # a fresh factorisation next time
     return x[:m], np.append(x[m:], 0.0)
 
 
