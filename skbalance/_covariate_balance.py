@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from array_api_compat import is_array_api_obj
 
 from ._rows import kish_effective_size, read_rows
 from ._targets import is_numeric, parse_targets
@@ -88,6 +89,8 @@ class _Side:
 
 
 def _read_weights(weights, n_rows, name):
+    if not isinstance(weights, np.ndarray) and is_array_api_obj(weights):
+        weights = to_numpy(weights)  # device weights: the report is made on the host
     try:
         return check_sample_weight(weights, n_rows)
     except ValueError as exc:
@@ -244,8 +247,7 @@ def balance_table(X, weights, target, *, sample_weight=None, target_weight=None,
         raise TypeError("X is a dask DataFrame: compute() the rows to report on first.")
     n_rows = rows.n_rows
     base = _read_weights(sample_weight, n_rows, "sample_weight")
-    balanced = _read_weights(to_numpy(weights) if not isinstance(weights, np.ndarray)
-                             else weights, n_rows, "weights")
+    balanced = _read_weights(weights, n_rows, "weights")
     sides = (base, balanced)
     sample = _Side(rows, None)
     kind, read = _read_target(target, rows, target_weight)

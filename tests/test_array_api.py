@@ -177,6 +177,11 @@ def test_marginal_balancer_follows_the_data(name, device, dtype, case):
                        name, device, dtype, exact_dtype=False)
         assert_follows(fitted.transform(new)[:, 0], reference.transform(X[::3])[:, 0],
                        name, device, dtype, exact_dtype=False)
+        # the covariate-balance report reads device rows and weights on the host
+        report = fitted.balance_report(convert(X, name, device, dtype),
+                                       sample_weight=convert(base, name, device, dtype))
+    expected = reference.balance_report(X, sample_weight=base)
+    np.testing.assert_allclose(report["after"], expected["after"], rtol=1e-5, atol=1e-6)
     if case == "raking":  # calibration in float32 may stop short of tol 1e-10
         assert fitted.n_iter_ == reference.n_iter_ and fitted.converged_
     else:

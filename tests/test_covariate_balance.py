@@ -195,6 +195,10 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="'z'"):
         skb.covariate_balance(pd.DataFrame({"x": [1.0, 2.0]}), np.ones(2),
                               pd.DataFrame({"x": [1.0]}), covariates=["z"])
+    dd = pytest.importorskip("dask.dataframe")
+    with pytest.raises(TypeError, match="compute"):
+        skb.covariate_balance(dd.from_pandas(sample, npartitions=1), np.ones(2),
+                              pd.DataFrame({"x": [1.0]}))
     with pytest.warns(UserWarning, match="undefined"):
         report = skb.covariate_balance(pd.DataFrame({"x": [1.0, 1.0]}), np.ones(2),
                                        pd.DataFrame({"x": [2.0, 2.0]}))
