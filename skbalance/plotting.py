@@ -165,7 +165,7 @@ def plot_love(report, ax=None, *, levels=True, threshold=0.1):
     ax.invert_yaxis()
     ax.set_xlabel("absolute standardized mean difference")
     ax.set_title("Covariate balance")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     return ax
 
 
