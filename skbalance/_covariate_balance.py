@@ -74,18 +74,12 @@ def _asmd(difference, target_var, fallback_var, covariate, term):
     return np.nan
 
 
-class _Side:
-    """One weighted set of rows: values by column, and its weights."""
-
-    def __init__(self, rows, weights):
-        self.rows = rows
-        self.weights = weights
-
-    def values(self, column):
-        values = self.rows.column(column)
-        if isinstance(values, pd.Series):
-            return values
-        return pd.Series(to_numpy(values) if self.rows.on_device else values)
+def _values(rows, column):
+    """One column of rows as a host pandas Series."""
+    values = rows.column(column)
+    if isinstance(values, pd.Series):
+        return values
+    return pd.Series(to_numpy(values) if rows.on_device else values)
 
 
 def _read_weights(weights, n_rows, name):
@@ -147,11 +141,12 @@ def _correction(w):
     return v1 * v1 / denominator if denominator > 1e-12 * v1 * v1 else 1.0
 
 
-def _against_rows(covariate, sample, target, numeric, sides):
-    """Terms and distances of one covariate against target rows."""
+def _against_rows(covariate, values, target, numeric, sides):
+    """Terms and distances of one covariate (its sample ``values``) against
+    the target's (rows, weights)."""
     base, balanced = sides
-    target_weight = target.weights
-    values, target_values = sample.values(covariate), target.values(covariate)
+    target_rows, target_weight = target
+    target_values = _values(target_rows, covariate)
     if numeric:
         x, y = _float_values(values, covariate), _float_values(target_values, covariate)
         seen_x, seen_y = ~np.isnan(x), ~np.isnan(y)
@@ -169,7 +164,7 @@ def _against_rows(covariate, sample, target, numeric, sides):
         if not (seen_x.all() and seen_y.all()):  # the share missing is a term too
             missing, _ = _categorical_terms(
                 covariate, (~seen_x).astype(np.int64), pd.Index([False, True]), sides,
-                *_indicator_target(~seen_y, target_weight))
+                *_level_shares((~seen_y).astype(np.int64), target_weight, 2))
             row = missing[1][1]
             row[0] = "numeric"
             terms.append(((covariate, MISSING), row))
@@ -180,26 +175,23 @@ def _against_rows(covariate, sample, target, numeric, sides):
         target_levels[~target_levels.isin(sample_levels)]))
     codes = levels.get_indexer(sample_levels)[sample_codes]
     t_codes = levels.get_indexer(target_levels)[target_codes]
-    target_shares = np.bincount(t_codes, target_weight, minlength=levels.shape[0])
-    target_shares = target_shares / target_weight.sum()
-    target_var = target_shares * (1 - target_shares) * _correction(target_weight)
-    return _categorical_terms(covariate, codes, levels, sides, target_shares, target_var)
+    return _categorical_terms(covariate, codes, levels, sides,
+                              *_level_shares(t_codes, target_weight, levels.shape[0]))
 
 
-def _indicator_target(flag, weight):
-    """Target shares and variances of a 0/1 flag's two levels."""
-    share = float(weight[flag].sum()) / float(weight.sum())
-    shares = np.array([1 - share, share])
+def _level_shares(codes, weight, n_levels):
+    """Weighted share of every level and the reliability-weighted variance of
+    its 0/1 indicator."""
+    shares = np.bincount(codes, weight, minlength=n_levels) / weight.sum()
     return shares, shares * (1 - shares) * _correction(weight)
 
 
-def _against_margin(margin, sample, sides):
+def _against_margin(margin, rows, sides):
     """Terms and distances of one target margin (or numeric target)."""
     base, balanced = sides
-    rows = sample.rows
     if is_numeric(margin):
         column = margin.columns[0]
-        x = _float_values(sample.values(column), column)
+        x = _float_values(_values(rows, column), column)
         seen = ~np.isnan(x)
         means = [weighted_moments(x[seen], w[seen]) for w in (base, balanced)]
         return [((margin.key, MEAN), [
@@ -226,7 +218,7 @@ def _against_margin(margin, sample, sides):
 
 
 def _read_target(target, rows, target_weight):
-    """The target as ('rows', _Side) or ('margins', list of parsed margins)."""
+    """The target as ('rows', (rows, weights)) or ('margins', parsed margins)."""
     if isinstance(target, Mapping):
         margins, _ = parse_targets(target, "auto", known_columns=rows.columns)
         return "margins", margins
@@ -236,7 +228,7 @@ def _read_target(target, rows, target_weight):
     if target_rows.lazy:
         raise TypeError("The target rows are a dask DataFrame: compute() them first.")
     weights = _read_weights(target_weight, target_rows.n_rows, "target_weight")
-    return "rows", _Side(target_rows, weights)
+    return "rows", (target_rows, weights)
 
 
 def balance_table(X, weights, target, *, sample_weight=None, target_weight=None,
@@ -249,7 +241,6 @@ def balance_table(X, weights, target, *, sample_weight=None, target_weight=None,
     base = _read_weights(sample_weight, n_rows, "sample_weight")
     balanced = _read_weights(weights, n_rows, "weights")
     sides = (base, balanced)
-    sample = _Side(rows, None)
     kind, read = _read_target(target, rows, target_weight)
     records = []
     if kind == "margins":
@@ -259,20 +250,22 @@ def balance_table(X, weights, target, *, sample_weight=None, target_weight=None,
             margins = [m for m in margins if m.key in wanted or
                        (len(m.columns) == 1 and m.columns[0] in wanted)]
         for margin in margins:
-            records.append((margin.key, *_against_margin(margin, sample, sides)))
+            records.append((margin.key, *_against_margin(margin, rows, sides)))
     else:
+        target_rows = read[0]
         if covariates is None:
-            present = set(read.rows.columns)
+            present = set(target_rows.columns)
             covariates = [c for c in rows.columns if c in present]
         covariates = list(covariates)
         if not covariates:
             raise ValueError("X and the target rows have no covariate in common.")
         rows.check_columns(covariates)
-        read.rows.check_columns(covariates)
+        target_rows.check_columns(covariates)
         forced = set(categorical)
         for covariate in covariates:
-            numeric = _is_numeric_column(sample.values(covariate), covariate in forced)
-            records.append((covariate, *_against_rows(covariate, sample, read, numeric,
+            values = _values(rows, covariate)
+            numeric = _is_numeric_column(values, covariate in forced)
+            records.append((covariate, *_against_rows(covariate, values, read, numeric,
                                                       sides)))
     return _assemble(records, sides)
 

@@ -258,6 +258,16 @@ class _Residual:
         return float(buffer.max())
 
 
+def _unit_start(rows, cols, a, b, xp):
+    """k = 0 from K's row and column sums: K rescaled to the total mass.
+
+    Returns the scalings ``u, v`` and the products ``K v`` and ``K^T u``.
+    """
+    _check_support(rows, cols, a, b, xp)
+    scale = xp.sum(a, axis=-1, keepdims=True) / xp.sum(rows, axis=-1, keepdims=True)
+    return xp.ones_like(a) * scale, xp.ones_like(b), rows, cols * scale
+
+
 def _scaling_path(K, a, b, xp, max_iter, tol, lean=True):
     if lean and tol == 0 and isinstance(K, np.ndarray) and K.dtype == np.float64:
         if K.ndim == 3:
@@ -265,13 +275,8 @@ def _scaling_path(K, a, b, xp, max_iter, tol, lean=True):
         return _fixed_steps(K, a, b, max_iter)
     matvec, rmatvec = kernel_products(K, xp)
     # The first products double as the support check and the k = 0 error.
-    v = xp.ones_like(b)
-    rows, cols = matvec(v), rmatvec(xp.ones_like(a))
-    _check_support(rows, cols, a, b, xp)
-    # k = 0: K rescaled to the total mass; then rows first.
-    scale = xp.sum(a, axis=-1, keepdims=True) / xp.sum(rows, axis=-1, keepdims=True)
-    u = xp.ones_like(a) * scale
-    Kv, Ktu = rows, cols * scale
+    rows, cols = matvec(xp.ones_like(b)), rmatvec(xp.ones_like(a))
+    u, v, Kv, Ktu = _unit_start(rows, cols, a, b, xp)  # then rows first
     residual = _Residual(xp, a, b)
     errors = [max(residual(u, Kv, a), residual(v, Ktu, b))]
     # Rows or columns of K that are all zero (with a zero target) would give
@@ -315,12 +320,9 @@ def _fixed_steps(K, a, b, max_iter):
     error history is computed from them at the end, in bulk.
     """
     rows, cols = K @ np.ones_like(b), np.ones_like(a) @ K
-    _check_support(rows, cols, a, b, np)
+    u, v, Kv, Ktu = _unit_start(rows, cols, a, b, np)
     if (rows <= 0).any() or (cols <= 0).any():  # zero lines: the guarded general path
         return _scaling_path(K, a, b, np, max_iter, 0, lean=False)
-    scale = np.sum(a, axis=-1, keepdims=True) / np.sum(rows, axis=-1, keepdims=True)
-    u, v = np.ones_like(a) * scale, np.ones_like(b)
-    Kv, Ktu = rows, cols * scale
     first = max(float(np.abs(u * Kv - a).max()), float(np.abs(v * Ktu - b).max()))
     n_row_steps, n_col_steps = (max_iter + 1) // 2, max_iter // 2
     # after row step k: (v before it, K^T u); after column step k: (u, K v)

@@ -165,6 +165,55 @@ def _stalled(errors, tol, window, horizon):
     return rate >= 1.0 or math.log(tol / now) / math.log(rate) > horizon
 
 
+class _Dual:
+    """The entropic dual ``<a, f> + <b, g> - sum exp(L + f + g)`` that Newton
+    ascends, in float64 where the namespace has it, with the kernel passes
+    its evaluations cost."""
+
+    def __init__(self, L, a, b, xp):
+        self.xp, self.dtype, self.passes = xp, L.dtype, 0
+        self.work = xp.float64 if has_float64(xp, L) else L.dtype
+        self.L, self.a, self.b = (xp.astype(x, self.work, copy=False) for x in (L, a, b))
+
+    def cast(self, f, g):
+        """Potentials in the working dtype."""
+        return (self.xp.astype(f, self.work, copy=False),
+                self.xp.astype(g, self.work, copy=False))
+
+    def evaluate(self, f, g):
+        """(plan, row sums, column sums, value), or None where exp would overflow."""
+        xp = self.xp
+        Z = self.L + f[:, None] + g[None, :]
+        self.passes += 1
+        if float(xp.max(Z)) > 700.0:  # not a useful point
+            return None
+        P = xp.exp(Z)
+        r, c = xp.sum(P, axis=1), xp.sum(P, axis=0)
+        self.passes += 2
+        return P, r, c, float(xp.sum(self.a * f) + xp.sum(self.b * g) - xp.sum(r))
+
+    def error(self, r, c):
+        """Largest marginal error of a plan with row sums r and column sums c."""
+        return max(max_abs(self.xp, self.a - r), max_abs(self.xp, self.b - c))
+
+    def search(self, f, g, d_f, d_g, value, slope):
+        """Armijo backtracking along (d_f, d_g): (step, state), or None."""
+        t = 1.0
+        while t > 1e-6:
+            trial = self.evaluate(f + t * d_f, g + t * d_g)
+            if trial is not None and trial[3] >= value + 1e-4 * t * slope:
+                return t, trial
+            t *= 0.5
+        return None
+
+    def result(self, f, g, steps, errors):
+        """What the Newton solvers return: potentials in the input dtype,
+        steps, errors and the kernel passes spent."""
+        xp = self.xp
+        return (xp.astype(f, self.dtype, copy=False), xp.astype(g, self.dtype, copy=False),
+                steps, errors, self.passes)
+
+
 def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
     """Newton ascent on the entropic dual of a 2-D problem, by conjugate gradients.
 
@@ -183,25 +232,12 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
     Returns the potentials, the Newton steps taken, the error after each,
     and the kernel passes spent (mat-vec equivalents).
     """
-    dtype = L.dtype
-    work = xp.float64 if has_float64(xp, L) else dtype
-    L, a, b = (xp.astype(x, work, copy=False) for x in (L, a, b))
-    f, g = xp.astype(f, work, copy=False), xp.astype(g, work, copy=False)
-    passes = [0]
-
-    def evaluate(f, g):
-        Z = L + f[:, None] + g[None, :]
-        passes[0] += 1
-        if float(xp.max(Z)) > 700.0:  # exp would overflow: not a useful point
-            return None
-        P = xp.exp(Z)
-        r, c = xp.sum(P, axis=1), xp.sum(P, axis=0)
-        passes[0] += 2
-        value = float(xp.sum(a * f) + xp.sum(b * g) - xp.sum(r))
-        return P, r, c, value
+    dual = _Dual(L, a, b, xp)
+    f, g = dual.cast(f, g)
+    a, b = dual.a, dual.b
 
     def schur_solve(P, r, c, rhs, eta):
-        tiny = xp.finfo(work).smallest_normal
+        tiny = xp.finfo(dual.work).smallest_normal
         r = xp.where(r > tiny, r, xp.full_like(r, tiny))
         c = xp.where(c > tiny, c, xp.full_like(c, tiny))
         x = xp.zeros_like(rhs)
@@ -213,7 +249,7 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
             if not math.sqrt(max(rz, 0.0)) > target:
                 break
             product = c * direction - ((direction @ xp.permute_dims(P, (1, 0))) / r) @ P
-            passes[0] += 2
+            dual.passes += 2
             curvature = float(xp.sum(direction * product))
             if not curvature > 0:
                 break
@@ -225,43 +261,35 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
             direction, rz = z + (rz_new / rz) * direction, rz_new
         return x, r
 
-    state, errors, steps, cache = evaluate(f, g), [], 0, {}
+    state, errors, steps, cache = dual.evaluate(f, g), [], 0, {}
     while steps < max_steps and state is not None:
         P, r, c, value = state
         grad_f, grad_g = a - r, b - c
-        error = max(max_abs(xp, grad_f), max_abs(xp, grad_g))
+        error = dual.error(r, c)
         if error <= tol:
             break
         eta = min(0.5, math.sqrt(error))
         if isinstance(P, np.ndarray):  # SciPy's sparse LU preconditions
-            d_f, d_g = _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes, cache)
+            d_f, d_g = _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, dual, cache)
         else:
             safe_r = xp.where(r > 0, r, xp.ones_like(r))
             rhs = grad_g - (grad_f / safe_r) @ P
-            passes[0] += 1
             d_g, safe_r = schur_solve(P, r, c, rhs, eta)
             d_f = (grad_f - P @ d_g) / safe_r
-            passes[0] += 1
+            dual.passes += 2  # the right-hand side and the back-substitution
         slope = float(xp.sum(grad_f * d_f) + xp.sum(grad_g * d_g))
         if not (math.isfinite(slope) and slope > 0):
             break
-        t, new = 1.0, None
-        while t > 1e-6:
-            trial = evaluate(f + t * d_f, g + t * d_g)
-            if trial is not None and trial[3] >= value + 1e-4 * t * slope:
-                new = trial
-                break
-            t *= 0.5
-        if new is None:
+        found = dual.search(f, g, d_f, d_g, value, slope)
+        if found is None:
             break
-        f, g, state = f + t * d_f, g + t * d_g, new
+        t, state = found
+        f, g = f + t * d_f, g + t * d_g
         steps += 1
-        _, r, c, _ = state
-        errors.append(max(max_abs(xp, a - r), max_abs(xp, b - c)))
+        errors.append(dual.error(state[1], state[2]))
         if len(errors) > 5 and errors[-1] > 0.5 * errors[-6]:
             break  # conjugate gradients no longer give useful steps
-    return (xp.astype(f, dtype, copy=False), xp.astype(g, dtype, copy=False), steps, errors,
-            passes[0])
+    return dual.result(f, g, steps, errors)
 
 
 def _sparse_preconditioner(P, r, c):
@@ -296,7 +324,7 @@ def _sparse_preconditioner(P, r, c):
     return lambda v: scale * factor.solve(scale * v)
 
 
-def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes, cache):
+def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, dual, cache):
     """Newton direction by conjugate gradients on the whole Newton system
     (last column potential fixed), preconditioned by the sparse LU.
 
@@ -308,11 +336,11 @@ def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, passes, cache):
     solve = cache.get("solve")
     if solve is None:
         solve = cache["solve"] = _sparse_preconditioner(P, r, c)
-        passes[0] += 2  # the selection of the largest entries, and reading them
+        dual.passes += 2  # the selection of the largest entries, and reading them
 
     def product(x):
         x_g = np.append(x[m:], 0.0)
-        passes[0] += 2
+        dual.passes += 2
         return np.concatenate([r * x[:m] + P @ x_g, (x[:m] @ P + c * x_g)[:-1]])
 
     rhs = np.concatenate([grad_f, grad_g[:-1]])
@@ -351,34 +379,14 @@ def _dense_newton(L, a, b, f, g, xp, tol, max_steps=100):
     potential fixed to remove its null direction), solved densely.
     Backtracking keeps every trial point finite. Works in float64.
     """
-    dtype = L.dtype
-    work = xp.float64 if has_float64(xp, L) else dtype
-    L, a, b = (xp.astype(x, work, copy=False) for x in (L, a, b))
-    f, g = xp.astype(f, work, copy=False), xp.astype(g, work, copy=False)
-    m = L.shape[0]
-
-    def evaluate(f, g):
-        Z = L + f[:, None] + g[None, :]
-        if float(xp.max(Z)) > 700.0:  # exp would overflow: not a useful point
-            return None
-        P = xp.exp(Z)
-        r, c = xp.sum(P, axis=1), xp.sum(P, axis=0)
-        value = float(xp.sum(a * f) + xp.sum(b * g) - xp.sum(r))
-        return P, r, c, value
-
-    passes = [0]
-    evaluate_once = evaluate
-
-    def evaluate(f, g):  # noqa: F811 - the same, counted
-        passes[0] += 3
-        return evaluate_once(f, g)
-
-    state, errors, steps = evaluate(f, g), [], 0
-    while steps < max_steps:
+    dual = _Dual(L, a, b, xp)
+    f, g = dual.cast(f, g)
+    a, b, m = dual.a, dual.b, L.shape[0]
+    state, errors, steps = dual.evaluate(f, g), [], 0
+    while steps < max_steps and state is not None:
         P, r, c, value = state
         grad_f, grad_g = a - r, b - c
-        error = max(max_abs(xp, grad_f), max_abs(xp, grad_g))
-        if error <= tol:
+        if dual.error(r, c) <= tol:
             break
         top = xp.concat([_diag(xp, r), P[:, :-1]], axis=1)
         bottom = xp.concat([xp.permute_dims(P[:, :-1], (1, 0)), _diag(xp, c[:-1])], axis=1)
@@ -392,31 +400,24 @@ def _dense_newton(L, a, b, f, g, xp, tol, max_steps=100):
             system = hessian + damping * _diag(xp, scale)
             try:
                 direction = xp.linalg.solve(system, gradient)
-                passes[0] += 1 + (m + L.shape[1]) // 3  # forming it; a dense solve
+                dual.passes += 1 + (m + L.shape[1]) // 3  # forming it; a dense solve
             except (np.linalg.LinAlgError, ValueError, RuntimeError):
                 continue  # numerically singular: damp more
             if not bool(xp.all(xp.isfinite(direction))):
                 continue
             d_f = direction[:m]
-            d_g = xp.concat([direction[m:], xp.zeros(1, dtype=work, device=device_of(L))])
-            slope = float(xp.sum(gradient * direction))
-            t = 1.0
-            while t > 1e-6:
-                trial = evaluate(f + t * d_f, g + t * d_g)
-                if trial is not None and trial[3] >= value + 1e-4 * t * slope:
-                    new = trial
-                    break
-                t *= 0.5
+            d_g = xp.concat([direction[m:],
+                             xp.zeros(1, dtype=dual.work, device=device_of(L))])
+            new = dual.search(f, g, d_f, d_g, value, float(xp.sum(gradient * direction)))
             if new is not None:
                 break
         if new is None:
             break
-        f, g, state = f + t * d_f, g + t * d_g, new
+        t, state = new
+        f, g = f + t * d_f, g + t * d_g
         steps += 1
-        _, r, c, _ = state
-        errors.append(max(max_abs(xp, a - r), max_abs(xp, b - c)))
-    return (xp.astype(f, dtype, copy=False), xp.astype(g, dtype, copy=False), steps, errors,
-            passes[0])
+        errors.append(dual.error(state[1], state[2]))
+    return dual.result(f, g, steps, errors)
 
 
 def _diag(xp, values):
