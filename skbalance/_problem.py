@@ -409,9 +409,12 @@ def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
     """
     label = margin_label(margin.key)
     position = margin.levels.get_indexer(observed)
-    rows = np.bincount(code_of_cell, cell_rows, minlength=observed.shape[0])
     mass = np.bincount(code_of_cell, cell_base, minlength=observed.shape[0])
     unmatched = np.flatnonzero((position < 0) & (mass > 0))
+
+    def rows():  # per observed level, for the messages only
+        return np.bincount(code_of_cell, cell_rows, minlength=observed.shape[0])
+
     if unmatched.size:
         first = observed[unmatched[0]]
         hint = ""
@@ -422,20 +425,19 @@ def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
                 f"{'/'.join(sorted(target_types))})"
             )
         raise ValueError(
-            f"{label} has level {level_repr(first)} in {int(rows[unmatched[0]])} "
+            f"{label} has level {level_repr(first)} in {int(rows()[unmatched[0]])} "
             f"row(s) but no target; {unmatched.size} data level(s) have no target{hint}."
         )
     # Levels without a target occur only in cells without mass (else we
     # raised above); their weights are 0 whatever the code, so any will do.
     target_of_observed = np.maximum(position, 0)
-    code = target_of_observed[code_of_cell]
     n_levels = margin.levels.shape[0]
     # per target level: sums over its observed levels (no second pass over cells)
-    rows_per_target = np.bincount(target_of_observed, rows, minlength=n_levels)
     mass_per_target = np.bincount(target_of_observed, mass, minlength=n_levels)
     absent = np.flatnonzero((mass_per_target <= 0) & (margin.proportions > 0))
     if absent.size:
         j = absent[0]
+        rows_per_target = np.bincount(target_of_observed, rows(), minlength=n_levels)
         where = ("no row in the data" if rows_per_target[j] == 0 else
                  f"only rows of zero base weight ({int(rows_per_target[j])})")
         raise ValueError(
@@ -443,7 +445,9 @@ def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
             f"({margin.proportions[j]:.6g} of the total) but {where}; give it target 0 "
             "or collapse it with another level."
         )
-    return code
+    if np.array_equal(target_of_observed, np.arange(n_levels)):
+        return code_of_cell  # the observed levels are the targets', in order
+    return target_of_observed[code_of_cell]
 
 
 def _uniform_margins(encoded, base):

@@ -219,6 +219,7 @@ def diagnostic_columns(problem, base_mass, cell_factors):
     """Per margin, the level statistics behind ``diagnostics_`` (cheap)."""
     columns = []
     n_rows = problem.cell_rows.sum()
+    cell_rows = problem.cell_rows.astype(np.float64)  # once, not per margin
     weighted_mass = base_mass * cell_factors
     weighted_total = weighted_mass.sum()
     for margin, code in zip(problem.margins, problem.margin_codes):
@@ -234,7 +235,7 @@ def diagnostic_columns(problem, base_mass, cell_factors):
             })
             continue
         n_levels = margin.levels.shape[0]
-        rows = np.bincount(code, problem.cell_rows, minlength=n_levels)
+        rows = np.bincount(code, cell_rows, minlength=n_levels)
         weighted = np.bincount(code, weighted_mass, minlength=n_levels) / weighted_total
         columns.append({
             "n_rows": rows.astype(np.int64),

@@ -143,6 +143,71 @@ def test_newton_finish_reaches_the_raking_limit():
     assert not np.isnan(fast.errors[-fast.n_newton:]).any()
 
 
+def _plain_two_way_tables(mass, codes, sizes):
+    """The dual's Hessian by a plain loop over cells and pairs of margins."""
+    offsets = np.cumsum([0] + sizes)
+    hessian = np.zeros((offsets[-1], offsets[-1]))
+    for c in range(mass.shape[0]):
+        for j in range(len(codes)):
+            for k in range(len(codes)):
+                if j == k:
+                    hessian[offsets[j] + codes[j][c], offsets[j] + codes[j][c]] += mass[c]
+                else:
+                    hessian[offsets[j] + codes[j][c], offsets[k] + codes[k][c]] += mass[c]
+    return hessian
+
+
+# blocks of margins: [3, 4, 5] (60 joint levels), [70, 2]; [4] * 4 is one block
+# of four axes; [300, 2] puts the large margin alone
+@pytest.mark.parametrize("sizes", [[3, 4, 5, 70, 2], [4, 4, 4, 4], [300, 2], [6]])
+@pytest.mark.parametrize("cells_cap", [None, 700])
+def test_newton_hessian_is_the_two_way_tables(sizes, cells_cap, monkeypatch):
+    from skbalance.kernels import _ipf
+
+    if cells_cap:  # subsampled: every 3rd cell of 2,000, scaled by 3
+        monkeypatch.setattr(_ipf, "_HESSIAN_CELLS", cells_cap)
+    rng = np.random.default_rng(len(sizes))
+    n_cells = 2000
+    codes = [rng.integers(0, s, size=n_cells) for s in sizes]
+    targets = [np.full(s, 1.0 / s) for s in sizes]
+    mass = rng.random(n_cells)
+    blocks = _ipf._margin_blocks(codes, targets)
+    tables, currents, _ = _ipf._block_errors(mass, blocks, targets)
+    for c, t, current in zip(codes, targets, currents):
+        np.testing.assert_allclose(current, np.bincount(c, mass, minlength=t.shape[0]),
+                                   rtol=1e-12)
+    offsets = np.cumsum([0] + sizes)
+    hessian = _ipf._dual_hessian(mass, blocks, tables, offsets)
+    stride = 1 if cells_cap is None else n_cells // cells_cap
+    expected = _plain_two_way_tables(mass[::stride] * stride,
+                                     [c[::stride] for c in codes], sizes)
+    np.testing.assert_allclose(hessian, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_newton_finish_with_uneven_margin_blocks():
+    # margins of 3, 4, 5, 70 and 2 levels (two blocks of joint codes), and a
+    # dimension of 300 levels alone: the limit of plain raking either way
+    rng = np.random.default_rng(7)
+    n_cells = 30_000
+    latent = rng.normal(size=n_cells)
+    codes, targets = [], []
+    for j, size in enumerate([3, 4, 5, 70, 2, 300]):
+        score = latent * np.cos(j) + rng.normal(size=n_cells)
+        level = np.searchsorted(np.quantile(score, np.linspace(0, 1, size + 1)[1:-1]), score)
+        codes.append(level)
+        targets.append(np.bincount(level, np.exp(0.5 * latent), minlength=size))
+        targets[-1] /= targets[-1].sum()
+    base = rng.lognormal(size=n_cells)
+    base /= base.sum()
+    plain = rake_cells(base, codes, targets, max_iter=50_000, tol=1e-13, accelerate=False)
+    fast = rake_cells(base, codes, targets, max_iter=50_000, tol=1e-13)
+    assert plain.converged and fast.converged and fast.n_newton > 0
+    np.testing.assert_allclose(fast.cell_factors, plain.cell_factors, rtol=1e-9)
+    mass = base * fast.cell_factors
+    for c, t in zip(codes, targets):
+        assert np.abs(np.bincount(c, mass, minlength=t.shape[0]) - t).max() <= 1e-13
+
+
 def test_tol_zero_is_k_plain_steps_whatever_the_solver():
     base, codes, targets = _many_margins(n_rows=3000)
     for k in (1, 7, 40):

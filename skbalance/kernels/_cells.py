@@ -120,8 +120,9 @@ def _cell_codes(codes, sizes, cell_of_row, distinct, renumbered):
         return [np.asarray(c, dtype=np.int64)[first] for c in codes]
     cell_codes, remainder = [], distinct.astype(np.int64)
     for levels in reversed(sizes):
-        remainder, code = np.divmod(remainder, levels)
-        cell_codes.append(code)
+        quotient = remainder // levels  # with a product: faster than np.divmod
+        cell_codes.append(remainder - quotient * levels)
+        remainder = quotient
     cell_codes.reverse()
     return cell_codes
 
