@@ -366,7 +366,8 @@ def _block_tables(mass, joint, shapes):
 
 
 def _pair_table(table, axis, other):
-    """The two-way table of two axes of a joint table (the others summed out)."""
+    """The two-way table of two axes of a joint table, the others summed out
+    (one axis given twice: its margin)."""
     summed = tuple(a for a in range(table.ndim) if a not in (axis, other))
     return table.sum(axis=summed) if summed else table
 
@@ -378,7 +379,7 @@ def _block_errors(mass, blocks, targets):
     currents = [None] * len(targets)
     for table, margins in zip(tables, members):
         for axis, j in enumerate(margins):
-            currents[j] = _pair_table(table, axis, axis) if table.ndim > 1 else table
+            currents[j] = _pair_table(table, axis, axis)
     errors = np.array([_max_abs_diff(c, t) for c, t in zip(currents, targets)])
     return tables, currents, errors
 
@@ -388,10 +389,10 @@ def _dual_hessian(mass, blocks, tables, offsets):
     the mass over every pair of margins (diagonal blocks: the margins).
 
     Pairs within a block come from its joint table; pairs across two blocks
-    from one group sum over both joint codes. Tables across blocks are
-    estimated from a strided subsample of at most about ``_HESSIAN_CELLS``
-    cells (scaled up; then every table is): the Hessian only preconditions
-    the Newton steps, whose gradient is exact.
+    from one group sum over both joint codes. Above about ``_HESSIAN_CELLS``
+    cells every table comes from one strided subsample (scaled up), so that
+    each row still sums to its diagonal entry (the exact null space): the
+    Hessian only preconditions the Newton steps, whose gradient is exact.
     """
     members, shapes, joint = blocks
     stride = max(1, mass.shape[0] // _HESSIAN_CELLS)
@@ -412,7 +413,7 @@ def _dual_hessian(mass, blocks, tables, offsets):
     for a, (table, margins) in enumerate(zip(tables, members)):
         for axis, j in enumerate(margins):
             for other, k in enumerate(margins[axis:], start=axis):
-                place(j, k, _pair_table(table, axis, other) if table.ndim > 1 else table)
+                place(j, k, _pair_table(table, axis, other))
         for b in range(a + 1, len(members)):
             size = int(np.prod(shapes[b]))
             both = np.bincount(joint[a] * size + joint[b], mass,
