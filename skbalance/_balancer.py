@@ -1,35 +1,36 @@
 """MarginalBalancer: raking and calibration weights to known margins and totals.
 
-Thin: rows are read by ``_rows``, the cell problem is built by ``_problem``,
-the steps run in ``kernels.rake_cells`` (categorical raking) or
-``kernels.calibrate_cells`` (numeric targets, linear and logit; via
-``_calibration``), ``_report`` words the outcome, and ``_streaming`` handles
-dask frames and chunks.
+One fit path: the rows are read once (``_rows.read_rows``), reduced to a
+:class:`CellProblem` (``_problem``; for dask frames and chunks, from a cell
+table, ``_streaming``), balanced by the one solver entry (``_solve.solve``),
+and the estimator sets its fitted attributes from the one result here.
 """
 
+import copy
 from collections.abc import Mapping
 from numbers import Integral, Real
 
-import pandas as pd
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._covariate_balance import CovariateBalanceMixin
-from ._calibration import calibrated_row_factors, calibration_fit, is_calibration
-from ._problem import build_problem, row_factors
-from ._report import DiagnosticsMixin, WeightColumnMixin, confirm_convergence, raking_fit
-from ._rows import is_dask, kish_effective_size, read_rows
-from ._streaming import CellTableMixin, dask_weights
+from ._covariate_balance import balance_table
+from ._problem import balancing_columns, build_problem
+from ._report import diagnostics_frame
+from ._rows import as_column, is_dask, kish_effective_size, read_rows
+from ._solve import FitSettings, confirm_convergence, new_row_factors, solve
+from ._streaming import (add_chunk, cell_table, cell_table_rows, cells_effective_size,
+                         dask_weights, positional_weights)
+from ._targets import is_numeric
+from .kernels import group_sum
 from .utils._array_api import check_same_namespace
-from .utils._validation import check_bounds
 
 __all__ = ["MarginalBalancer", "compute_balancing_weights"]
 
 
-class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, WeightColumnMixin,
-                       BaseEstimator):
+class MarginalBalancer(TransformerMixin, BaseEstimator):
     """Raking and calibration weights that reproduce known margins and totals.
 
     Rescales base weights one margin at a time (raking, iterative
@@ -259,39 +260,111 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
         >>> bal.fit_problem(pd.DataFrame({"g": ["a", "b", "b", "b"]})).cell_rows.tolist()
         [1, 3]
         """
-        self._forget_chunks()  # fit starts afresh after partial_fit
+        for stale in ("_accumulated_cells", "_partial_columns"):  # fit starts afresh
+            self.__dict__.pop(stale, None)
         rows = read_rows(X, sample_weight)
         validate_data(self, rows.fit_table, skip_check_array=True, reset=True)
-        if rows.lazy:
-            return self._fit_dask(rows, sample_weight)
+        self._namespace = rows.namespace_name
+        if rows.lazy:  # one distributed group-by to the cell table; lazy weights
+            columns = balancing_columns(self.targets, rows.columns, self.target_type)
+            rows.check_columns(columns)
+            if sample_weight is not None:  # matched to the rows once, for both uses
+                sample_weight = positional_weights(rows.table, sample_weight)
+            cells = cell_table(rows.table, columns, sample_weight).compute()
+            problem = self._fit_cells(cells, columns)
+            self.weights_ = self._lazy_weights(rows.table, sample_weight)
+            return problem
         problem = build_problem(rows, self.targets, self.missing, self.target_type)
-        result = self._rake(problem)
-        self.weights_ = self._scaled(rows.base, rows.gather(result.cell_factors,
+        fit = self._solve(problem)
+        self.weights_ = self._scaled(rows.base, rows.gather(fit.cell_factors,
                                                             problem.cell_of_row))
-        self.converged_ = confirm_convergence(self.weights_, problem, self.tol, self.converged_)
+        self.converged_ = confirm_convergence(self.weights_, problem, fit)
         self.effective_sample_size_ = kish_effective_size(self.weights_)
         self.design_effect_ = rows.n_counted / self.effective_sample_size_
-        self._namespace = rows.namespace_name
         if rows.on_device:  # every fitted array follows the data
             self.marginal_error_ = rows.to_rows(self.marginal_error_)
         return problem
 
-    def _rake(self, problem):
-        """Rake (or calibrate) the cell problem; set every cell-level fitted attribute."""
-        problem.method = self.method
-        bounds = check_bounds(self.bounds)
-        if is_calibration(problem, self.method):
-            result, fitted = calibration_fit(problem, self.method, self.max_iter, self.tol,
-                                             bounds)
-        else:
-            result, fitted = raking_fit(problem, self.max_iter, self.tol, bounds,
-                                         accelerate=self.solver == "auto")
-            with np.errstate(divide="ignore"):  # a factor of 0 is a coefficient of -inf
-                fitted["coef_"] = {key: np.log(factors).rename("coef")
-                                   for key, factors in fitted["factors_"].items()}
-            fitted.update(intercept_=0.0, _calibration=None)
-        self.__dict__.update(fitted)
-        return result
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Add a chunk of rows to the cell table and refit the factors.
+
+        For data that arrive in chunks: the rows are reduced to the cell
+        table (rows, base weight per observed cell) and added to what earlier
+        chunks gave; the factors are refitted on the accumulated table (the
+        iterations cost nothing per row). The result equals ``fit`` on all
+        the rows at once; use :meth:`compute_weights` for the weights of any
+        rows. :meth:`fit` discards the chunks accumulated so far.
+
+        Parameters
+        ----------
+        X : DataFrame (pandas, polars or dask) or array-like of shape (n_samples, n_features)
+            A chunk of rows with the balancing columns.
+        y : None
+            Ignored.
+        sample_weight : array-like or dask Series of shape (n_samples,), default=None
+            Nonnegative base weights of the chunk.
+
+        Returns
+        -------
+        self : MarginalBalancer
+            The balancer, fitted on every chunk so far.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}})
+        >>> for chunk in (pd.DataFrame({"g": ["a", "b"]}), pd.DataFrame({"g": ["b", "b"]})):
+        ...     bal = bal.partial_fit(chunk)
+        >>> bal.factors_["g"].round(3).tolist()
+        [2.0, 0.667]
+        """
+        first = not hasattr(self, "_accumulated_cells")
+        rows = read_rows(X)
+        validate_data(self, rows.fit_table, skip_check_array=True, reset=first)
+        if first:
+            self._partial_columns = balancing_columns(self.targets, rows.columns,
+                                                      self.target_type)
+            self._namespace = None  # the cell table lives on the host
+        self._accumulated_cells = add_chunk(getattr(self, "_accumulated_cells", None), rows,
+                                            self._partial_columns, sample_weight)
+        self._fit_cells(self._accumulated_cells, self._partial_columns)
+        return self
+
+    def _fit_cells(self, cells, columns):
+        """Fit from a cell table (``_streaming.cell_table``): dask and chunks."""
+        problem = build_problem(cell_table_rows(cells, columns, self.missing),
+                                self.targets, self.missing, self.target_type)
+        problem.cell_rows = group_sum(problem.cell_of_row,
+                                      cells["rows"].to_numpy(dtype=np.float64),
+                                      problem.n_cells).astype(np.int64)
+        fit = self._solve(problem)
+        cell_weights = self._scaled(problem.base, fit.cell_factors[problem.cell_of_row])
+        self.converged_ = confirm_convergence(cell_weights, problem, fit)
+        self.effective_sample_size_ = cells_effective_size(
+            cells, problem, fit.cell_factors)  # Kish's size ignores a common scale
+        self.design_effect_ = float(cells["positive"].sum()) / self.effective_sample_size_
+        return problem
+
+    def _solve(self, problem):
+        """Balance the cell problem and set every fitted attribute of the cells."""
+        settings = FitSettings(distance=self.method, max_iter=self.max_iter, tol=self.tol,
+                               bounds=self.bounds, accelerate=self.solver == "auto")
+        fit = solve(problem, settings)
+        self._fit = fit
+        self.total_ = fit.total
+        self.weight_scale_ = fit.total / fit.base_total
+        self.margins_ = [m.key for m in fit.margins]
+        self.categories_ = {m.key: m.levels for m in fit.margins if not is_numeric(m)}
+        self.coef_, self.intercept_, self.factors_ = fit.coefficients()
+        self.n_iter_ = fit.n_iter
+        self.n_newton_iter_ = fit.n_newton_iter
+        self.converged_ = fit.converged
+        self.marginal_error_ = fit.errors
+        self.n_cells_ = int(np.count_nonzero(problem.cell_rows))
+        self.targets_reachable_ = fit.reachable
+        return fit
 
     def compute_weights(self, X, sample_weight=None):
         """Compute the weights of new rows with the factors learned in fit.
@@ -323,21 +396,155 @@ class MarginalBalancer(CellTableMixin, DiagnosticsMixin, CovariateBalanceMixin, 
         """compute_weights (columns by name in a DataFrame), transform (strict check)."""
         check_is_fitted(self, "factors_")
         if is_dask(X):
-            return dask_weights(self, X, sample_weight)
+            return self._lazy_weights(X, sample_weight)
         rows = read_rows(X, sample_weight)
         if method == "transform" or not rows.named:  # else by name
             validate_data(self, rows.table, skip_check_array=True, reset=False)
-        check_same_namespace(self, X, method)
-        if self._calibration is not None:
-            factor = calibrated_row_factors(rows, self._margins, self._calibration,
-                                            self.missing, self._bounds)
-        else:
-            factor = row_factors(rows, self._margins, self.factors_, self.missing, self._bounds)
-        return self._scaled(rows.base, factor)
+        check_same_namespace(X, self._namespace, f"{type(self).__name__}.{method}")
+        return self._scaled(rows.base, new_row_factors(rows, self._fit, self.missing))
+
+    def _lazy_weights(self, X, sample_weight):
+        """A lazy dask Series of the weights of a dask frame's rows."""
+        fitted = copy.copy(self)  # what the workers need, without lazy weights or chunks
+        for name in ("weights_", "_accumulated_cells"):
+            fitted.__dict__.pop(name, None)
+        return dask_weights(X, sample_weight, fitted.compute_weights)
 
     def _scaled(self, base, factor):
         """``base * weight_scale_ * factor`` with no intermediate beyond a weight."""
-        return base / self._base_total * factor * self.total_
+        return base / self._fit.base_total * factor * self.total_
+
+    def transform(self, X, sample_weight=None):
+        """The weights of ``X`` as one column.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows with the balancing columns seen in fit.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Base weights of these rows; 1 for every row when None.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, 1)
+            A DataFrame with one column ``weight`` after
+            ``set_output(transform="pandas")``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"sex": ["F", "M", "M", "M"]})
+        >>> bal = skb.MarginalBalancer(targets={"sex": {"F": .5, "M": .5}})
+        >>> bal.set_output(transform="pandas").fit_transform(X)["weight"].tolist()
+        [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
+        """
+        return as_column(self._weights(X, sample_weight, "transform"))
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Fit, then return the training weights ``weights_`` as one column.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The balancing columns.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative base weights.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, 1)
+            ``weights_`` as a column.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import skbalance as skb
+        >>> skb.MarginalBalancer().fit_transform(np.array([[0], [1], [1]])).ravel().tolist()
+        [1.5, 0.75, 0.75]
+        """
+        return as_column(self.fit(X, sample_weight=sample_weight).weights_)
+
+    def get_feature_names_out(self, input_features=None):
+        """The name of the output column: ``["weight"]``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``array(["weight"], dtype=object)``.
+
+        Examples
+        --------
+        >>> import skbalance as skb
+        >>> skb.MarginalBalancer().fit([[0], [1]]).get_feature_names_out().tolist()
+        ['weight']
+        """
+        check_is_fitted(self, "factors_")
+        return np.asarray(["weight"], dtype=object)
+
+    @property
+    def diagnostics_(self):
+        """Per margin and level: rows, shares before and after, target, residual.
+
+        A DataFrame with columns ``margin``, ``level``, ``n_rows``,
+        ``sample_share`` (share of rows), ``base_share`` (share of the base
+        weights), ``weighted_share`` (share of the balancing weights),
+        ``target_share``, ``residual`` (weighted minus target) and ``factor``.
+        A numeric target has one row, level ``"(total)"`` or ``"(mean)"``,
+        whose shares are the column's means (its factor is NaN: see
+        ``coef_``). Built on access from statistics kept at fit.
+        """
+        check_is_fitted(self, "factors_")
+        return diagnostics_frame(self._fit.margins, self._fit.level_stats, self.factors_)
+
+    def balance_report(self, X, target=None, *, sample_weight=None, target_weight=None,
+                       covariates=None):
+        """Covariate balance of ``X`` before and after this balancer's weights.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows with the balancing columns (usually those of ``fit``), and
+            any other covariates to judge.
+        target : DataFrame, array-like, dict or None, default=None
+            Population rows with the same columns (every common column is
+            compared), target margins, or None: the fitted targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Base weights of ``X`` (as given to ``fit``).
+        target_weight : array-like, default=None
+            Weights of the target rows.
+        covariates : list, default=None
+            The columns to compare.
+
+        Returns
+        -------
+        report : pandas.DataFrame
+            See :func:`skbalance.covariate_balance`; the balancing columns
+            are read as categorical.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
+        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}}).fit(X)
+        >>> report = bal.balance_report(X)
+        >>> report.loc[("g", "(all)"), ["asmd_before", "asmd_after"]].round(4).tolist()
+        [0.5, 0.0]
+        """
+        weights = self.compute_weights(X, sample_weight=sample_weight)
+        margins = self._fit.margins
+        categorical = [c for m in margins if not is_numeric(m) for c in m.columns]
+        return balance_table(X, weights, margins if target is None else target,
+                             sample_weight=sample_weight, target_weight=target_weight,
+                             covariates=covariates, categorical=categorical)
 
 
 def compute_balancing_weights(

@@ -27,6 +27,7 @@ from .kernels import encode_cells
 from ._problem import joint_index
 from .utils._array_api import to_numpy
 from .utils._validation import check_sample_weight, column_label
+from .utils._warnings import warn
 
 __all__ = ["covariate_balance", "CovariateBalanceMixin"]
 
@@ -68,7 +69,7 @@ def _asmd(difference, target_var, fallback_var, covariate, term):
         return abs(difference) / spread
     if abs(difference) <= 1e-15:
         return 0.0
-    warnings.warn(
+    warn(
         f"ASMD of {covariate!r} {term!r} is undefined: it is constant in the sample and "
         "in the target, with different values (reported as NaN).", UserWarning)
     return np.nan

@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._rows import read_rows
 from .kernels import first_occurrence
 from .utils._array_api import to_numpy
 from .utils._validation import column_label
@@ -205,10 +206,11 @@ class SurveyDesign(BaseEstimator):
                 f"replicates={self.replicates!r} cannot be built from the design: pass "
                 "the producer's replicate_weights."
             )
-        n_rows = int(X.shape[0])
-        clusters = _stage_columns(X, self.clusters, "clusters", n_rows)
-        strata = _stage_columns(X, self.strata, "strata", n_rows)
-        fpc = _stage_columns(X, self.fpc, "fpc", n_rows)
+        rows = read_rows(X)  # the one reader; a Rows passes through unread
+        n_rows = rows.n_rows
+        clusters = _stage_columns(rows, self.clusters, "clusters")
+        strata = _stage_columns(rows, self.strata, "strata")
+        fpc = _stage_columns(rows, self.fpc, "fpc")
         n_stages = max(len(clusters), 1)
         if len(strata) > n_stages or len(fpc) > n_stages:
             raise ValueError(
@@ -217,10 +219,10 @@ class SurveyDesign(BaseEstimator):
             )
         units, unit_strata = _stage_codes(clusters, strata, n_rows, self.nest)
         fractions = _sampling_fractions(fpc, units, unit_strata)
-        base = _design_weights(self, X, sample_weight, fractions, n_rows)
+        base = _design_weights(self, rows, sample_weight, fractions)
         replicate = None
         if self.replicates is not None and self.replicate_weights is not None:
-            replicate = _supplied_replicates(self, X, base, n_rows)
+            replicate = _supplied_replicates(self, rows, base)
         return ResolvedDesign(units, unit_strata, fractions, self.lonely_psu, base,
                               self.replicates, replicate, self)
 
@@ -238,32 +240,28 @@ def _labels_of(spec):
     return [spec]
 
 
-def _stage_columns(X, spec, name, n_rows):
-    """The values of every stage of a design spec (column labels or arrays)."""
+def _stage_columns(rows, spec, name):
+    """The host values of every stage of a design spec (column labels or arrays)."""
     values = []
+    n_rows = rows.n_rows
     for stage, item in enumerate(_labels_of(spec)):
         if isinstance(item, (str, Integral, tuple)) and not isinstance(item, bool):
-            columns = getattr(X, "columns", None)
-            if columns is not None:
-                if item not in columns:
-                    raise ValueError(
-                        f"The design's {name} names column {item!r}, which the data do "
-                        f"not have (columns: {list(columns)})."
-                    )
-                column = X[item]
-            elif isinstance(item, Integral) and 0 <= item < X.shape[1]:
-                column = to_numpy(X[:, item])  # a device array's column comes to the host
-            else:
+            if rows.named and item not in rows.columns:
+                raise ValueError(
+                    f"The design's {name} names column {item!r}, which the data do "
+                    f"not have (columns: {rows.columns})."
+                )
+            if not rows.named and not (isinstance(item, Integral) and 0 <= item < len(rows.columns)):
                 raise ValueError(
                     f"The design's {name} {item!r} must be a column of a DataFrame, or "
                     "give the values as an array."
                 )
+            column = rows.column(item)
             label = column_label(item)
         else:
             column = item
             label = f"{name} (stage {stage + 1})"
-        array = to_numpy(column) if not isinstance(column, (pd.Series, list)) else np.asarray(
-            column)
+        array = np.asarray(column) if isinstance(column, (pd.Series, list)) else to_numpy(column)
         if array.shape != (n_rows,):
             raise ValueError(
                 f"The design's {label} must have one value per row ({n_rows}); got shape "
@@ -364,10 +362,10 @@ def _units_per_stratum(unit, stratum):
     return np.bincount(stratum[first], minlength=int(stratum.max()) + 1)
 
 
-def _design_weights(design, X, sample_weight, fractions, n_rows):
+def _design_weights(design, rows, sample_weight, fractions):
     """The design weights: named, given, or implied by the fpc."""
     if design.weights is not None:
-        [(label, values)] = _stage_columns(X, design.weights, "weights", n_rows)
+        [(label, values)] = _stage_columns(rows, design.weights, "weights")
         weights = values.astype(np.float64)
         if sample_weight is not None and not np.allclose(
             np.asarray(sample_weight, dtype=np.float64), weights, rtol=1e-12
@@ -381,21 +379,22 @@ def _design_weights(design, X, sample_weight, fractions, n_rows):
         return np.asarray(sample_weight, dtype=np.float64)
     if fractions:
         return 1.0 / np.prod(fractions, axis=0)
-    return np.ones(n_rows)
+    return np.ones(rows.n_rows)
 
 
-def _supplied_replicates(design, X, base, n_rows):
+def _supplied_replicates(design, rows, base):
     """The producer's replicate weights, checked, with their constants."""
     spec = design.replicate_weights
+    n_rows = rows.n_rows
     if isinstance(spec, (list, tuple)) and spec and all(
         isinstance(c, (str, Integral)) for c in spec
-    ) and hasattr(X, "columns"):
-        missing = [c for c in spec if c not in X.columns]
+    ) and rows.named:
+        missing = [c for c in spec if c not in rows.columns]
         if missing:
             raise ValueError(f"Replicate weight column {missing[0]!r} is not in the data.")
         labels = list(spec)
         try:  # column-major, as pandas keeps them: no copy for one float block
-            weights = X[labels].to_numpy(dtype=np.float64)
+            weights = rows.frame(labels).to_numpy(dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"Replicate weight columns {labels[:3]}... must be numeric "
                              f"({exc}).") from exc

@@ -201,15 +201,18 @@ class BalancedFunctionalEstimator(BaseEstimator):
         if y is None:
             raise ValueError("BalancedFunctionalEstimator requires y to be passed, but the "
                              "target y is None.")
+        rows = read_rows(X)  # read once: the design's columns, the balancing and y
         design = None
         if self.design is not None:
-            design = self.design.resolve(X, None if sample_weight is None else
+            design = self.design.resolve(rows, None if sample_weight is None else
                                          to_numpy(sample_weight))
             sample_weight = design.weights
         balancer = MarginalBalancer() if self.balancer is None else clone(self.balancer)
         if self.method != "balanced":
             balancer.set_params(max_iter=0, tol=0)
-        problem = balancer.fit_problem(X, sample_weight=sample_weight)
+        # a MarginalBalancer takes the rows as read; another balancer reads X its own way
+        given = rows if isinstance(balancer, MarginalBalancer) else X
+        problem = balancer.fit_problem(given, sample_weight=sample_weight)
         rows, base = problem.rows, problem.base
         if self.method == "balanced":
             weights, steps = balancer.weights_, balancing_steps(balancer)

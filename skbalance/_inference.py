@@ -9,7 +9,6 @@ the design's variance; its replicate error re-runs the same balancing from
 each replicate's weights, on the same cells.
 """
 
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,12 +17,13 @@ from array_api_compat import array_namespace
 from scipy import sparse
 from scipy.stats import t as student_t
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
 
 from ._design import ReplicateWeights, replicate_parts, satterthwaite_df
+from ._balancer import MarginalBalancer
 from ._problem import balancing_steps
-from ._targets import is_numeric, margin_label
-from .kernels import calibrate_cells, rake_cells, rake_cells_batch
+from ._rows import read_rows
+from ._solve import FitSettings, solve_replicates
+from ._targets import is_numeric
 from .utils._array_api import to_numpy
 
 __all__ = [
@@ -460,78 +460,31 @@ def _cell_sums_supplied(cell, n_cells, columns, replicate_weights, chunk=1 << 16
     return [out[position[id(c)] * n_cells:(position[id(c)] + 1) * n_cells] for c in columns]
 
 
-def _check_replicates_reach_every_level(problem, mass, targets):
-    """Raise, naming the margin and level, when a replicate has no weight on
-    a level with a positive target (its raking is then impossible)."""
-    for margin, codes, target in zip(problem.margins, problem.margin_codes, targets):
-        if is_numeric(margin):
-            continue
-        share = np.zeros((target.shape[0], mass.shape[1]))
-        np.add.at(share, codes, mass)
-        starved = (share <= 0) & (target[:, None] > 0)
-        if starved.any():
-            level, replicate = np.argwhere(starved)[0]
-            raise ValueError(
-                f"Replicate {replicate} has no weight on level "
-                f"{margin.levels[level]!r} of {margin_label(margin.key)} (every row of "
-                "that level is in the units it drops), so it cannot be raked to its "
-                f"target; {int(starved.any(axis=0).sum())} replicate(s) are affected. "
-                "Collapse that level with another, or use linearization."
-            )
-
-
 def _replicate_factors(fit, problem, cell_base):
-    """Weight over replicate base weight of every cell and replicate."""
-    n_reps = cell_base.shape[1]
+    """Weight over replicate base weight of every cell and replicate.
+
+    The baselines apply their formula to each replicate; a balancing fit is
+    re-run on each replicate's base mass by the one solver, with the
+    balancer's own settings.
+    """
     if fit.method == "empirical":
         return np.ones_like(cell_base)
+    if fit.method != "ipwi":
+        settings = FitSettings.from_params(fit.balancer.get_params())
+        return solve_replicates(problem, settings, cell_base)
     base_total = cell_base.sum(axis=0)
     if np.any(base_total <= 0):
         raise ValueError("A replicate has no positive weight on the rows.")
     mass = cell_base / base_total
-    targets = [m.mean if is_numeric(m) else m.proportions for m in problem.margins]
-    if fit.method == "ipwi":
-        factors = np.ones_like(mass)
-        for codes, target in zip(problem.margin_codes, targets):
-            indicator = sparse.csr_array((np.ones(codes.shape[0]),
-                                          (codes, np.arange(codes.shape[0]))),
-                                         shape=(target.shape[0], codes.shape[0]))
-            share = indicator @ mass
-            ratio = np.divide(target[:, None], share, out=np.zeros_like(share),
-                              where=share > 0)
-            factors *= ratio[codes]
-        return factors
-    _check_replicates_reach_every_level(problem, mass, targets)
-    params = fit.balancer.get_params()
-    bounds = params.get("bounds")
-    max_iter, tol = params.get("max_iter", 1000), params.get("tol", 1e-8)
-    method = params.get("method", "raking")
-    if method != "raking" or any(is_numeric(m) for m in problem.margins):
-        # calibration: every replicate re-calibrated, the same distance and bounds
-        results = [calibrate_cells(mass[:, r], problem.margin_codes, targets, method=method,
-                                   max_iter=max_iter, tol=tol,
-                                   bounds=None if bounds is None else tuple(bounds))
-                   for r in range(n_reps)]
-        factors = np.column_stack([result.cell_factors for result in results])
-        errors = np.array([result.errors[-1].max() for result in results])
-    elif bounds is None:
-        factors, n_iter, errors = rake_cells_batch(mass, problem.margin_codes, targets,
-                                                   max_iter=max_iter, tol=tol)
-    else:
-        results = [rake_cells(mass[:, r], problem.margin_codes, targets, max_iter=max_iter,
-                              tol=tol, bounds=tuple(bounds)) for r in range(n_reps)]
-        factors = np.column_stack([result.cell_factors for result in results])
-        errors = np.array([result.errors[-1].max() for result in results])
-    if tol > 0 and errors.max() > tol:
-        worst = int(np.argmax(errors))
-        warnings.warn(
-            f"{int(np.sum(errors > tol))} replicate(s) did not reach tol={tol:g} (replicate "
-            f"{worst}: largest marginal error {errors[worst]:.3g}); their estimates use "
-            "weights that miss the margins. Increase max_iter, or check the targets.",
-            ConvergenceWarning,
-        )
-    if problem.total is not None:  # count targets: every replicate sums to the total
-        factors = factors * (problem.total / base_total)
+    factors = np.ones_like(mass)
+    for margin, codes in zip(problem.margins, problem.margin_codes):
+        target = margin.mean if is_numeric(margin) else margin.proportions
+        indicator = sparse.csr_array((np.ones(codes.shape[0]),
+                                      (codes, np.arange(codes.shape[0]))),
+                                     shape=(target.shape[0], codes.shape[0]))
+        share = indicator @ mass
+        ratio = np.divide(target[:, None], share, out=np.zeros_like(share), where=share > 0)
+        factors *= ratio[codes]
     return factors
 
 
@@ -573,12 +526,14 @@ def compute_replicate_weights(X, balancer, design, *, sample_weight=None):
     >>> bool(abs(reps.weights.sum(axis=0) - 6194).max() < 1e-6)  # each sums to the total
     True
     """
-    resolved = design.resolve(X, None if sample_weight is None else to_numpy(sample_weight))
+    rows = read_rows(X)  # read once, for the design and the balancing
+    resolved = design.resolve(rows, None if sample_weight is None else to_numpy(sample_weight))
     if resolved.replicates is None:
         raise ValueError("The design has no replicates: set replicates='jk1', 'jkn', "
                          "'bootstrap', 'brr', 'fay', or supply replicate_weights.")
     fitted = clone(balancer)
-    problem = fitted.fit_problem(X, sample_weight=resolved.weights)
+    given = rows if isinstance(fitted, MarginalBalancer) else X
+    problem = fitted.fit_problem(given, sample_weight=resolved.weights)
     cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)
     if resolved.supplied is not None:
         base = resolved.supplied.weights

@@ -1,6 +1,5 @@
 """BalancedEstimator: balancing weights fed to any scikit-learn estimator."""
 
-import warnings
 
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods
@@ -19,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ._rows import read_rows, sum_float
 from .utils._array_api import check_same_namespace
+from .utils._warnings import warn
 
 __all__ = ["BalancedEstimator"]
 
@@ -217,7 +217,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         try:
             weights = balancer.fit(X, sample_weight=sample_weight).weights_
         except ValueError as exc:
-            warnings.warn(
+            warn(
                 f"Held-out rows could not be raked on their own ({exc}); scoring with "
                 "the factors learned in fit instead.",
                 UserWarning,
@@ -263,7 +263,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's predictions.
         """
         check_is_fitted(self)
-        check_same_namespace(self, X, "predict")
+        check_same_namespace(X, self._namespace, f"{type(self).__name__}.predict")
         if _routing_enabled():
             params = process_routing(self, "predict", **params).estimator.predict
         else:
@@ -285,7 +285,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's probabilities.
         """
         check_is_fitted(self)
-        check_same_namespace(self, X, "predict_proba")
+        check_same_namespace(X, self._namespace, f"{type(self).__name__}.predict_proba")
         return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("predict_log_proba"))
@@ -303,7 +303,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's log probabilities.
         """
         check_is_fitted(self)
-        check_same_namespace(self, X, "predict_log_proba")
+        check_same_namespace(X, self._namespace, f"{type(self).__name__}.predict_log_proba")
         return self.estimator_.predict_log_proba(X)
 
     @available_if(_estimator_has("decision_function"))
@@ -321,7 +321,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's decision function.
         """
         check_is_fitted(self)
-        check_same_namespace(self, X, "decision_function")
+        check_same_namespace(X, self._namespace, f"{type(self).__name__}.decision_function")
         return self.estimator_.decision_function(X)
 
     @available_if(_estimator_has("transform"))
@@ -339,7 +339,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             The estimator's output.
         """
         check_is_fitted(self)
-        check_same_namespace(self, X, "transform")
+        check_same_namespace(X, self._namespace, f"{type(self).__name__}.transform")
         return self.estimator_.transform(X)
 
     @property

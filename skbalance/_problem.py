@@ -646,7 +646,7 @@ def row_factors(rows, margins, factors, missing, bounds=None):
     rows : Rows
     margins : list of Margin
     factors : dict
-        Margin key to a Series of per-level factors (``factors_``).
+        Margin key to the per-level factors (an array or a Series, as ``factors_``).
     missing : {"error", "level"}
     bounds : tuple or None
         Limits the product is clipped to.
@@ -658,7 +658,7 @@ def row_factors(rows, margins, factors, missing, bounds=None):
     encoded, product = {}, None
     for margin in margins:
         codes, position = match_rows(rows, margin, encoded, missing)
-        level_factors = factors[margin.key].to_numpy()
+        level_factors = np.asarray(factors[margin.key])
         factor = rows.gather(level_factors[position], codes)
         product = factor if product is None else product * factor
     if bounds is not None:

@@ -12,7 +12,6 @@ device and host, through :meth:`Rows.encode` (levels to the host) and
 :meth:`Rows.gather` (cell values to the rows).
 """
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ from .utils._validation import (
     missing_values_message,
     unknown_column_error,
 )
+from .utils._warnings import warn
 
 __all__ = [
     "Rows",
@@ -386,6 +386,28 @@ class Rows:
             return self.table[column]
         return self.table[:, column]
 
+    def with_base(self, sample_weight):
+        """The same rows with other base weights (validated as :func:`read_rows` does)."""
+        if self.lazy:
+            return Rows(self.table, sample_weight, lazy=True)
+        if self.on_device:
+            base = check_sample_weight(sample_weight, self.n_rows, xp=self.xp,
+                                       device=self.device, dtype=float_dtype(self.xp, self.table))
+        else:
+            base = check_sample_weight(sample_weight, self.n_rows)
+        return Rows(self.table, base, xp=self.xp)
+
+    def frame(self, columns):
+        """The named columns as a pandas DataFrame (dask stays dask): what a
+        group-by of the cell table reads. Array columns keep their positions
+        as names; device arrays come to the host."""
+        self.check_columns(columns)
+        if self.polars:
+            return self.table.select(columns).to_pandas()
+        if isinstance(self.table, pd.DataFrame) or self.lazy:
+            return self.table[columns]
+        return pd.DataFrame({c: to_numpy(self.table[:, c]) for c in columns})
+
     def encode(self, column, missing="error", hint="missing='level'"):
         """Integer codes of one column's levels.
 
@@ -455,7 +477,7 @@ def read_rows(X, sample_weight=None):
 
     Parameters
     ----------
-    X : DataFrame, array-like, device array or dask DataFrame
+    X : DataFrame, array-like, device array, dask DataFrame or Rows
         The rows.
     sample_weight : array-like of shape (n_rows,) or None
         Base weights (validated: finite, nonnegative, positive sum; left
@@ -464,7 +486,10 @@ def read_rows(X, sample_weight=None):
     Returns
     -------
     Rows
+        ``X`` itself, with these base weights, when it is already a Rows.
     """
+    if isinstance(X, Rows):  # read already: only the base weights are new
+        return X.with_base(sample_weight)
     if is_dask(X):
         return Rows(X, sample_weight, lazy=True)
     if is_polars(X):  # read natively, column by column
@@ -480,7 +505,7 @@ def read_rows(X, sample_weight=None):
     _check_shape(table)
     if (isinstance(sample_weight, pd.Series) and isinstance(table, pd.DataFrame)
             and not sample_weight.index.equals(table.index)):
-        warnings.warn(
+        warn(
             "sample_weight is a Series whose index differs from X's: it is used by "
             "position, not aligned by index (scikit-learn's rule).", UserWarning)
     return Rows(table, check_sample_weight(sample_weight, table.shape[0]))

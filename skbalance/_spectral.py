@@ -242,7 +242,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         [[1.2247, 1.2247]]
         """
         check_is_fitted(self)
-        check_same_namespace(self, X, "transform")
+        check_same_namespace(X, self._namespace, f"{type(self).__name__}.transform")
         rows = read_rows(X)
         validate_data(self, rows.table, skip_check_array=True, reset=False)
         parts = []

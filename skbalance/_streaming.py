@@ -6,22 +6,16 @@ iterations then run in memory on the cells, and the weights of any rows are
 the fitted factors mapped back (lazily, partition by partition, for dask).
 """
 
-import copy
-import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import _fit_context
-from sklearn.utils.validation import validate_data
 
-from ._problem import balancing_columns, build_problem
-from ._report import confirm_convergence
-from ._rows import is_dask, is_frame, read_rows
+from ._rows import is_dask, read_rows
 from .kernels import group_sum
 from .utils._validation import check_sample_weight, missing_values_message
+from .utils._warnings import warn
 
 __all__ = [
-    "CellTableMixin",
     "add_chunk",
     "cell_table",
     "cell_table_rows",
@@ -64,7 +58,7 @@ def positional_weights(frame, sample_weight):
         frame_index = frame.index.to_dask_array(lengths=True)
         if not bool(da.all(frame_index == da.asarray(same).rechunk(frame_index.chunks))
                     .compute()):
-            warnings.warn(
+            warn(
                 "sample_weight is a Series whose index differs from X's: it is used by "
                 "position, not aligned by index (scikit-learn's rule).", UserWarning)
     values = values.rechunk((lengths,)) if is_dask(values) else da.from_array(
@@ -106,8 +100,7 @@ def merge_cells(old, new, columns):
 
 def add_chunk(cells, rows, columns, sample_weight):
     """The cell table of earlier chunks (None at first) with a chunk added."""
-    rows.check_columns(columns)
-    new = cell_table(rows.table, columns, sample_weight)
+    new = cell_table(rows.frame(columns), columns, sample_weight)
     if is_dask(new):
         new = new.compute()
     return new if cells is None else merge_cells(cells, new, columns)
@@ -141,105 +134,20 @@ def cell_table_rows(cells, columns, missing):
     return read_rows(cells[columns], cells["base"].to_numpy(dtype=np.float64))
 
 
-def dask_weights(fitted, X, sample_weight):
-    """A lazy dask Series of weights, partition by partition."""
-    fitted = copy.copy(fitted)  # what the workers need, without lazy weights
-    fitted.__dict__.pop("weights_", None)
-    fitted.__dict__.pop("_accumulated_cells", None)
+def dask_weights(X, sample_weight, weigh):
+    """A lazy dask Series of weights, partition by partition.
+
+    ``weigh(part, base)`` gives the weights of one pandas partition (``base``:
+    its base weights, or None).
+    """
     columns = list(X.columns)
 
-    def weigh(part):
+    def weigh_part(part):
         if len(part) == 0:  # an empty partition has no weights to compute
             return pd.Series([], index=part.index, name="weight", dtype="f8")
         base = None if sample_weight is None else part[_WEIGHT]
-        values = fitted.compute_weights(part[columns], sample_weight=base)
-        return pd.Series(values, index=part.index, name="weight")
+        return pd.Series(weigh(part[columns], base), index=part.index, name="weight")
 
     frame = X if sample_weight is None else X.assign(
         **{_WEIGHT: positional_weights(X, sample_weight)})
-    return frame.map_partitions(weigh, meta=("weight", "f8"))
-
-
-class CellTableMixin:
-    """Fitting a balancer from cell tables: chunks (``partial_fit``) and dask.
-
-    The host class rakes a :class:`CellProblem` in ``_rake`` and has the
-    ``targets`` and ``missing`` parameters.
-    """
-
-    def _forget_chunks(self):
-        """Drop the cell table accumulated by partial_fit."""
-        for stale in ("_accumulated_cells", "_partial_columns"):
-            self.__dict__.pop(stale, None)
-
-    def _fit_dask(self, rows, sample_weight):
-        """One distributed group-by to the cell table; lazy weights."""
-        columns = balancing_columns(self.targets, rows.columns, self.target_type)
-        rows.check_columns(columns)
-        if sample_weight is not None:  # matched to the rows once, for both uses
-            sample_weight = positional_weights(rows.table, sample_weight)
-        problem = self._fit_cells(cell_table(rows.table, columns, sample_weight).compute(),
-                                  columns)
-        self.weights_ = dask_weights(self, rows.table, sample_weight)
-        return problem
-
-    def _fit_cells(self, cells, columns):
-        """Fit from a cell table (``_streaming.cell_table``): dask and chunks."""
-        problem = build_problem(cell_table_rows(cells, columns, self.missing),
-                                self.targets, self.missing, self.target_type)
-        problem.cell_rows = group_sum(problem.cell_of_row,
-                                      cells["rows"].to_numpy(dtype=np.float64),
-                                      problem.n_cells).astype(np.int64)
-        result = self._rake(problem)
-        cell_weights = self._scaled(problem.base, result.cell_factors[problem.cell_of_row])
-        self.converged_ = confirm_convergence(cell_weights, problem, self.tol, self.converged_)
-        self.effective_sample_size_ = cells_effective_size(
-            cells, problem, result.cell_factors)  # Kish's size ignores a common scale
-        self.design_effect_ = float(cells["positive"].sum()) / self.effective_sample_size_
-        return problem
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """Add a chunk of rows to the cell table and refit the factors.
-
-        For data that arrive in chunks: the rows are reduced to the cell
-        table (rows, base weight per observed cell) and added to what earlier
-        chunks gave; the factors are refitted on the accumulated table (the
-        iterations cost nothing per row). The result equals ``fit`` on all
-        the rows at once; use :meth:`compute_weights` for the weights of any
-        rows. :meth:`fit` discards the chunks accumulated so far.
-
-        Parameters
-        ----------
-        X : DataFrame (pandas or dask)
-            A chunk of rows with the balancing columns.
-        y : None
-            Ignored.
-        sample_weight : array-like or dask Series of shape (n_samples,), default=None
-            Nonnegative base weights of the chunk.
-
-        Returns
-        -------
-        self : MarginalBalancer
-            The balancer, fitted on every chunk so far.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> import skbalance as skb
-        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}})
-        >>> for chunk in (pd.DataFrame({"g": ["a", "b"]}), pd.DataFrame({"g": ["b", "b"]})):
-        ...     bal = bal.partial_fit(chunk)
-        >>> bal.factors_["g"].round(3).tolist()
-        [2.0, 0.667]
-        """
-        first = not hasattr(self, "_accumulated_cells")
-        rows = read_rows(X if is_frame(X) else pd.DataFrame(np.asarray(X)))
-        validate_data(self, rows.fit_table, skip_check_array=True, reset=first)
-        if first:
-            self._partial_columns = balancing_columns(self.targets, rows.columns, self.target_type)
-        self._accumulated_cells = add_chunk(getattr(self, "_accumulated_cells", None), rows,
-                                            self._partial_columns, sample_weight)
-        self._fit_cells(self._accumulated_cells, self._partial_columns)
-        return self
-
+    return frame.map_partitions(weigh_part, meta=("weight", "f8"))

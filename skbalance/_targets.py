@@ -9,7 +9,6 @@ a total or a mean instead (:class:`Total`, :class:`Mean`): it leaves as a
 :class:`NumericTarget`, the target mean of the column.
 """
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .utils._validation import is_missing
+from .utils._warnings import warn
 
 __all__ = ["PROPORTION_LIMIT", "Margin", "Mean", "NumericTarget", "Total", "is_numeric",
            "margin_label", "margin_name", "parse_targets"]
@@ -327,7 +327,7 @@ def _total(margins, sums, target_type):
                 "target_type='count' for population counts)."
             )
         if off[worst] > _SUM_TOL:
-            warnings.warn(
+            warn(
                 f"Targets of {margin_label(margins[worst].key)} sum to {sums[worst]:.8g} "
                 f"(off by {sums[worst] - 1:+.3g}); every margin was normalised to sum to 1.",
                 UserWarning,

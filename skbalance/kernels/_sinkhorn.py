@@ -28,7 +28,6 @@ they sum to 1, the default), as for raking.
 """
 
 import math
-import warnings
 from numbers import Real
 
 import numpy as np
@@ -37,6 +36,7 @@ from array_api_compat import array_namespace, is_numpy_namespace
 from ..utils._array_api import float_dtype, logsumexp
 from ._matvec import divide_or_zero, is_sparse, kernel_products, max_abs
 from ._sinkhorn_log import centre_logits, logits_path
+from ..utils._warnings import warn
 
 __all__ = ["SinkhornResult", "sinkhorn"]
 
@@ -440,7 +440,7 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=None, logits=False,
     threshold = tol if tol > 0 else 1e-10
     converged = bool(errors[-1] <= threshold)
     if tol > 0 and not converged:
-        warnings.warn(
+        warn(
             f"Sinkhorn did not reach tol={tol:g} in {n_iter} steps (largest marginal "
             f"error {errors[-1]:.3g}, relative to the total mass); increase max_iter"
             + (", or use logits=True for small temperatures." if not logits else "."),

@@ -67,14 +67,17 @@ def dispatch_namespace(X):
     return xp, not is_numpy_namespace(xp)
 
 
-def check_same_namespace(estimator, X, method):
-    """Raise when ``X`` is from another array library than the fit's data."""
+def check_same_namespace(X, fitted, where):
+    """Raise when ``X`` is from another array library than the fit's data.
+
+    ``fitted`` is the name of the fit data's namespace (None for NumPy and
+    pandas), ``where`` the method, for the message: ``"Estimator.predict"``.
+    """
     xp, on_device = dispatch_namespace(X)
     used = xp.__name__ if on_device else None
-    fitted = getattr(estimator, "_namespace", None)
     if used != fitted:
         raise ValueError(
-            f"{type(estimator).__name__}.{method}() must use the same namespace as fit: "
+            f"{where}() must use the same namespace as fit: "
             f"fitted on {fitted or 'NumPy/pandas'} data, given {used or 'NumPy/pandas'} "
             "data."
         )
