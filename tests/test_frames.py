@@ -142,3 +142,25 @@ def test_polars_enum_with_many_categories_and_nulls():
     shares = {c: 2 / 516 for c in categories} | {None: 4 / 516}
     bal = skb.MarginalBalancer(targets={"g": shares}, missing="level").fit(frame)
     np.testing.assert_allclose(bal.weights_, 1.0, rtol=1e-12)
+
+
+def test_polars_chunks_partial_fit_like_fit_on_all_rows():
+    # partial_fit read chunks through pd.DataFrame(np.asarray(X)), which lost the
+    # column names ("Unknown column 's': the data has columns [0, 1, 2]")
+    objects, base = _frames()
+    chunks = np.array_split(np.arange(len(objects)), 3)
+    bal = skb.MarginalBalancer(targets=TARGETS, missing="level", tol=1e-12)
+    for part in chunks:
+        bal.partial_fit(pl.from_pandas(objects.iloc[part]), sample_weight=base[part])
+    reference = _reference(objects, base)
+    np.testing.assert_allclose(bal.compute_weights(pl.from_pandas(objects), base), reference,
+                               rtol=1e-12)
+    # the fitted state is the polars chunks', and plain arrays work by position too
+    codes = objects.assign(s=objects["s"].fillna("z")).replace({"x": 0, "y": 1, "z": 2})
+    codes = codes.astype(float).to_numpy()
+    positional = {0: {0.0: 0.3, 1.0: 0.5, 2.0: 0.2}, 1: TARGETS["n"],
+                  2: {1.0: 0.45, 0.0: 0.55}}
+    by_position = skb.MarginalBalancer(targets=positional, tol=1e-12)
+    for part in chunks:
+        by_position.partial_fit(codes[part], sample_weight=base[part])
+    np.testing.assert_allclose(by_position.compute_weights(codes, base), reference, rtol=1e-12)
