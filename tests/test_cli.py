@@ -1,9 +1,16 @@
-"""The command line, run as a user runs it."""
+"""The command line, run as a user runs it.
 
+In-process (``main(argv)`` with its output captured) where a subprocess adds
+nothing; the demo runs as ``python -m skbalance``, the entry point itself.
+"""
+
+import contextlib
+import io
 import json
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,12 +21,19 @@ from skbalance._cli import main
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "skbalance", *args],
-                          capture_output=True, text=True, timeout=120)
+    """``skbalance ARGS`` in this process: its exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit:  # argparse: --help, usage errors
+            code = exit.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_demo_prints_report():
-    result = run("demo")
+    result = subprocess.run([sys.executable, "-m", "skbalance", "demo"], capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "converged" in out and "design effect" in out

@@ -323,24 +323,34 @@ def test_batched_products_equal_separate_problems():
         np.testing.assert_allclose(batch.plan[i], alone.plan, rtol=1e-13)
 
 
+def _tiny_temperature_fit():
+    scores = _cosine_scores(4, n=400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return scores, skb.sinkhorn(scores / 1e-3, logits=True, tol=1e-9, max_iter=100_000)
+
+
 def test_tiny_temperature_converges_with_sparse_preconditioned_newton():
     # at temperature 1e-3 the plan is nearly a permutation: plain steps and
     # Jacobi-preconditioned conjugate gradients stall, the sparse LU of the
     # plan's largest entries does not
-    scores = _cosine_scores(4, n=400)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        result = skb.sinkhorn(scores / 1e-3, logits=True, tol=1e-9, max_iter=100_000)
+    _, result = _tiny_temperature_fit()
     assert result.converged and result.n_newton > 0 and result.n_matvec < 2000
     plan = result.plan
     np.testing.assert_allclose(plan.sum(axis=1), 1 / 400, atol=1e-9)
     np.testing.assert_allclose(plan.sum(axis=0), 1 / 400, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_tiny_temperature_plan_equals_a_dense_newton_solve():
     # a dense Newton solve of the dual, from there to 1e-12, barely moves the plan
+    # (the oracle costs a minute of CPU: the full suite runs it, the fast set not)
     from skbalance.kernels._sinkhorn_log import _dense_newton, centre_logits
 
+    scores, result = _tiny_temperature_fit()
     L = centre_logits(np, scores / 1e-3)
     a = np.full(400, 1 / 400)
     f, g = result.u - np.log(1.0), result.v
     f2, g2, _, errors, _ = _dense_newton(L, a, a, f, g, np, 1e-12)
     dense_plan = np.exp(L + f2[:, None] + g2[None, :])
-    np.testing.assert_allclose(plan, dense_plan, atol=2e-9)
+    np.testing.assert_allclose(result.plan, dense_plan, atol=2e-9)
