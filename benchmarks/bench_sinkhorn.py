@@ -45,7 +45,7 @@ import skbalance as skb
 
 def _with_plan(result):
     """The result with its plan made: what POT returns, and what a caller reads."""
-    result.plan
+    _ = result.plan  # a cached property: reading it makes the plan
     return result
 
 

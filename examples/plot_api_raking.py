@@ -23,10 +23,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 import skbalance as skb
-
-import pandas as pd
 
 population = skb.datasets.load_api("pop")
 # Share of students on free meals, in population quartiles: a strong predictor.

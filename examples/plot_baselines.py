@@ -14,9 +14,10 @@ Each panel uses target marginals with a different amount of noise ``eps``
 (``P~ ~ P exp(eps Z)``). With exact targets (``eps = 0``) balancing is never
 worse than importance weighting (they tie at ``s = 0``) and wins more as
 dependence grows. With noisy targets (``eps = 0.2``) balancing and IPWI inherit
-a bias that no sample size removes, which lifts their error at large ``s``. Dots are Monte Carlo (each
-estimate from :class:`skbalance.BalancedFunctionalEstimator`); lines are the
-theory, ``bias^2 + sigma^2 / n`` from :mod:`skbalance.theory`.
+a bias that no sample size removes, which lifts their error at large ``s``.
+Dots are Monte Carlo (each estimate from
+:class:`skbalance.BalancedFunctionalEstimator`); lines are the theory,
+``bias^2 + sigma^2 / n`` from :mod:`skbalance.theory`.
 """
 
 import os

@@ -9,8 +9,8 @@ from ._functional import BalancedFunctionalEstimator
 from ._inference import compute_replicate_weights
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
-from ._targets import Mean, Total
 from ._spectral import SpectralGapAnalyzer
+from ._targets import Mean, Total
 from .kernels import SinkhornResult, sinkhorn
 
 __version__ = "0.1.0"

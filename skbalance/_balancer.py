@@ -21,8 +21,14 @@ from ._problem import balancing_columns, build_problem
 from ._report import diagnostics_frame
 from ._rows import as_column, is_dask, kish_effective_size, read_rows
 from ._solve import FitSettings, confirm_convergence, new_row_factors, solve
-from ._streaming import (add_chunk, cell_table, cell_table_rows, cells_effective_size,
-                         dask_weights, positional_weights)
+from ._streaming import (
+    add_chunk,
+    cell_table,
+    cell_table_rows,
+    cells_effective_size,
+    dask_weights,
+    positional_weights,
+)
 from ._targets import is_numeric
 from .kernels import group_sum
 from .utils._array_api import check_same_namespace
@@ -152,11 +158,12 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
     Notes
     -----
     Estimators built on a balancer use its public contract: :meth:`fit_problem`
-    returns the :class:`~skbalance.CellProblem` behind ``weights_`` and ``n_iter_``. ``X`` may also be a 2-D array from any
-    Array API library (CuPy, torch, ...) when scikit-learn's
-    ``array_api_dispatch`` is on: the weights then stay on the input's device. A dask DataFrame is reduced to the cell
-    table by one distributed group-by; ``weights_`` is then a lazy dask
-    Series. :meth:`partial_fit` accumulates the cell table over chunks.
+    returns the :class:`~skbalance.CellProblem` behind ``weights_`` and
+    ``n_iter_``. ``X`` may also be a 2-D array from any Array API library
+    (CuPy, torch, ...) when scikit-learn's ``array_api_dispatch`` is on: the
+    weights then stay on the input's device. A dask DataFrame is reduced to
+    the cell table by one distributed group-by; ``weights_`` is then a lazy
+    dask Series. :meth:`partial_fit` accumulates the cell table over chunks.
 
     Examples
     --------

@@ -16,7 +16,6 @@ from ._design import SurveyDesign
 from ._functional import BalancedFunctionalEstimator
 from ._targets import Mean, Total
 
-
 # pandas' default missing-value strings, for the columns that are not levels
 _DEFAULT_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
                "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from array_api_compat import is_array_api_obj
 
+from ._problem import joint_index
 from ._rows import kish_effective_size, read_rows
 from ._targets import is_numeric, parse_targets
 from .kernels import encode_cells
-from ._problem import joint_index
 from .utils._array_api import to_numpy
 from .utils._validation import check_sample_weight, column_label
 from .utils._warnings import warn

@@ -99,12 +99,14 @@ class SurveyDesign(BaseEstimator):
         Without it, a cluster found in two strata is an error.
     lonely_psu : {"fail", "remove", "certainty", "adjust", "average"}, default="fail"
         A stratum with one sampling unit, as R's ``options(survey.lonely.psu)``.
-    replicates : {"jk1", "jkn", "bootstrap", "brr", "fay", "successive-difference", "other"} or None, default=None
+    replicates : {"jk1", "jkn", "bootstrap", "brr", "fay", "successive-difference", \
+"other"} or None, default=None
         Replicate-weight variance instead of linearization. Built from the
         design (``jk1``, ``jkn``, ``bootstrap`` Rao-Wu with ``n_replicates``
         draws, ``brr`` and ``fay`` with a Sylvester-Hadamard matrix where every
         stratum has two units), or the kind of the supplied ``replicate_weights``.
-    replicate_weights : list of labels, array-like of shape (n_samples, n_replicates) or None, default=None
+    replicate_weights : list of labels, array-like of shape (n_samples, n_replicates) \
+or None, default=None
         Supplied replicate weights (the data producer's columns).
     n_replicates : int, default=200
         Number of bootstrap replicates.
@@ -251,7 +253,8 @@ def _stage_columns(rows, spec, name):
                     f"The design's {name} names column {item!r}, which the data do "
                     f"not have (columns: {rows.columns})."
                 )
-            if not rows.named and not (isinstance(item, Integral) and 0 <= item < len(rows.columns)):
+            by_position = isinstance(item, Integral) and 0 <= item < len(rows.columns)
+            if not rows.named and not by_position:
                 raise ValueError(
                     f"The design's {name} {item!r} must be a column of a DataFrame, or "
                     "give the values as an array."

@@ -18,8 +18,8 @@ from scipy import sparse
 from scipy.stats import t as student_t
 from sklearn.base import clone
 
-from ._design import ReplicateWeights, replicate_parts, satterthwaite_df
 from ._balancer import MarginalBalancer
+from ._design import ReplicateWeights, replicate_parts, satterthwaite_df
 from ._problem import balancing_steps
 from ._rows import read_rows
 from ._solve import FitSettings, solve_replicates

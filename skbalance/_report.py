@@ -130,9 +130,10 @@ def _reachability_text(problem, reachable, vanish, bounds, distance):
 
 def _describe_cell(problem, cell):
     """A cell as its levels: age='18-34', sex='F'."""
-    return ", ".join(f"{margin_name(m.key)}="
-                     + (f"{codes[cell]:.6g}" if is_numeric(m) else level_repr(m.levels[codes[cell]]))
-                     for m, codes in zip(problem.margins, problem.margin_codes))
+    return ", ".join(
+        f"{margin_name(m.key)}="
+        + (f"{codes[cell]:.6g}" if is_numeric(m) else level_repr(m.levels[codes[cell]]))
+        for m, codes in zip(problem.margins, problem.margin_codes))
 
 
 def diagnostic_columns(problem, base_mass, cell_factors):

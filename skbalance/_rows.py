@@ -5,8 +5,9 @@ or anything NumPy can read is read on the host; a polars DataFrame is read
 natively (its columns are encoded by polars, never converted as a whole); the
 codes of a pandas categorical, an Arrow dictionary or a polars Enum are used
 as they are; a 2-D array of another Array API library (CuPy, torch, ...)
-stays on its device when scikit-learn's ``array_api_dispatch`` is on; a dask DataFrame is recognised and left lazy
-(the distributed path reduces it to the cell table, see ``_streaming.py``).
+stays on its device when scikit-learn's ``array_api_dispatch`` is on; a dask
+DataFrame is recognised and left lazy (the distributed path reduces it to the
+cell table, see ``_streaming.py``). A Rows passes through unread.
 Row-sized arrays never change place: only cell-sized arrays cross between
 device and host, through :meth:`Rows.encode` (levels to the host) and
 :meth:`Rows.gather` (cell values to the rows).

@@ -19,8 +19,15 @@ from sklearn.exceptions import ConvergenceWarning
 from ._problem import match_rows, row_factors
 from ._report import convergence_report, diagnostic_columns
 from ._targets import is_numeric, margin_label
-from .kernels import (calibrate_cells, calibration_factor, group_sum, linear_predictor,
-                      numeric_scaling, rake_cells, rake_cells_batch)
+from .kernels import (
+    calibrate_cells,
+    calibration_factor,
+    group_sum,
+    linear_predictor,
+    numeric_scaling,
+    rake_cells,
+    rake_cells_batch,
+)
 from .utils._array_api import to_numpy
 from .utils._validation import check_bounds
 from .utils._warnings import warn
@@ -335,9 +342,9 @@ def confirm_convergence(weights, problem, fit):
     """Whether the margins of the weights actually returned meet ``tol``.
 
     Recomputes every margin's weighted shares from the row weights (one pass
-    over the rows) and warns when a fit reported converged misses them. The threshold is never below 1024
-    epsilons of the weights' dtype (float32 weights hold shares to about 1e-4
-    of that, not to 1e-10).
+    over the rows) and warns when a fit reported converged misses them. The
+    threshold is never below 1024 epsilons of the weights' dtype (float32
+    weights hold shares to about 1e-4 of that, not to 1e-10).
     """
     if not fit.converged:
         return False

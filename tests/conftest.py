@@ -1,9 +1,9 @@
-# reference scripts run in peer environments (balance), not under pytest
-collect_ignore = ["balance_reference"]
-
 import numpy as np
 import pandas as pd
 import pytest
+
+# reference scripts run in peer environments (balance), not under pytest
+collect_ignore = ["balance_reference"]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from sklearn.base import clone
 
 import skbalance as skb
 from skbalance.ssl import balanced_contrastive_loss, swav_codes
-from skbalance.utils._array_api import to_numpy
 
 xp_strict = pytest.importorskip("array_api_strict")
 

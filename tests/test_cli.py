@@ -191,9 +191,11 @@ def test_estimate_and_rake_never_write_over_an_input(clus1_files):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ([{"columns": ["age"], "targets": [["18-34"]]}], r"must be \[level, value\]; got \[\"18-34\"\]"),
+    ([{"columns": ["age"], "targets": [["18-34"]]}],
+     r"must be \[level, value\]; got \[\"18-34\"\]"),
     ([{"columns": ["age"], "targets": 5}], "must be a list of \\[level, value\\] pairs; got 5"),
-    ([{"columns": "gh", "targets": []}], 'must be a list of column names, e.g. \\["age", "sex"\\]; got "gh"'),
+    ([{"columns": "gh", "targets": []}],
+     'must be a list of column names, e.g. \\["age", "sex"\\]; got "gh"'),
     ([{"targets": []}], 'needs "columns"'),
     ({"sex": 0.5}, "must be an object level -> value"),
     ([{"columns": ["age", "sex"], "targets": [["18-34", 1.0]]}], "must be lists of 2 values"),

@@ -1,7 +1,6 @@
 """The pure kernels against plain loops."""
 
 import tracemalloc
-
 import warnings
 
 import numpy as np

@@ -38,7 +38,8 @@ def _short():
     lambda: skb.compute_balancing_weights(ROWS, UNREACHABLE_IN_3, max_iter=1, tol=1e-12,
                                           solver="steps"),
     lambda: skb.BalancedFunctionalEstimator(_short()).fit(ROWS, np.arange(6.0)),
-    lambda: GridSearchCV(skb.BalancedEstimator(_short(), DummyRegressor()), {"balancer__tol": [1e-12]},
+    lambda: GridSearchCV(skb.BalancedEstimator(_short(), DummyRegressor()),
+                         {"balancer__tol": [1e-12]},
                          cv=2).fit(pd.concat([ROWS] * 4, ignore_index=True), np.arange(24.0)),
     lambda: skb.MarginalBalancer(targets={"g": {"a": 0.505, "b": 0.5}}).fit(ROWS),
     lambda: skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}}).fit(

@@ -1,7 +1,14 @@
 """Pure array kernels: cell encoding, raking and Sinkhorn. No estimators here."""
 
-from ._calibrate import (CalibrationResult, ConstraintMatrix, calibrate_cells, calibration_factor,
-                         linear_predictor, mean_range, numeric_scaling)
+from ._calibrate import (
+                         CalibrationResult,
+                         ConstraintMatrix,
+                         calibrate_cells,
+                         calibration_factor,
+                         linear_predictor,
+                         mean_range,
+                         numeric_scaling,
+)
 from ._cells import encode_cells, first_occurrence, group_sum
 from ._ipf import RakingResult, rake_cells, rake_cells_batch
 from ._sinkhorn import SinkhornResult, sinkhorn

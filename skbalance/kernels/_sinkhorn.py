@@ -34,9 +34,9 @@ import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
 
 from ..utils._array_api import float_dtype, logsumexp
+from ..utils._warnings import warn
 from ._matvec import divide_or_zero, is_sparse, kernel_products, max_abs
 from ._sinkhorn_log import centre_logits, logits_path
-from ..utils._warnings import warn
 
 __all__ = ["SinkhornResult", "sinkhorn"]
 

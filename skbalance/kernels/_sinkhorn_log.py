@@ -350,7 +350,7 @@ def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, dual, cache):
     direction, rz = z, float(residual @ z)
     target = eta * math.sqrt(max(rz, 0.0))
     iterations = 0
-    for iterations in range(1, _CG_MAX_ITER + 1):
+    for iterations in range(1, _CG_MAX_ITER + 1):  # noqa: B007 (the count is returned)
         if not math.sqrt(max(rz, 0.0)) > target:
             break
         image = product(direction)

@@ -7,7 +7,6 @@ from array_api_compat import array_namespace, device
 
 from ..utils._array_api import float_dtype, logsumexp
 
-
 __all__ = ["swav_codes"]
 
 
