@@ -32,6 +32,7 @@ from ._streaming import (
 from ._targets import is_numeric
 from .kernels import group_sum
 from .utils._array_api import check_same_namespace
+from .utils._warnings import warn
 
 __all__ = ["MarginalBalancer", "compute_balancing_weights"]
 
@@ -472,6 +473,13 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         >>> skb.MarginalBalancer().fit_transform(np.array([[0], [1], [1]])).ravel().tolist()
         [1.5, 0.75, 0.75]
         """
+        if y is not None:  # a Pipeline passes y: its next step would see only the weights
+            warn(
+                f"{type(self).__name__}.fit_transform was given y, as a Pipeline does: the "
+                "next step then receives the weight column as its only feature, not your "
+                "features with weights. To fit a model with balancing weights, use "
+                "skb.BalancedEstimator(balancer, model); to get the weights, fit the "
+                "balancer and read weights_.", UserWarning)
         return as_column(self.fit(X, sample_weight=sample_weight).weights_)
 
     def get_feature_names_out(self, input_features=None):

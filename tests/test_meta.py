@@ -1,5 +1,7 @@
 """BalancedEstimator: balancing weights reach the inner estimator, in CV too."""
 
+import warnings
+
 import numpy as np
 import pytest
 import sklearn
@@ -133,3 +135,23 @@ def test_metadata_routing(biased):
         expected = skb.compute_balancing_weights(numeric, codes_targets, sample_weight=base,
                                                  max_iter=refit.balancer.max_iter)
         np.testing.assert_allclose(refit.balancer_.weights_, expected, rtol=1e-12)
+
+
+def test_balancer_inside_a_pipeline_warns_and_names_balanced_estimator(survey, survey_targets):
+    # the trap: the regression is fitted on the weight column, not the features
+    X = survey[["age", "sex", "region"]]
+    y = survey["y"].to_numpy()
+    trap = make_pipeline(skb.MarginalBalancer(targets=survey_targets), LinearRegression())
+    with pytest.warns(UserWarning, match="BalancedEstimator") as record:
+        trap.fit(X, y)
+    assert len(record) == 1 and record[0].filename == __file__
+    assert trap[-1].coef_.shape == (1,)  # what the warning is about: one feature
+    # the balancer alone (no y) and BalancedEstimator do not warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weights = skb.MarginalBalancer(targets=survey_targets).fit_transform(X)
+        model = skb.BalancedEstimator(skb.MarginalBalancer(targets=survey_targets),
+                                      make_pipeline(OneHotEncoder(), LinearRegression()))
+        model.fit(X, y)
+    assert weights.shape == (len(X), 1)
+    assert model.estimator_[-1].coef_.shape[0] == sum(X[c].nunique() for c in X)
