@@ -75,5 +75,6 @@ ax.legend(fontsize=7, loc="upper left")
 ax.set_title("Calibrating to a known total removes most of the error")
 fig.tight_layout()
 
-folder = Path(os.environ.get("SKBALANCE_FIGURE_DIR", Path(__file__).parent))
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+folder = Path(os.environ.get("SKBALANCE_FIGURE_DIR", here))
 fig.savefig(folder / "plot_calibration.png", dpi=100)

@@ -50,5 +50,6 @@ ax.set_title(f"apiclus1 raked to school type and sch.wide (design effect "
              f"{effect['after']:.2f})")
 fig.tight_layout()
 
-folder = Path(os.environ.get("SKBALANCE_FIGURE_DIR", Path(__file__).parent))
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+folder = Path(os.environ.get("SKBALANCE_FIGURE_DIR", here))
 fig.savefig(folder / "plot_covariate_balance.png", dpi=100)
