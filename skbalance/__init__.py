@@ -11,9 +11,8 @@ from ._meta import BalancedEstimator
 from ._problem import CellProblem
 from ._spectral import SpectralGapAnalyzer
 from ._targets import Mean, Total
+from ._version import __version__
 from .kernels import SinkhornResult, sinkhorn
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BalancedEstimator",

@@ -10,11 +10,11 @@ import warnings
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
-from . import __version__
 from ._balancer import MarginalBalancer
 from ._design import SurveyDesign
 from ._functional import BalancedFunctionalEstimator
 from ._targets import Mean, Total
+from ._version import __version__
 
 # pandas' default missing-value strings, for the columns that are not levels
 _DEFAULT_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",

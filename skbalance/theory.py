@@ -26,6 +26,7 @@ from array_api_compat import array_namespace, device, is_array_api_obj
 from ._problem import ipwi_residual, k_step_residual, level_means
 from .kernels import rake_cells
 from .utils._array_api import from_numpy, to_numpy
+from .utils._validation import check_nonnegative_int
 
 __all__ = [
     "asymptotic_variance",
@@ -253,9 +254,7 @@ def asymptotic_variance(P, h, k):
 
 
 def _check_steps(k):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"k must be a nonnegative integer; got {k!r}.")
-    return int(k)
+    return check_nonnegative_int(k, "k")
 
 
 @_follows_input

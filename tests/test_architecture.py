@@ -119,10 +119,13 @@ def test_private_state_does_not_cross_objects():
 
 
 def _import_graph():
+    """Module -> the skbalance modules it imports (``from . import x`` is ``x``)."""
+    modules = {_module_name(path) for path in PACKAGE.rglob("*.py")}
     graph = {}
     for path in PACKAGE.rglob("*.py"):
         module = _module_name(path)
-        graph[module] = {source for source, _ in _imported_names(path)
+        graph[module] = {f"{source}.{name}" if f"{source}.{name}" in modules else source
+                         for source, name in _imported_names(path)
                          if source.startswith("skbalance") and source != module}
         for node in ast.walk(ast.parse(path.read_text())):  # import skbalance.x
             if isinstance(node, ast.Import):
@@ -292,3 +295,50 @@ def test_score_weights_keeps_convergence_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         meta.score_weights(np.array([[0, 0], [1, 1], [0, 1], [1, 0]], dtype=float))
+
+
+# bottom-up: a module imports only from layers below its own (or its own
+# subpackage); the three survey layers, weighting, design and analysis, sit on
+# the readers and the solver, the command line on top of everything
+LAYERS = [
+    ["skbalance.utils", "skbalance._version"],
+    ["skbalance.kernels", "skbalance.datasets", "skbalance.plotting"],
+    ["skbalance._rows", "skbalance._targets", "skbalance.ssl"],
+    ["skbalance._problem", "skbalance._streaming"],
+    ["skbalance._report", "skbalance.theory", "skbalance._design"],
+    ["skbalance._solve", "skbalance._covariate_balance"],
+    ["skbalance._balancer", "skbalance._spectral", "skbalance._meta"],
+    ["skbalance._inference"],
+    ["skbalance._functional"],
+    ["skbalance._cli"],
+    ["skbalance.__main__", "skbalance"],
+]
+
+
+def _layer(module):
+    for level, members in enumerate(LAYERS):
+        if any(module == m or module.startswith(m + ".") for m in members):
+            return level
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def _climbs(graph):
+    """Imports that go to the importer's layer or above, outside its own subpackage."""
+    return sorted((module, source) for module, sources in graph.items() for source in sources
+                  if _layer(source) >= _layer(module)
+                  and not (module != "skbalance" and source.rsplit(".", 1)[0] == module)
+                  and not (_package_of(module) == _package_of(source) != "skbalance"))
+
+
+def _package_of(module):
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else module
+
+
+def test_imports_never_run_back_up_the_layers():
+    graph = _import_graph()
+    assert _climbs(graph) == []
+    # the check can fail: the solver importing the estimator runs back up
+    assert _climbs({"skbalance._solve": {"skbalance._balancer"},
+                    "skbalance._rows": {"skbalance.utils._validation"}}) == [
+        ("skbalance._solve", "skbalance._balancer")]

@@ -358,3 +358,21 @@ def test_unreachable_targets_over_three_margins_keep_weights_finite():
     assert np.all(np.isfinite(bal.weights_)) and not bal.converged_
     np.testing.assert_allclose(bal.compute_weights(X, sample_weight=base), bal.weights_,
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [2.0, True, -1, "3"])
+def test_every_step_count_follows_one_rule(bad):
+    # k, n_steps, n_iter and max_iter: an integer (NumPy's too), not a bool, >= 0,
+    # as the estimators' Interval(Integral, 0, None) constraints say
+    P = np.array([[0.3, 0.2], [0.1, 0.4]])
+    scores = np.random.default_rng(0).normal(size=(6, 3))
+    calls = {
+        "k": lambda k: skb.theory.asymptotic_variance(P, np.ones((2, 2)), k),
+        "n_steps": lambda k: skb.ssl.balanced_contrastive_loss(np.eye(4), n_steps=k),
+        "n_iter": lambda k: skb.ssl.swav_codes(scores, n_iter=k),
+        "max_iter": lambda k: skb.sinkhorn(np.ones((3, 3)), max_iter=k, tol=0),
+    }
+    for name, call in calls.items():
+        call(np.int64(2))  # accepted
+        with pytest.raises(ValueError, match=f"{name} must be a nonnegative integer"):
+            call(bad)

@@ -34,6 +34,7 @@ import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
 
 from ..utils._array_api import float_dtype, logsumexp
+from ..utils._validation import check_nonnegative_int
 from ..utils._warnings import warn
 from ._matvec import divide_or_zero, is_sparse, kernel_products, max_abs
 from ._sinkhorn_log import centre_logits, logits_path
@@ -394,12 +395,7 @@ def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=None, logits=False,
     >>> sinkhorn(np.log(K), logits=True, tol=1e-12).plan.sum(axis=1).round(10).tolist()
     [0.5, 0.5]
     """
-    try:
-        whole = not isinstance(max_iter, bool) and float(max_iter).is_integer()
-    except (TypeError, ValueError, OverflowError):
-        whole = False
-    if not whole or max_iter < 0:
-        raise ValueError(f"max_iter must be a nonnegative integer; got {max_iter!r}.")
+    max_iter = check_nonnegative_int(max_iter, "max_iter")
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, Real)
                             or not 0 <= tol < math.inf):
         raise ValueError(f"tol must be a nonnegative finite number; got {tol!r}.")

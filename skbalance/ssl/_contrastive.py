@@ -3,6 +3,7 @@
 from array_api_compat import array_namespace
 
 from ..utils._array_api import float_dtype, logsumexp
+from ..utils._validation import check_nonnegative_int
 
 __all__ = ["balanced_contrastive_loss"]
 
@@ -63,8 +64,7 @@ def balanced_contrastive_loss(logits, n_steps=2, *, return_grad=False):
             f"logits must be a square (m, m) matrix of paired items; got shape "
             f"{tuple(logits.shape)}."
         )
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 0:
-        raise ValueError(f"n_steps must be a nonnegative integer; got {n_steps!r}.")
+    n_steps = check_nonnegative_int(n_steps, "n_steps")
     logits = xp.astype(logits, float_dtype(xp, logits), copy=False)
     if not bool(xp.all(xp.isfinite(logits))):
         raise ValueError("logits contain NaN or Inf.")

@@ -6,6 +6,7 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from ..utils._array_api import float_dtype, logsumexp
+from ..utils._validation import check_nonnegative_int
 
 __all__ = ["swav_codes"]
 
@@ -48,8 +49,7 @@ def swav_codes(scores, epsilon=0.05, n_iter=3):
         raise ValueError(f"scores must be (B, K); got shape {tuple(scores.shape)}.")
     if not epsilon > 0:
         raise ValueError(f"epsilon must be positive; got {epsilon!r}.")
-    if isinstance(n_iter, bool) or int(n_iter) != n_iter or n_iter < 0:
-        raise ValueError(f"n_iter must be a nonnegative integer; got {n_iter!r}.")
+    n_iter = check_nonnegative_int(n_iter, "n_iter")
     scores = xp.astype(scores, float_dtype(xp, scores), copy=False)
     if not bool(xp.all(xp.isfinite(scores))):
         raise ValueError("scores contain NaN or Inf.")

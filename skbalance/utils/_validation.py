@@ -83,7 +83,12 @@ def check_bounds(bounds):
 
 
 def check_nonnegative_int(value, name):
-    """``value`` as an int, or a ValueError naming ``name``."""
+    """``value`` as an int, or a ValueError naming ``name``.
+
+    The one rule for every step count (``k``, ``n_steps``, ``n_iter``,
+    ``max_iter``): an integer (NumPy's too), not a bool, at least 0: the rule
+    of the estimators' ``Interval(Integral, 0, None)``.
+    """
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
         raise ValueError(f"{name} must be a nonnegative integer; got {value!r}.")
     return int(value)
