@@ -9,7 +9,7 @@ and size, all a few percent away from the weighted sample.
 
 Every method goes from the rows to one weight per row, on the same CSV:
 
-* skbalance ``MarginalBalancer(method=...)`` in this process (tol 1e-10);
+* skbalance ``MarginalBalancer(distance=...)`` in this process (tol 1e-10);
 * R survey's ``calibrate`` (calfun "raking", "linear", "logit"; epsilon
   1e-10), run with ``Rscript`` when it is installed: its time is measured in
   R around the ``calibrate`` call alone (model matrix and design included,
@@ -98,7 +98,7 @@ def run_skbalance(frame, targets, method, repeat):
     import skbalance as skb
 
     spec = {name: (skb.Total(t) if not isinstance(t, dict) else t) for name, t in targets.items()}
-    bal = skb.MarginalBalancer(targets=spec, method=method, tol=1e-10, max_iter=10_000,
+    bal = skb.MarginalBalancer(targets=spec, distance=method, tol=1e-10, max_iter=10_000,
                                bounds=BOUNDS if method == "logit" else None)
     best = np.inf
     for _ in range(repeat):

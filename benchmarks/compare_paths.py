@@ -21,8 +21,14 @@ import numpy as np
 CASES = r'''
 import json, sys
 import numpy as np, pandas as pd
+import inspect
 import skbalance as skb
 from scipy import sparse
+# the parameters' names in this checkout (distance and baseline were method before 0.2)
+NEW_NAMES = "distance" in inspect.signature(skb.MarginalBalancer).parameters
+DISTANCE = "distance" if NEW_NAMES else "method"
+def baseline(name):
+    return {"baseline": name} if NEW_NAMES else {"method": name}
 rng = np.random.default_rng(0)
 n = 3000
 X = pd.DataFrame({c: rng.choice(list("abcde")[:k], n) for c, k in
@@ -62,8 +68,8 @@ fits = {"raking tol": dict(targets=tilt, tol=1e-10),
         "raking steps tol": dict(targets=tilt, tol=1e-10, solver="steps"),
         "bounded raking tol": dict(targets=tilt, tol=1e-10, bounds=(0.7, 1.6)),
         "numeric raking tol": dict(targets=numeric, tol=1e-10),
-        "linear tol": dict(targets=numeric, tol=1e-10, method="linear"),
-        "logit tol": dict(targets=numeric, tol=1e-10, method="logit", bounds=(0.5, 2.0))}
+        "linear tol": dict(targets=numeric, tol=1e-10, **{DISTANCE: "linear"}),
+        "logit tol": dict(targets=numeric, tol=1e-10, bounds=(0.5, 2.0), **{DISTANCE: "logit"})}
 for name, params in fits.items():
     bal = skb.MarginalBalancer(**params).fit(X, sample_weight=base)
     out[f"{name} weights"] = bal.weights_.tolist()
@@ -78,7 +84,7 @@ out["partial_fit new rows"] = chunked.compute_weights(new).tolist()
 api = skb.datasets.load_api("clus1")
 targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
 for method in ("raking", "linear"):
-    bal = skb.MarginalBalancer(targets=targets, tol=1e-10, method=method)
+    bal = skb.MarginalBalancer(targets=targets, tol=1e-10, **{DISTANCE: method})
     for reps in (None, "jk1", "bootstrap"):
         design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates=reps,
                                   random_state=0)
@@ -91,7 +97,7 @@ for method in ("raking", "linear"):
         api, bal, skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1"),
         sample_weight=api["pw"]).weights.ravel().tolist()
 for method in ("empirical", "ipwi"):
-    est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=targets), method=method,
+    est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=targets), **baseline(method),
                                           design=skb.SurveyDesign(clusters="dnum", fpc="fpc"))
     out[f"estimates {method}"] = est.fit(api, api["api00"], sample_weight=api["pw"]).results_[
         ["estimate", "std_error"]].to_numpy().ravel().tolist()

@@ -45,7 +45,8 @@ for _ in range(replications):
     sample = population.iloc[rng.choice(len(population), size=200, replace=False)]
     for name, (method, k, tol) in settings.items():
         balancer = skb.MarginalBalancer(targets=targets, max_iter=k, tol=tol)
-        est = skb.BalancedFunctionalEstimator(balancer, method=method)
+        est = skb.BalancedFunctionalEstimator(
+            balancer, baseline=None if method == "balanced" else method)
         est.fit(sample[columns], sample["api00"])
         low, high = est.confidence_interval(0.05)
         estimates[name].append(est.estimate_)

@@ -62,7 +62,8 @@ for ax, eps in zip(axes, noise):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for method in methods:
-                    est = skb.BalancedFunctionalEstimator(balancer, method=method)
+                    est = skb.BalancedFunctionalEstimator(
+                        balancer, baseline=None if method == "balanced" else method)
                     errors[method].append((est.fit(X, y).estimate_ - phi) ** 2)
         ratio = np.outer(p_x / P.sum(1), p_y / P.sum(0))
         theory_mse = {

@@ -52,7 +52,7 @@ for _ in range(n_samples):
     sample = population.iloc[rng.choice(len(population), n, replace=False)]
     sample = sample.assign(fpc=len(population))
     for name, (targets, method) in methods.items():
-        bal = skb.MarginalBalancer(targets=targets, method=method, tol=1e-10)
+        bal = skb.MarginalBalancer(targets=targets, distance=method, tol=1e-10)
         est = skb.BalancedFunctionalEstimator(bal, design=skb.SurveyDesign(fpc="fpc"))
         est.fit(sample, sample["api00"])
         low, high = est.confidence_interval(0.05)

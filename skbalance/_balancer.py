@@ -13,7 +13,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._covariate_balance import balance_table
@@ -43,7 +43,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
     Rescales base weights one margin at a time (raking, iterative
     proportional fitting) until the weighted distribution of every balancing
     column matches its target; numeric columns may be calibrated to a total
-    or a mean, and ``method`` chooses the distance (THEORY section 7). Rows
+    or a mean, and ``distance`` chooses the distance (THEORY section 7). Rows
     with the same levels (and values) share one factor, so the iterations run
     on the table of distinct cells.
 
@@ -82,12 +82,13 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         How target values are read. Proportions off from 1 by up to 1% (rounded
         percentages) are normalised with a warning; more is an error. "auto":
         proportions when every margin sums to 1 within 1%, else counts.
-    method : {"raking", "linear", "logit"}, default="raking"
-        The distance. "raking": one exact projection per step (the
-        exponential tilt for a numeric target). "linear" (GREG, chi-square
-        distance) and "logit" (weight ratios strictly inside ``bounds``,
-        which it needs) meet every constraint at once by Newton's method;
-        linear weights may be negative (a warning says so).
+    distance : {"raking", "linear", "logit"}, default="raking"
+        The distance between the weights and the base weights that the fit
+        minimises (R survey's ``calfun``). "raking": one exact projection per
+        step (the exponential tilt for a numeric target). "linear" (GREG,
+        chi-square distance) and "logit" (weight ratios strictly inside
+        ``bounds``, which it needs) meet every constraint at once by Newton's
+        method; linear weights may be negative (a warning says so).
     solver : {"auto", "steps"}, default="auto"
         How raking reaches ``tol > 0`` without bounds. "auto": single-margin
         steps until the error is below 1e-3, then Newton steps on all margins
@@ -96,6 +97,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         go on). "steps": only single-margin steps, so that the weights are
         exactly the k-step estimator with ``k = n_iter_``. ``tol=0`` always
         takes exactly ``max_iter`` single-margin steps.
+    method : {"raking", "linear", "logit"}
+        Deprecated since 0.2, removed in 0.3: the old name of ``distance``.
 
     Attributes
     ----------
@@ -187,20 +190,23 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         "bounds": [tuple, list, None],
         "missing": [StrOptions({"error", "level"})],
         "target_type": [StrOptions({"auto", "proportion", "count"})],
-        "method": [StrOptions({"raking", "linear", "logit"})],
+        "distance": [StrOptions({"raking", "linear", "logit"})],
         "solver": [StrOptions({"auto", "steps"})],
+        "method": [StrOptions({"raking", "linear", "logit"}),
+                   Hidden(StrOptions({"deprecated"}))],
     }
 
     def __init__(self, *, targets=None, max_iter=1000, tol=1e-8, bounds=None, missing="error",
-                 target_type="auto", method="raking", solver="auto"):
+                 target_type="auto", distance="raking", solver="auto", method="deprecated"):
         self.targets = targets
         self.max_iter = max_iter
         self.tol = tol
         self.bounds = bounds
         self.missing = missing
         self.target_type = target_type
-        self.method = method
+        self.distance = distance
         self.solver = solver
+        self.method = method
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -357,7 +363,12 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
 
     def _solve(self, problem):
         """Balance the cell problem and set every fitted attribute of the cells."""
-        settings = FitSettings(distance=self.method, max_iter=self.max_iter, tol=self.tol,
+        distance = self.distance
+        if self.method != "deprecated":
+            warn("MarginalBalancer's parameter method was renamed distance in 0.2 and will "
+                 "be removed in 0.3: pass distance=... instead.", FutureWarning)
+            distance = self.method
+        settings = FitSettings(distance=distance, max_iter=self.max_iter, tol=self.tol,
                                bounds=self.bounds, accelerate=self.solver == "auto")
         fit = solve(problem, settings)
         self._fit = fit
@@ -564,7 +575,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
 
 def compute_balancing_weights(
     X, targets=None, *, sample_weight=None, max_iter=1000, tol=1e-8, bounds=None,
-    missing="error", target_type="auto", method="raking", solver="auto",
+    missing="error", target_type="auto", distance="raking", solver="auto", method="deprecated",
 ):
     """Raking weights of the rows of ``X``: the function form of MarginalBalancer.
 
@@ -578,10 +589,12 @@ def compute_balancing_weights(
         Nonnegative base weights.
     max_iter, tol : int, float, default=1000, 1e-8
         Largest number of steps and marginal tolerance, as in MarginalBalancer.
-    bounds, missing, target_type, method, solver : default=None, "error", "auto", \
+    bounds, missing, target_type, distance, solver : default=None, "error", "auto", \
 "raking", "auto"
         Weight-ratio limits, missing-value rule, target reading, distance and
         raking solver, as in MarginalBalancer.
+    method : {"raking", "linear", "logit"}
+        Deprecated since 0.2, removed in 0.3: the old name of ``distance``.
 
     Returns
     -------
@@ -597,6 +610,6 @@ def compute_balancing_weights(
     [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
     """
     balancer = MarginalBalancer(targets=targets, max_iter=max_iter, tol=tol, bounds=bounds,
-                                missing=missing, target_type=target_type, method=method,
-                                solver=solver)
+                                missing=missing, target_type=target_type, distance=distance,
+                                solver=solver, method=method)
     return balancer.fit(X, sample_weight=sample_weight).weights_

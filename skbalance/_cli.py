@@ -61,7 +61,7 @@ def run_demo(out=None):
     estimator.fit(sample, sample["api00"], sample_weight=sample["pw"])
     balancer = estimator.balancer_
     design_weighted = BalancedFunctionalEstimator(balancer, design=design,
-                                                  method="empirical")
+                                                  baseline="empirical")
     design_weighted.fit(sample, sample["api00"], sample_weight=sample["pw"])
     iid = BalancedFunctionalEstimator(balancer).fit(sample, sample["api00"],
                                                     sample_weight=sample["pw"])
@@ -277,7 +277,7 @@ def run_rake(args, out=None):
     sample_weight = _base_weights(args, data)
     balancer = MarginalBalancer(
         targets=targets, max_iter=args.max_iter, tol=args.tol,
-        bounds=tuple(args.bounds) if args.bounds else None, method=args.method,
+        bounds=tuple(args.bounds) if args.bounds else None, distance=args.distance,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -321,7 +321,7 @@ def run_estimate(args, out=None):
     )
     balancer = MarginalBalancer(targets=targets, max_iter=args.max_iter, tol=args.tol,
                                 bounds=tuple(args.bounds) if args.bounds else None,
-                                method=args.method)
+                                distance=args.distance)
     estimator = BalancedFunctionalEstimator(
         balancer, design=design, statistic=args.statistic, domain=args.by, df=args.df,
         denominator=args.denominator,
@@ -354,8 +354,9 @@ def _add_balancing_options(command):
         help="limits on weight / rescaled base weight (default: none)",
     )
     command.add_argument(
-        "--method", choices=["raking", "linear", "logit"], default="raking",
-        help="distance: raking (default), linear (GREG) or logit (needs --bounds)",
+        "--distance", "--method", choices=["raking", "linear", "logit"], default="raking",
+        help="distance: raking (default), linear (GREG) or logit (needs --bounds); "
+        "--method is its old name",
     )
     command.add_argument(
         "--missing-as-level", action="store_true",

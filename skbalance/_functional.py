@@ -6,7 +6,7 @@ import numpy as np
 from array_api_compat import array_namespace, device
 from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator, _fit_context, clone
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils._param_validation import HasMethods, Hidden, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._balancer import MarginalBalancer
@@ -14,6 +14,7 @@ from ._inference import BalancingFit, estimate_statistics, statistics_of
 from ._problem import balancing_steps
 from ._rows import is_dask, kish_effective_size, read_rows
 from .utils._array_api import from_numpy, to_numpy
+from .utils._warnings import warn
 
 __all__ = ["BalancedFunctionalEstimator"]
 
@@ -37,10 +38,11 @@ class BalancedFunctionalEstimator(BaseEstimator):
         column of ``X`` to uniform. Cloned at fit. Any balancer with the
         public contract (``fit_problem``, ``weights_``, ``n_iter_`` and, when it
         finishes with Newton steps, ``n_newton_iter_``) works.
-    method : {"balanced", "empirical", "ipwi"}, default="balanced"
-        ``"balanced"``: the balancer's weights. ``"empirical"``: the base
-        weights (``k = 0``). ``"ipwi"``: importance weighting by every
-        margin's target over base-weighted share at once (no iteration),
+    baseline : {"empirical", "ipwi"} or None, default=None
+        None: the balancer's weights (the balanced estimate). One of the
+        paper's baselines instead: ``"empirical"``, the base weights
+        (``k = 0``); ``"ipwi"``, importance weighting by every margin's target
+        over base-weighted share at once (no iteration),
         ``sum d h prod_j ratio_j / sum d``.
     design : SurveyDesign or None, default=None
         How the sample was drawn. None: each row (of positive weight) is an
@@ -65,6 +67,9 @@ class BalancedFunctionalEstimator(BaseEstimator):
         California school districts it lifts coverage from 81% to 92%, JK1's
         from 87% to 95%); with equal clusters it is conservative (about a
         third of the parts).
+    method : {"balanced", "empirical", "ipwi"}
+        Deprecated since 0.2, removed in 0.3: ``baseline`` (``"balanced"`` is
+        ``baseline=None``).
 
     Attributes
     ----------
@@ -135,17 +140,20 @@ class BalancedFunctionalEstimator(BaseEstimator):
 
     _parameter_constraints: dict = {
         "balancer": [HasMethods(["fit_problem", "compute_weights"]), None],
-        "method": [StrOptions({"balanced", "empirical", "ipwi"})],
+        "baseline": [StrOptions({"empirical", "ipwi"}), None],
         "design": [HasMethods(["resolve"]), None],
         "statistic": [StrOptions({"mean", "total", "ratio"})],
         "domain": [None, "array-like", str, Integral, tuple],
         "denominator": [None, "array-like", str, Integral, tuple],
         "df": [StrOptions({"design", "satterthwaite"})],
+        "method": [StrOptions({"balanced", "empirical", "ipwi"}),
+                   Hidden(StrOptions({"deprecated"}))],
     }
 
-    def __init__(self, balancer=None, *, method="balanced", design=None, statistic="mean",
-                 domain=None, denominator=None, df="design"):
+    def __init__(self, balancer=None, *, baseline=None, design=None, statistic="mean",
+                 domain=None, denominator=None, df="design", method="deprecated"):
         self.balancer = balancer
+        self.baseline = baseline
         self.method = method
         self.design = design
         self.statistic = statistic
@@ -207,23 +215,24 @@ class BalancedFunctionalEstimator(BaseEstimator):
             design = self.design.resolve(rows, None if sample_weight is None else
                                          to_numpy(sample_weight))
             sample_weight = design.weights
+        weighting = self._weighting()
         balancer = MarginalBalancer() if self.balancer is None else clone(self.balancer)
-        if self.method != "balanced":
+        if weighting != "balanced":
             balancer.set_params(max_iter=0, tol=0)
         # a MarginalBalancer takes the rows as read; another balancer reads X its own way
         given = rows if isinstance(balancer, MarginalBalancer) else X
         problem = balancer.fit_problem(given, sample_weight=sample_weight)
         rows, base = problem.rows, problem.base
-        if self.method == "balanced":
+        if weighting == "balanced":
             weights, steps = balancer.weights_, balancing_steps(balancer)
-        elif self.method == "empirical":
+        elif weighting == "empirical":
             weights, steps = base, 0
         else:
             weights = base * rows.gather(problem.importance_factors(), problem.cell_of_row)
             steps = "ipwi"
         stats = statistics_of(y, rows, self.statistic, self._column(rows, self.domain),
                               self._column(rows, self.denominator))
-        fit = BalancingFit(problem, weights, steps, balancer, self.method)
+        fit = BalancingFit(problem, weights, steps, balancer, weighting)
         self.results_ = estimate_statistics(fit, stats, design, df=self.df)
         single = len(stats) == 1
         for name, column in (("estimate_", "estimate"), ("std_error_", "std_error")):
@@ -236,12 +245,24 @@ class BalancedFunctionalEstimator(BaseEstimator):
         self.df_ = dfs[0].item() if np.all(dfs == dfs[0]) else dfs.astype(np.float64)
         self.weights_ = weights
         self.effective_sample_size_ = kish_effective_size(weights)
-        self.n_steps_ = balancer.n_iter_ if self.method == "balanced" else 0
+        self.n_steps_ = balancer.n_iter_ if weighting == "balanced" else 0
         self.balancer_ = balancer
         self.n_features_in_ = balancer.n_features_in_
         if hasattr(balancer, "feature_names_in_"):
             self.feature_names_in_ = balancer.feature_names_in_
         return self
+
+    def _weighting(self):
+        """The weights of the estimate: ``baseline``, or "balanced" for None.
+
+        The deprecated ``method`` still works, with a FutureWarning.
+        """
+        if self.method == "deprecated":
+            return "balanced" if self.baseline is None else self.baseline
+        warn("BalancedFunctionalEstimator's parameter method was renamed baseline in 0.2 and "
+             "will be removed in 0.3: pass baseline=None (balanced), 'empirical' or 'ipwi'.",
+             FutureWarning)
+        return self.method
 
     @staticmethod
     def _column(rows, spec):
@@ -271,7 +292,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         >>> import skbalance as skb
         >>> X = np.repeat([[0], [1]], [30, 10], axis=0)
         >>> y = np.r_[np.zeros(30), np.ones(10)]
-        >>> est = skb.BalancedFunctionalEstimator(method="empirical").fit(X, y)
+        >>> est = skb.BalancedFunctionalEstimator(baseline="empirical").fit(X, y)
         >>> [round(v, 3) for v in est.confidence_interval()]
         [0.11, 0.39]
         """

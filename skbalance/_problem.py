@@ -17,6 +17,7 @@ from ._targets import Margin, is_numeric, margin_label, parse_targets
 from .kernels import ConstraintMatrix, encode_cells, group_sum, numeric_scaling
 from .utils._array_api import to_numpy
 from .utils._validation import level_repr
+from .utils._warnings import warn
 
 __all__ = [
     "CellProblem",
@@ -200,7 +201,7 @@ class CellProblem:
     rows : Rows
         The rows the cells were formed from (their base weights, namespace
         and device).
-    method : {"raking", "linear", "logit"}, default="raking"
+    distance : {"raking", "linear", "logit"}, default="raking"
         The distance of the fit. Raking takes steps, and its residual after
         ``k`` steps is ``C_k``; linear and logit meet every constraint at
         once, and their residual is the regression residual on all of them.
@@ -225,7 +226,14 @@ class CellProblem:
     margin_codes: list
     total: object
     rows: object
-    method: str = "raking"
+    distance: str = "raking"
+
+    @property
+    def method(self):
+        """Deprecated: the old name of :attr:`distance` (removed in 0.3)."""
+        warn("CellProblem.method was renamed distance in 0.2 and will be removed in 0.3.",
+             FutureWarning)
+        return self.distance
 
     @property
     def base(self):
@@ -266,7 +274,8 @@ class CellProblem:
         if numeric:
             raise ValueError(
                 f"Importance weighting has no factor for the numeric target of "
-                f"{margin_label(numeric[0].key)}: use method='balanced' or 'empirical'."
+                f"{margin_label(numeric[0].key)}: use baseline=None (the balanced weights) or "
+                "'empirical'."
             )
         mass = self.cell_base / self.cell_base.sum()
         factors = np.ones_like(mass)
@@ -354,7 +363,7 @@ class CellProblem:
             Number of balancing steps, the limit of infinitely many (the
             regression residual on every constraint: a fit that finished with
             Newton steps, see :func:`balancing_steps`), or the
-            importance-weighting operator. With ``method`` "linear" or
+            importance-weighting operator. With ``distance`` "linear" or
             "logit", any positive number is the limit (0: no correction).
 
         Returns
@@ -378,7 +387,7 @@ class CellProblem:
             means = self.cell_means(values)
         if steps == "ipwi":
             g = ipwi_residual(self.cell_base, self.margin_codes, self.level_counts, means)
-        elif steps == "limit" or (self.method != "raking" and steps != 0):  # all at once
+        elif steps == "limit" or (self.distance != "raking" and steps != 0):  # all at once
             g = calibration_residual(self.cell_base, self.margin_codes, self.level_counts,
                                      means)
         else:

@@ -58,7 +58,7 @@ class FitSettings:
     Examples
     --------
     >>> from skbalance._solve import FitSettings
-    >>> FitSettings.from_params({"method": "linear", "tol": 1e-10}).distance
+    >>> FitSettings.from_params({"distance": "linear", "tol": 1e-10}).distance
     'linear'
     """
 
@@ -74,14 +74,16 @@ class FitSettings:
         if self.distance == "logit" and (bounds is None or not bounds[0] < 1 < bounds[1]
                                          or not np.isfinite(bounds[1])):
             raise ValueError(
-                f"method='logit' needs finite bounds (low, high) with low < 1 < high (the "
+                f"distance='logit' needs finite bounds (low, high) with low < 1 < high (the "
                 f"weight ratios stay strictly inside them); got bounds={self.bounds!r}."
             )
 
     @classmethod
     def from_params(cls, params):
         """The settings of a balancer's parameters (``get_params()``), defaults where absent."""
-        return cls(distance=params.get("method", "raking"),
+        method = params.get("method", "deprecated")  # the distance's old name
+        distance = method if method != "deprecated" else params.get("distance", "raking")
+        return cls(distance=distance,
                    max_iter=params.get("max_iter", 1000), tol=params.get("tol", 1e-8),
                    bounds=params.get("bounds"),
                    accelerate=params.get("solver", "auto") == "auto")
@@ -222,12 +224,12 @@ def solve(problem, settings):
     >>> solve(problem, FitSettings(tol=1e-12)).cell_factors.tolist()
     [2.0, 0.6666666666666666]
     """
-    problem.method = settings.distance
+    problem.distance = settings.distance
     base_total, base_mass, total = scale_of(problem)
     targets = _targets_of(problem)
     if _needs_calibration(problem, settings.distance):
         kernel = calibrate_cells(base_mass, problem.margin_codes, targets,
-                                 method=settings.distance, max_iter=settings.max_iter,
+                                 distance=settings.distance, max_iter=settings.max_iter,
                                  tol=settings.tol, bounds=settings.bounds)
         intercept, coefs, scaling = kernel.intercept, kernel.coefs, kernel.scaling
         level_factors = None
@@ -262,7 +264,7 @@ def _warn_negative(problem, cell_factors):
         warn(
             f"Linear (GREG) calibration gave {negative} row(s) a negative weight: the "
             "chi-square distance does not keep weights positive. Pass bounds=(low, high), "
-            "or use method='raking' or 'logit'.", UserWarning)
+            "or use distance='raking' or 'logit'.", UserWarning)
 
 
 def solve_replicates(problem, settings, cell_base):
@@ -290,7 +292,7 @@ def solve_replicates(problem, settings, cell_base):
     n_reps = mass.shape[1]
     if _needs_calibration(problem, settings.distance):
         results = [calibrate_cells(mass[:, r], problem.margin_codes, targets,
-                                   method=settings.distance, max_iter=settings.max_iter,
+                                   distance=settings.distance, max_iter=settings.max_iter,
                                    tol=settings.tol, bounds=settings.bounds)
                    for r in range(n_reps)]
     elif settings.bounds is None:

@@ -151,7 +151,7 @@ def _calibration_case(method):
     rng = np.random.default_rng(4)
     X = np.column_stack([rng.integers(0, 3, 300), rng.gamma(2.0, 2.0, 300).round(1)])
     kwargs = {"targets": {0: {0.0: 0.3, 1.0: 0.3, 2.0: 0.4}, 1: skb.Mean(4.3)},
-              "method": method, "bounds": (0.3, 3.0), "tol": 1e-10}
+              "distance": method, "bounds": (0.3, 3.0), "tol": 1e-10}
     return X, rng.uniform(1, 2, size=300), kwargs
 
 
@@ -232,9 +232,9 @@ def test_estimators_follow_the_data(name, device, dtype):
     tolerance = 1e-9 if dtype == "float64" else 1e-4
     X_x, y_x = convert(X, name, device, dtype), convert(y, name, device, dtype)
     base_x = convert(base, name, device, dtype)
-    for method in ("balanced", "ipwi", "empirical"):
+    for baseline in (None, "ipwi", "empirical"):
         est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=targets),
-                                              method=method)
+                                              baseline=baseline)
         reference = est.fit(X, y, sample_weight=base)
         expected = (reference.estimate_, reference.std_error_)
         with _dispatch():

@@ -57,7 +57,7 @@ R_CASES = {
 @pytest.mark.parametrize("name", list(R_CASES))
 def test_weights_mean_and_standard_errors_match_r(name, strat, population_targets):
     method, bounds, design = R_CASES[name]
-    bal = skb.MarginalBalancer(targets=population_targets, method=method, bounds=bounds,
+    bal = skb.MarginalBalancer(targets=population_targets, distance=method, bounds=bounds,
                                tol=1e-13)
     est = skb.BalancedFunctionalEstimator(bal, design=skb.SurveyDesign(**design))
     est.fit(strat, strat["api00"], sample_weight=strat["pw"])
@@ -83,7 +83,7 @@ def test_the_issue_values(strat, population_targets):
 
 @pytest.mark.parametrize("method", ["raking", "linear"])
 def test_replicates_recalibrate_every_replicate_as_r(method, strat, population_targets):
-    bal = skb.MarginalBalancer(targets=population_targets, method=method, tol=1e-13)
+    bal = skb.MarginalBalancer(targets=population_targets, distance=method, tol=1e-13)
     design = skb.SurveyDesign(strata="stype", fpc="fpc", replicates="jkn")
     est = skb.BalancedFunctionalEstimator(bal, design=design)
     est.fit(strat, strat["api00"], sample_weight=strat["pw"])
@@ -198,7 +198,7 @@ def test_converged_raking_is_the_exponential_tilt(mixed):
 def test_linear_is_the_greg_closed_form(mixed):
     frame, base, constraints = mixed
     targets = _targets(constraints)
-    w = skb.compute_balancing_weights(frame, targets, sample_weight=base, method="linear")
+    w = skb.compute_balancing_weights(frame, targets, sample_weight=base, distance="linear")
     design = pd.get_dummies(frame[["g", "h"]], drop_first=True).astype(float)
     design = np.column_stack([np.ones(len(frame)), design, frame["x"], frame["z"]])
     total = base.sum()
@@ -211,7 +211,7 @@ def test_linear_is_the_greg_closed_form(mixed):
 def test_logit_weights_stay_strictly_inside_the_bounds(mixed):
     frame, base, constraints = mixed
     bounds = (0.7, 1.6)
-    bal = skb.MarginalBalancer(targets=_targets(constraints), method="logit", bounds=bounds,
+    bal = skb.MarginalBalancer(targets=_targets(constraints), distance="logit", bounds=bounds,
                                tol=1e-12).fit(frame, sample_weight=base)
     ratio = bal.weights_ / (base * bal.weight_scale_)
     assert bal.converged_
@@ -236,10 +236,10 @@ def test_categorical_only_calibration_kernel_equals_rake_cells():
     targets = [np.array([0.2, 0.3, 0.5]), np.array([0.1, 0.2, 0.3, 0.4])]
     for k in (1, 2, 5, 17):
         classic = rake_cells(mass, codes, targets, max_iter=k, tol=0)
-        general = calibrate_cells(mass, codes, targets, method="raking", max_iter=k, tol=0)
+        general = calibrate_cells(mass, codes, targets, distance="raking", max_iter=k, tol=0)
         np.testing.assert_allclose(general.cell_factors, classic.cell_factors, rtol=1e-12)
     bounded = rake_cells(mass, codes, targets, max_iter=200, tol=1e-13, bounds=(0.5, 1.8))
-    general = calibrate_cells(mass, codes, targets, method="raking", max_iter=200, tol=1e-13,
+    general = calibrate_cells(mass, codes, targets, distance="raking", max_iter=200, tol=1e-13,
                               bounds=(0.5, 1.8))
     np.testing.assert_allclose(general.cell_factors, bounded.cell_factors, rtol=1e-10)
 
@@ -257,7 +257,7 @@ def test_residual_of_many_steps_is_the_regression_residual(mixed):
     sqrt_d = np.sqrt(base)
     coef, *_ = np.linalg.lstsq(design * sqrt_d[:, None], y * sqrt_d, rcond=None)
     np.testing.assert_allclose(many, y - design @ coef, atol=1e-8)
-    problem.method = "linear"
+    problem.distance = "linear"
     np.testing.assert_allclose(problem.residuals(y, 1), y - design @ coef, atol=1e-10)
     np.testing.assert_array_equal(problem.residuals(y, 0), y)  # no calibration, no residual
 
@@ -268,7 +268,7 @@ def test_total_outside_the_data_range_is_unreachable_and_named():
     X = pd.DataFrame({"g": ["a", "a", "b", "b"], "x": [1.0, 2.0, 3.0, 4.0]})
     for method, bounds in (("raking", None), ("logit", (0.5, 3.0)), ("linear", (0.5, 3.0))):
         bal = skb.MarginalBalancer(targets={"g": {"a": 2, "b": 2}, "x": skb.Total(20.0)},
-                                   method=method, bounds=bounds, max_iter=200)
+                                   distance=method, bounds=bounds, max_iter=200)
         with pytest.warns(ConvergenceWarning, match=r"'x' \(total 20, a mean of 5\) is "
                                                     "unreachable"):
             bal.fit(X)
@@ -292,7 +292,7 @@ def test_contradictory_linear_constraints_are_reported():
     X = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
     X["y"] = 2 * X["x"]
     bal = skb.MarginalBalancer(targets={"x": skb.Mean(2.0), "y": skb.Mean(5.0)},
-                               method="linear")
+                               distance="linear")
     with pytest.warns(ConvergenceWarning, match="contradict each other"):
         bal.fit(X)
     assert not bal.converged_
@@ -301,7 +301,7 @@ def test_contradictory_linear_constraints_are_reported():
 def test_linear_says_when_weights_go_negative():
     X = pd.DataFrame({"x": [1.0, 2.0, 3.0, 10.0]})
     with pytest.warns(UserWarning, match="1 row.*negative weight"):
-        w = skb.compute_balancing_weights(X, {"x": skb.Mean(1.5)}, method="linear")
+        w = skb.compute_balancing_weights(X, {"x": skb.Mean(1.5)}, distance="linear")
     assert w[3] < 0 and w @ X["x"] / w.sum() == pytest.approx(1.5)
 
 
@@ -323,8 +323,8 @@ def test_numeric_target_column_errors_name_the_column():
         skb.Total(np.inf)
     with pytest.raises(ValueError, match=r"Column 'x' has a numeric target .* contains inf"):
         skb.MarginalBalancer(targets={"x": skb.Mean(1.5)}).fit(X.fillna(np.inf))
-    with pytest.raises(ValueError, match="method='logit' needs finite bounds"):
-        skb.MarginalBalancer(targets={"x": skb.Mean(1.5)}, method="logit").fit(X.fillna(1.0))
+    with pytest.raises(ValueError, match="distance='logit' needs finite bounds"):
+        skb.MarginalBalancer(targets={"x": skb.Mean(1.5)}, distance="logit").fit(X.fillna(1.0))
     bal = skb.MarginalBalancer(targets={"x": skb.Mean(1.5)}).fit(X.fillna(1.0))
     with pytest.raises(ValueError, match=r"Column 'x' contains NaN"):
         bal.compute_weights(X)
@@ -334,7 +334,7 @@ def test_importance_weighting_has_no_numeric_factor():
     X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
     bal = skb.MarginalBalancer(targets={"x": skb.Mean(2.5)})
     with pytest.raises(ValueError, match="Importance weighting has no factor.*'x'"):
-        skb.BalancedFunctionalEstimator(bal, method="ipwi").fit(X, [1.0, 2.0, 3.0])
+        skb.BalancedFunctionalEstimator(bal, baseline="ipwi").fit(X, [1.0, 2.0, 3.0])
 
 
 # ---- the rest of the estimator ------------------------------------------------------------
@@ -362,7 +362,7 @@ def test_the_caller_frame_is_not_mutated(mixed):
     frame, base, constraints = mixed
     before, base_before = frame.copy(), base.copy()
     skb.compute_balancing_weights(frame, _targets(constraints), sample_weight=base,
-                                  method="logit", bounds=(0.5, 2.0))
+                                  distance="logit", bounds=(0.5, 2.0))
     pd.testing.assert_frame_equal(frame, before)
     np.testing.assert_array_equal(base, base_before)
 
@@ -387,7 +387,7 @@ def test_command_line_calibrates_to_a_total(tmp_path, strat, population_targets,
     assert results["std_error"].iloc[0] == pytest.approx(REF["raking.mean_api00.se"][0],
                                                          rel=1e-8)
     code = main(["rake", str(tmp_path / "strat.csv"), "--targets", str(tmp_path / "targets.json"),
-                 "--weight-column", "pw", "--method", "logit", "--bounds", "0.5", "2.5",
+                 "--weight-column", "pw", "--distance", "logit", "--bounds", "0.5", "2.5",
                  "--tol", "1e-12", "--out", str(tmp_path / "w.csv")])
     assert code == 0
     np.testing.assert_allclose(pd.read_csv(tmp_path / "w.csv")["weight"],
@@ -424,7 +424,7 @@ def test_joint_and_overlapping_margins_mix_with_numeric_targets(mixed, method):
     joint = dict(zip(cells, rng.dirichlet(np.full(len(cells), 5.0))))
     g_share = {g: sum(v for (a, _), v in joint.items() if a == g) for g in "abc"}
     targets = {"g": g_share, ("g", "h"): joint, "x": skb.Mean(6.2)}
-    bal = skb.MarginalBalancer(targets=targets, method=method, tol=1e-12,
+    bal = skb.MarginalBalancer(targets=targets, distance=method, tol=1e-12,
                                bounds=(0.2, 4.0) if method == "logit" else None)
     w = bal.fit(frame, sample_weight=base).weights_
     assert bal.converged_
@@ -445,17 +445,17 @@ def test_joint_and_overlapping_margins_mix_with_numeric_targets(mixed, method):
 @pytest.mark.parametrize("method", ["linear", "logit"])
 def test_baselines_of_a_calibrating_balancer_are_the_plain_ones(strat, population_targets,
                                                                 method):
-    """method='empirical' uses the base weights and no calibration residual,
+    """baseline='empirical' uses the base weights and no calibration residual,
     whatever the balancer's distance."""
     design = skb.SurveyDesign()
     raking = skb.MarginalBalancer(targets={"stype": population_targets["stype"]})
-    plain = skb.BalancedFunctionalEstimator(raking, method="empirical", design=design).fit(
+    plain = skb.BalancedFunctionalEstimator(raking, baseline="empirical", design=design).fit(
         strat, strat["api00"], sample_weight=strat["pw"])
-    bal = skb.MarginalBalancer(targets=population_targets, method=method,
+    bal = skb.MarginalBalancer(targets=population_targets, distance=method,
                                bounds=(0.5, 2.5) if method == "logit" else None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and no warning about steps it was not asked for
-        empirical = skb.BalancedFunctionalEstimator(bal, method="empirical", design=design)
+        empirical = skb.BalancedFunctionalEstimator(bal, baseline="empirical", design=design)
         empirical.fit(strat, strat["api00"], sample_weight=strat["pw"])
     assert empirical.estimate_ == pytest.approx(plain.estimate_, rel=1e-14)
     assert empirical.std_error_ == pytest.approx(plain.std_error_, rel=1e-12)
@@ -485,7 +485,7 @@ def test_residuals_of_several_functions_equal_one_at_a_time(mixed, method, steps
     """The many-column path of the residual operator (the estimators') equals
     the one-column path (numeric steps and the regression residual)."""
     frame, base, constraints = mixed
-    bal = skb.MarginalBalancer(targets=_targets(constraints), method=method,
+    bal = skb.MarginalBalancer(targets=_targets(constraints), distance=method,
                                bounds=(0.2, 5.0) if method == "logit" else None)
     problem = bal.fit_problem(frame, sample_weight=base)
     rng = np.random.default_rng(1)

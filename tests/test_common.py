@@ -41,7 +41,7 @@ EXPECTED_FAILED_CHECKS = {
 def _estimators():
     return [skb.MarginalBalancer(), skb.MarginalBalancer(missing="level"),
             skb.SpectralGapAnalyzer(), skb.BalancedFunctionalEstimator(),
-            skb.BalancedFunctionalEstimator(method="ipwi"),
+            skb.BalancedFunctionalEstimator(baseline="ipwi"),
             skb.BalancedEstimator(skb.MarginalBalancer(), LogisticRegression()),
             skb.BalancedEstimator(skb.MarginalBalancer(), Ridge())]
 

@@ -98,7 +98,7 @@ def test_raked_margins_have_no_variance(clus1):
 
 def test_uncalibrated_and_iid_designs(clus1):
     empirical = skb.BalancedFunctionalEstimator(_clus_balancer(), design=CLUSTER,
-                                                method="empirical")
+                                                baseline="empirical")
     result = empirical.fit(clus1, clus1["api00"], sample_weight=clus1["pw"]).results_.iloc[0]
     assert result.estimate == pytest.approx(REF["clus1_uncalibrated.mean_api00.estimate"][0],
                                             rel=RTOL)
@@ -107,7 +107,7 @@ def test_uncalibrated_and_iid_designs(clus1):
     assert result.deff == pytest.approx(REF["clus1_uncalibrated.mean_api00.deff"][0],
                                         rel=RTOL)
     total = skb.BalancedFunctionalEstimator(_clus_balancer(), design=CLUSTER,
-                                            method="empirical", statistic="total")
+                                            baseline="empirical", statistic="total")
     total.fit(clus1, clus1["enroll"], sample_weight=clus1["pw"])
     assert total.std_error_ == pytest.approx(REF["clus1_uncalibrated.total_enroll.se"][0],
                                              rel=RTOL)
@@ -157,13 +157,13 @@ def test_two_stage_design_with_fpc_at_both_stages(two_stage):
     assert result.std_error == pytest.approx(REF["two_stage.mean_api00.se"][0], rel=RTOL)
     assert result.df == REF["two_stage.degf"][0]
     plain = skb.BalancedFunctionalEstimator(_clus_balancer(), design=design,
-                                            method="empirical", statistic="total")
+                                            baseline="empirical", statistic="total")
     assert plain.fit(two_stage, two_stage["meals"]).std_error_ == pytest.approx(
         REF["two_stage_uncalibrated.total_meals.se"][0], rel=RTOL)
     # the second stage adds variance: the one-stage (ultimate cluster) SE is smaller
     one_stage = skb.SurveyDesign(clusters="dnum", fpc="fpc1")
     smaller = skb.BalancedFunctionalEstimator(_clus_balancer(), design=one_stage,
-                                              method="empirical")
+                                              baseline="empirical")
     smaller.fit(two_stage, two_stage["api00"], sample_weight=two_stage["pw"])
     assert smaller.std_error_ < REF["two_stage_uncalibrated.mean_api00.se"][0]
 
@@ -172,7 +172,7 @@ def test_two_stage_design_with_fpc_at_both_stages(two_stage):
 def test_lonely_psu_rules(strat, rule):
     design = skb.SurveyDesign(strata="cname", lonely_psu=rule)
     plain = skb.BalancedFunctionalEstimator(_strat_balancer(), design=design,
-                                            method="empirical")
+                                            baseline="empirical")
     plain.fit(strat, strat["api00"], sample_weight=strat["pw"])
     assert plain.std_error_ == pytest.approx(REF[f"lonely_{rule}.mean_api00.se"][0], rel=RTOL)
     raked = _fit(_strat_balancer(), design, strat, strat["api00"]).iloc[0]
@@ -191,14 +191,14 @@ def test_bootstrap_by_its_distribution(strat):
     # variance is unbiased for the linearized one; over 20 seeds of 400
     # replicates the mean variance sits within a few percent of it.
     plain = skb.SurveyDesign(strata="stype")
-    linear = skb.BalancedFunctionalEstimator(_strat_balancer(), method="empirical",
+    linear = skb.BalancedFunctionalEstimator(_strat_balancer(), baseline="empirical",
                                              design=plain, statistic="total")
     reference = linear.fit(strat, strat["api00"], sample_weight=strat["pw"]).variance_
     variances = []
     for seed in range(20):
         boot = skb.SurveyDesign(strata="stype", replicates="bootstrap", n_replicates=400,
                                 random_state=seed)
-        est = skb.BalancedFunctionalEstimator(_strat_balancer(), method="empirical",
+        est = skb.BalancedFunctionalEstimator(_strat_balancer(), baseline="empirical",
                                               design=boot, statistic="total")
         variances.append(est.fit(strat, strat["api00"], sample_weight=strat["pw"]).variance_)
     # relative sd of one bootstrap variance ~ sqrt(2 / 400) = 7%; of the mean, 1.6%
@@ -229,12 +229,12 @@ def test_brr_and_fay_equal_linearization_for_totals(kind, rho):
     # With full orthogonal balance, BRR (and Fay) variance of a weighted total
     # equals the with-replacement linearization exactly.
     frame, weight = _paired_design_data()
-    linear = skb.BalancedFunctionalEstimator(method="empirical", statistic="total",
+    linear = skb.BalancedFunctionalEstimator(baseline="empirical", statistic="total",
                                              design=skb.SurveyDesign(strata="stratum",
                                                                      clusters="psu"))
     expected = linear.fit(frame, frame["y"], sample_weight=weight).variance_
     design = skb.SurveyDesign(strata="stratum", clusters="psu", replicates=kind, fay_rho=rho)
-    est = skb.BalancedFunctionalEstimator(method="empirical", statistic="total", design=design)
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", statistic="total", design=design)
     assert est.fit(frame, frame["y"], sample_weight=weight).variance_ == pytest.approx(
         expected, rel=1e-10)
     multipliers = design.resolve(frame, weight).replicate_multipliers()[0]
@@ -266,7 +266,7 @@ def test_successive_difference_replicates_by_hand():
     replicate = base[:, None] * factors
     design = skb.SurveyDesign(weights=base, replicates="successive-difference",
                               replicate_weights=replicate)
-    est = skb.BalancedFunctionalEstimator(method="empirical", design=design)
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", design=design)
     est.fit(frame, frame["y"])
     theta = np.sum(base * frame["y"]) / base.sum()
     thetas = replicate.T @ frame["y"].to_numpy() / replicate.sum(axis=0)
@@ -409,7 +409,7 @@ def test_satterthwaite_df_of_a_cluster_mean_by_hand(clus1):
     of w (y - ybar) / W."""
     design = skb.SurveyDesign(clusters="dnum", fpc="fpc")
     bal = skb.MarginalBalancer(targets={"stype": {"E": 1, "H": 1, "M": 1}})
-    est = skb.BalancedFunctionalEstimator(bal, method="empirical", design=design,
+    est = skb.BalancedFunctionalEstimator(bal, baseline="empirical", design=design,
                                           df="satterthwaite")
     est.fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
     w, y = clus1["pw"].to_numpy(), clus1["api00"].to_numpy()

@@ -376,3 +376,32 @@ def test_every_step_count_follows_one_rule(bad):
         call(np.int64(2))  # accepted
         with pytest.raises(ValueError, match=f"{name} must be a nonnegative integer"):
             call(bad)
+
+
+def test_renamed_parameters_still_work_with_a_future_warning(survey, survey_targets):
+    # MarginalBalancer(method=) is distance=, BalancedFunctionalEstimator(method=) is
+    # baseline= (one meaning per name); the old spellings give the same numbers
+    numeric = {**survey_targets}
+    X, y = survey[["age", "sex", "region"]], survey["y"]
+    new = skb.MarginalBalancer(targets=numeric, distance="linear").fit(X)
+    with pytest.warns(FutureWarning, match="renamed distance") as record:
+        old = skb.MarginalBalancer(targets=numeric, method="linear").fit(X)
+    assert record[0].filename == __file__
+    np.testing.assert_array_equal(old.weights_, new.weights_)
+    assert not np.allclose(new.weights_, skb.MarginalBalancer(targets=numeric).fit(X).weights_)
+    for old_name, baseline in (("empirical", "empirical"), ("ipwi", "ipwi"), ("balanced", None)):
+        expected = skb.BalancedFunctionalEstimator(
+            skb.MarginalBalancer(targets=numeric), baseline=baseline).fit(X, y)
+        with pytest.warns(FutureWarning, match="renamed baseline"):
+            got = skb.BalancedFunctionalEstimator(
+                skb.MarginalBalancer(targets=numeric), method=old_name).fit(X, y)
+        assert got.estimate_ == expected.estimate_ and got.std_error_ == expected.std_error_
+    # the replicate path reads the old name from the parameters too
+    design = skb.SurveyDesign(replicates="bootstrap", n_replicates=20, random_state=0,
+                              clusters=np.arange(len(X)) // 4)
+    with pytest.warns(FutureWarning):
+        old_reps = skb.compute_replicate_weights(
+            X, skb.MarginalBalancer(targets=numeric, method="linear"), design)
+    new_reps = skb.compute_replicate_weights(
+        X, skb.MarginalBalancer(targets=numeric, distance="linear"), design)
+    np.testing.assert_array_equal(old_reps.weights, new_reps.weights)

@@ -80,7 +80,7 @@ def test_empirical_and_ipwi_by_hand():
     sample, targets = _api()
     y, base = sample["api00"].to_numpy(), sample["pw"].to_numpy()
     balancer = skb.MarginalBalancer(targets=targets)
-    empirical = skb.BalancedFunctionalEstimator(balancer, method="empirical").fit(
+    empirical = skb.BalancedFunctionalEstimator(balancer, baseline="empirical").fit(
         sample, y, sample_weight=base)
     assert empirical.estimate_ == pytest.approx(np.average(y, weights=base), rel=1e-13)
     n = len(y)
@@ -88,7 +88,7 @@ def test_empirical_and_ipwi_by_hand():
     se = np.sqrt(n / (n - 1) * np.sum((influence - influence.mean()) ** 2)) / base.sum()
     assert empirical.std_error_ == pytest.approx(se, rel=1e-12)
 
-    ipwi = skb.BalancedFunctionalEstimator(balancer, method="ipwi").fit(
+    ipwi = skb.BalancedFunctionalEstimator(balancer, baseline="ipwi").fit(
         sample, y, sample_weight=base)
     ratio = np.ones(n)
     for column in ["stype", "sch.wide"]:
@@ -149,7 +149,8 @@ def test_confidence_intervals_cover(label, method, max_iter, tol):
     for _ in range(replications):
         X, cells = _table_rows(P, 400, rng)
         y = h.ravel()[cells] + rng.normal(size=cells.shape[0])
-        est = skb.BalancedFunctionalEstimator(balancer, method=method).fit(X, y)
+        baseline = None if method == "balanced" else method
+        est = skb.BalancedFunctionalEstimator(balancer, baseline=baseline).fit(X, y)
         low, high = est.confidence_interval(0.05)
         covered += low <= truth <= high
     assert 0.93 <= covered / replications <= 0.97

@@ -114,7 +114,7 @@ def calibration_problems(draw):
 @given(calibration_problems())
 def test_calibration_outputs_are_finite_and_converged_is_true(problem):
     X, base, targets, method, bounds, tol, max_iter = problem
-    balancer = skb.MarginalBalancer(targets=targets, method=method, bounds=bounds, tol=tol,
+    balancer = skb.MarginalBalancer(targets=targets, distance=method, bounds=bounds, tol=tol,
                                     max_iter=max_iter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -3,7 +3,7 @@
 A constraint is either a margin (``codes[j]``: each cell's level, integers;
 ``targets[j]``: the level proportions) or a numeric column (``codes[j]``: each
 cell's value, floats; ``targets[j]``: the target weighted mean, a scalar).
-Every method gives the cells factors ``g = F(u)`` of one linear predictor
+Every distance gives the cells factors ``g = F(u)`` of one linear predictor
 
     u[c] = intercept + sum_j coef_j[codes_j[c]] + sum_k lambda_k x'_k[c],
 
@@ -15,7 +15,7 @@ exponential tilt), "linear" ``1 + u`` (GREG, chi-square distance) and "logit"
 ``L + (U - L) expit(A u + c)`` (R survey's ``calfun="logit"``, Deville and
 Sarndal 1992), truncated to ``bounds`` for raking and linear.
 
-* ``method="raking"`` takes steps, one constraint at a time, each the exact
+* ``distance="raking"`` takes steps, one constraint at a time, each the exact
   projection onto that constraint alone: a margin's level factors (as
   :func:`rake_cells`), or for a numeric column the tilt ``lambda`` solving
   ``E_g[x'] = target`` (a monotone 1-D root: Newton safeguarded by
@@ -89,7 +89,7 @@ class CalibrationResult:
     >>> import numpy as np
     >>> from skbalance.kernels import calibrate_cells
     >>> result = calibrate_cells(np.full(3, 1 / 3), [np.array([1.0, 2.0, 4.0])],
-    ...                          [3.0], method="linear", max_iter=10, tol=1e-12)
+    ...                          [3.0], distance="linear", max_iter=10, tol=1e-12)
     >>> (result.cell_factors / 3 * [1.0, 2.0, 4.0]).sum().round(12)
     np.float64(3.0)
     """
@@ -234,12 +234,12 @@ def mean_range(base_mass, values, bounds):
     return extreme(order), extreme(order[::-1])
 
 
-def calibration_factor(method, u, bounds=None):
+def calibration_factor(distance, u, bounds=None):
     """``F(u)``: the weight over base weight that a linear predictor gives.
 
     Parameters
     ----------
-    method : {"raking", "linear", "logit"}
+    distance : {"raking", "linear", "logit"}
     u : array
         Linear predictor, any Array API namespace.
     bounds : tuple of (float, float) or None
@@ -260,11 +260,11 @@ def calibration_factor(method, u, bounds=None):
     >>> calibration_factor("logit", np.array([0.0]), (0.5, 2.5)).tolist()
     [1.0]
     """
-    if method == "logit":
+    if distance == "logit":
         low, high = bounds
         slope, shift = _logit_constants(low, high)
         return low + (high - low) * _expit(slope * u + shift)
-    if method == "raking":
+    if distance == "raking":
         with np.errstate(over="ignore"):
             g = _exp(u)
     else:
@@ -299,9 +299,9 @@ def _logit_constants(low, high):
     return (high - low) / ((high - 1.0) * (1.0 - low)), float(np.log((1.0 - low) / (high - 1.0)))
 
 
-def _factor_slope_rho(method, u, bounds):
+def _factor_slope_rho(distance, u, bounds):
     """``F(u)``, ``F'(u)`` and ``rho(u) = int_0^u F`` (the dual's integrand)."""
-    if method == "logit":
+    if distance == "logit":
         low, high = bounds
         slope, shift = _logit_constants(low, high)
         s = expit(slope * u + shift)
@@ -310,7 +310,7 @@ def _factor_slope_rho(method, u, bounds):
                                                 - np.logaddexp(0, shift))
         return g, (high - low) * slope * s * (1 - s), rho
     low, high = (-np.inf, np.inf) if bounds is None else bounds
-    if method == "linear":
+    if distance == "linear":
         v = 1.0 + u
         g = np.clip(v, low, high)
         inside = (v > low) & (v < high)
@@ -353,7 +353,7 @@ def constraint_errors(weighted, codes, targets):
     return errors
 
 
-def calibrate_cells(base_mass, codes, targets, *, method, max_iter, tol, bounds=None):
+def calibrate_cells(base_mass, codes, targets, *, distance, max_iter, tol, bounds=None):
     """Calibrate a cell table to margins and numeric means.
 
     Parameters
@@ -365,7 +365,7 @@ def calibrate_cells(base_mass, codes, targets, *, method, max_iter, tol, bounds=
         of each cell (float, a numeric column).
     targets : list
         Per constraint: level proportions summing to 1, or the target mean (a scalar).
-    method : {"raking", "linear", "logit"}
+    distance : {"raking", "linear", "logit"}
         The distance.
     max_iter : int
         Single-constraint steps (raking) or Newton iterations (linear, logit).
@@ -391,7 +391,7 @@ def calibrate_cells(base_mass, codes, targets, *, method, max_iter, tol, bounds=
     >>> mass = np.full(4, 0.25)
     >>> sex, age = np.array([0, 0, 1, 1]), np.array([20.0, 60.0, 30.0, 50.0])
     >>> result = calibrate_cells(mass, [sex, age], [np.array([0.5, 0.5]), 42.0],
-    ...                          method="raking", max_iter=100, tol=1e-12)
+    ...                          distance="raking", max_iter=100, tol=1e-12)
     >>> w = mass * result.cell_factors
     >>> round(float(w @ age), 9), round(float(w[:2].sum()), 9)
     (42.0, 0.5)
@@ -409,10 +409,10 @@ def calibrate_cells(base_mass, codes, targets, *, method, max_iter, tol, bounds=
             scaling.append(None)
             scaled_codes.append(code)
             scaled_targets.append(np.asarray(target, dtype=np.float64))
-    if method == "raking":
+    if distance == "raking":
         return _rake_steps(base_mass, scaled_codes, scaled_targets, scaling, max_iter, tol,
                            bounds)
-    return _newton_all(base_mass, scaled_codes, scaled_targets, scaling, method, max_iter,
+    return _newton_all(base_mass, scaled_codes, scaled_targets, scaling, distance, max_iter,
                        tol, bounds)
 
 
@@ -750,20 +750,20 @@ def _wanted(targets):
                                      for t in targets])
 
 
-def _newton_all(base_mass, codes, targets, scaling, method, max_iter, tol, bounds):
+def _newton_all(base_mass, codes, targets, scaling, distance, max_iter, tol, bounds):
     """Linear and logit: every constraint at once, Newton on the dual."""
     design, wanted = ConstraintMatrix(codes, targets), _wanted(targets)
     history = []
 
     def measure(lam):
-        g = calibration_factor(method, design.dot(lam), bounds)
+        g = calibration_factor(distance, design.dot(lam), bounds)
         history.append(constraint_errors(base_mass * g, codes, targets))
         return history[-1].max() <= (tol if tol > 0 else 0.0)
 
-    lam, _ = _newton_dual(base_mass, design, wanted, method, bounds,
+    lam, _ = _newton_dual(base_mass, design, wanted, distance, bounds,
                           np.zeros(base_mass.shape[0]), np.zeros(design.shape[1]), max_iter,
                           measure=measure)
-    g = calibration_factor(method, design.dot(lam), bounds)
+    g = calibration_factor(distance, design.dot(lam), bounds)
     errors = np.vstack(history)
     coefs, position = [], 1
     for target in targets:
@@ -776,7 +776,7 @@ def _newton_all(base_mass, codes, targets, scaling, method, max_iter, tol, bound
                              bool(final <= (tol if tol > 0 else 1e-10)), [], [])
 
 
-def _newton_dual(mass, design, wanted, method, bounds, offset, start, max_iter, measure=None):
+def _newton_dual(mass, design, wanted, distance, bounds, offset, start, max_iter, measure=None):
     """Minimise ``sum_c m_c rho(offset_c + (design lambda)_c) - wanted' lambda``.
 
     Newton directions from the pseudo-inverse of the Hessian (collinear
@@ -791,9 +791,9 @@ def _newton_dual(mass, design, wanted, method, bounds, offset, start, max_iter, 
     def parts(lam):
         u = offset + design.dot(lam)
         with np.errstate(over="ignore", invalid="ignore"):
-            g, slope, rho = _factor_slope_rho(method, u, bounds)
+            g, slope, rho = _factor_slope_rho(distance, u, bounds)
         value = float(mass @ rho) - float(wanted @ lam)
-        if not np.max(np.abs(u[mass > 0]), initial=0.0) <= _U_LIMIT[method]:
+        if not np.max(np.abs(u[mass > 0]), initial=0.0) <= _U_LIMIT[distance]:
             value = np.inf  # refused by the line search
         return g, slope, value
 
