@@ -418,7 +418,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
             return self._lazy_weights(X, sample_weight)
         rows = read_rows(X, sample_weight)
         if method == "transform" or not rows.named:  # else by name
-            validate_data(self, rows.table, skip_check_array=True, reset=False)
+            validate_data(self, rows.fit_table, skip_check_array=True, reset=False)
         check_same_namespace(X, self._namespace, f"{type(self).__name__}.{method}")
         return self._scaled(rows.base, new_row_factors(rows, self._fit, self.missing))
 

@@ -338,7 +338,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         """
         check_is_fitted(self)
         rows = read_rows(X, sample_weight)
-        validate_data(self, rows.table, skip_check_array=True, reset=False)
+        validate_data(self, rows.fit_table, skip_check_array=True, reset=False)
         outcomes, _ = rows.outcome(y, type(self).__name__)
         weights = to_numpy(rows.base).astype(np.float64)
         held_out = np.average(np.column_stack([to_numpy(c) for c in outcomes]), axis=0,

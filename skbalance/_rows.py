@@ -344,8 +344,14 @@ class Rows:
 
     @property
     def fit_table(self):
-        """What scikit-learn's ``validate_data`` sees (dask: its meta frame)."""
-        return self.table._meta if self.lazy else self.table
+        """What scikit-learn's ``validate_data`` sees: the table, or an empty
+        pandas frame with its column names (dask: its meta frame; polars: every
+        scikit-learn reads pandas names, not all read polars')."""
+        if self.lazy:
+            return self.table._meta
+        if self.polars:
+            return pd.DataFrame(columns=self.table.columns)
+        return self.table
 
     @property
     def named(self):

@@ -164,7 +164,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
                       "recommended_k_"):
             self.__dict__.pop(stale, None)  # a refit without y has no curve
         rows = read_rows(X, sample_weight)
-        validate_data(self, rows.table, skip_check_array=True, reset=True)
+        validate_data(self, rows.fit_table, skip_check_array=True, reset=True)
         keys = self._column_keys(rows.table)
         (x_codes, x_levels), (y_codes, y_levels) = (
             _weighted_codes(*rows.encode(key, "error", hint=None), rows.base) for key in keys
@@ -244,7 +244,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         check_same_namespace(X, self._namespace, f"{type(self).__name__}.transform")
         rows = read_rows(X)
-        validate_data(self, rows.table, skip_check_array=True, reset=False)
+        validate_data(self, rows.fit_table, skip_check_array=True, reset=False)
         parts = []
         for key, functions in zip(self._keys, self._functions):
             levels = self.categories_[key]

@@ -5,9 +5,11 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.fixes import parse_version
 
 import skbalance as skb
 
@@ -36,6 +38,15 @@ EXPECTED_FAILED_CHECKS = {
         "check_sample_weight_equivalence_on_dense_data": _UNSEEN_LEVELS,
     },
 }
+
+if parse_version(sklearn.__version__) < parse_version("1.8"):  # the lowest versions CI runs
+    for name in ("MarginalBalancer", "SpectralGapAnalyzer", "BalancedFunctionalEstimator"):
+        EXPECTED_FAILED_CHECKS.setdefault(name, {})["check_positive_only_tag_during_fit"] = (
+            "scikit-learn < 1.8: the check itself subtracts floats in place from an int32 "
+            "array, which NumPy 2 refuses (fixed in scikit-learn 1.8)")
+    EXPECTED_FAILED_CHECKS["BalancedEstimator"]["check_array_api_input"] = (
+        "scikit-learn < 1.8: its Ridge fails on array_api_strict arrays ('shape must be a "
+        "tuple of ints'); LogisticRegression passes")
 
 
 def _estimators():
