@@ -229,7 +229,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
             weights, steps = base, 0
         else:
             weights = base * rows.gather(problem.importance_factors(), problem.cell_of_row)
-            steps = "ipwi"
+            steps = 0  # importance weighting takes no balancing step
         stats = statistics_of(y, rows, self.statistic, self._column(rows, self.domain),
                               self._column(rows, self.denominator))
         fit = BalancingFit(problem, weights, steps, balancer, weighting)

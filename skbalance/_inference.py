@@ -196,7 +196,7 @@ class BalancingFit:
 
     problem: object
     weights: object  # the weights of the estimate (balanced, base or IPWI)
-    steps: object  # int, "limit" or "ipwi"
+    steps: object  # k: an int, or math.inf for the limit (0 for the baselines)
     balancer: object
     method: str
 
@@ -236,7 +236,7 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
         else:
             # IPWI divides by the base total (THEORY section 2)
             denominator_total = _dot(weights, stat.denominator)
-            below = _dot(base, stat.denominator) if fit.steps == "ipwi" else denominator_total
+            below = _dot(base, stat.denominator) if fit.method == "ipwi" else denominator_total
             estimate = total / below
             z = stat.numerator - estimate * stat.denominator
             z *= 1.0 / denominator_total  # in place: z is a fresh array
@@ -268,7 +268,9 @@ def _linearized_parts(fit, influences, design, each=True):
     ``w_i (C_k z)_i`` is ``(w z)_i - w_i correction[cell_i]``.
     """
     problem, weights = fit.problem, fit.weights
-    corrections = problem.cell_correction([z for _, z in influences], fit.steps)
+    zs = [z for _, z in influences]
+    corrections = (problem.ipwi_correction(zs) if fit.method == "ipwi"
+                   else problem.cell_correction(zs, fit.steps))
     weighted = [w for w, _ in influences]
     if design is not None:
         return design.variance_components(
@@ -415,7 +417,7 @@ def _replicate_estimates(fit, stats, design):
             continue
         index = next_denominator
         next_denominator += 1
-        below = base_totals[index] if fit.steps == "ipwi" else totals[index]
+        below = base_totals[index] if fit.method == "ipwi" else totals[index]
         thetas.append(numerator / below)
     return np.column_stack(thetas), scale, rscales, mse
 

@@ -8,6 +8,7 @@ work on the table of cells. :class:`CellProblem` is that table, and
 of a sample, :mod:`skbalance.theory` to the cells of a probability table.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 from ._targets import Margin, is_numeric, margin_label, parse_targets
 from .kernels import ConstraintMatrix, encode_cells, group_sum, numeric_scaling
 from .utils._array_api import to_numpy
-from .utils._validation import level_repr
+from .utils._validation import check_nonnegative_int, level_repr
 from .utils._warnings import warn
 
 __all__ = [
@@ -160,12 +161,12 @@ def calibration_residual(mass, codes, sizes, g):
 def balancing_steps(balancer):
     """The ``k`` of a fitted balancer's residual operator ``C_k``.
 
-    Its ``n_iter_``, or ``"limit"`` when the fit finished with Newton steps
+    Its ``n_iter_``, or ``math.inf`` when the fit finished with Newton steps
     (``n_newton_iter_ > 0``): its weights are then the limit of raking, not
     the k-step estimator, and ``C_k`` is the limit's, the regression residual
     on every margin.
     """
-    return "limit" if getattr(balancer, "n_newton_iter_", 0) > 0 else balancer.n_iter_
+    return math.inf if getattr(balancer, "n_newton_iter_", 0) > 0 else balancer.n_iter_
 
 
 def ipwi_residual(mass, codes, sizes, g):
@@ -325,8 +326,8 @@ class CellProblem:
         ----------
         values : array of shape (n_rows,)
             Row values (e.g. ``y - estimate``), in the rows' namespace.
-        steps : int or "ipwi"
-            Number of balancing steps, or the importance-weighting operator.
+        steps : int or math.inf
+            Number of balancing steps ``k`` (``math.inf``: the limit).
 
         Returns
         -------
@@ -359,12 +360,13 @@ class CellProblem:
         ----------
         values : array of shape (n_rows,), or a list of them
             Row values, in the rows' namespace.
-        steps : int, "limit" or "ipwi"
-            Number of balancing steps, the limit of infinitely many (the
-            regression residual on every constraint: a fit that finished with
-            Newton steps, see :func:`balancing_steps`), or the
-            importance-weighting operator. With ``distance`` "linear" or
-            "logit", any positive number is the limit (0: no correction).
+        steps : int or math.inf
+            Number of balancing steps ``k``, or ``math.inf``: the limit of
+            infinitely many (the regression residual on every constraint: a
+            fit that finished with Newton steps, see :func:`balancing_steps`).
+            With ``distance`` "linear" or "logit", any positive number is the
+            limit (0: no correction). Importance weighting has its own
+            operator, :meth:`ipwi_correction`.
 
         Returns
         -------
@@ -381,19 +383,61 @@ class CellProblem:
         >>> problem.cell_correction(np.array([1.0, 2.0, 4.0]), 1).tolist()
         [1.0, 3.0]
         """
-        if isinstance(values, list):  # several functions at once, as columns
-            means = np.column_stack([self.cell_means(v) for v in values])
-        else:
-            means = self.cell_means(values)
-        if steps == "ipwi":
-            g = ipwi_residual(self.cell_base, self.margin_codes, self.level_counts, means)
-        elif steps == "limit" or (self.distance != "raking" and steps != 0):  # all at once
+        if isinstance(steps, str) and steps in ("limit", "ipwi"):  # the old spellings
+            warn(f"steps={steps!r} is deprecated since 0.2 and will be refused in 0.3: pass "
+                 "math.inf for the limit; importance weighting is ipwi_correction(values).",
+                 FutureWarning)
+            if steps == "ipwi":
+                return self.ipwi_correction(values)
+            steps = math.inf
+        elif steps != math.inf:
+            steps = check_nonnegative_int(steps, "steps")
+        means = self._cell_means_of(values)
+        if steps == math.inf or (self.distance != "raking" and steps != 0):  # all at once
             g = calibration_residual(self.cell_base, self.margin_codes, self.level_counts,
                                      means)
         else:
             g = k_step_residual(self.cell_base, self.margin_codes, self.level_counts,
                                 means, steps)
         return means - g
+
+    def ipwi_correction(self, values):
+        """The part of ``values`` that importance weighting's residual removes, per cell.
+
+        The IPWI baseline's operator ``I - sum_j E[. | margin j]`` in place of
+        ``C_k`` (THEORY section 2), as :meth:`cell_correction` gives it.
+
+        Parameters
+        ----------
+        values : array of shape (n_rows,), or a list of them
+            Row values, in the rows' namespace.
+
+        Returns
+        -------
+        correction : ndarray of shape (n_cells,) or (n_cells, len(values))
+            On the host.
+
+        Examples
+        --------
+        With one margin, importance weighting removes the level means:
+
+        >>> import numpy as np
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "b", "b"]})
+        >>> problem = skb.MarginalBalancer().fit_problem(X)
+        >>> problem.ipwi_correction(np.array([1.0, 2.0, 4.0])).tolist()
+        [1.0, 3.0]
+        """
+        means = self._cell_means_of(values)
+        return means - ipwi_residual(self.cell_base, self.margin_codes, self.level_counts,
+                                     means)
+
+    def _cell_means_of(self, values):
+        """Cell means of one row array, or of several as columns."""
+        if isinstance(values, list):
+            return np.column_stack([self.cell_means(v) for v in values])
+        return self.cell_means(values)
 
 
 def _joint_levels(columns, cell_codes, encoded):

@@ -405,3 +405,24 @@ def test_renamed_parameters_still_work_with_a_future_warning(survey, survey_targ
     new_reps = skb.compute_replicate_weights(
         X, skb.MarginalBalancer(targets=numeric, distance="linear"), design)
     np.testing.assert_array_equal(old_reps.weights, new_reps.weights)
+
+
+def test_steps_is_a_count_or_infinity(survey, survey_targets):
+    # CellProblem's steps: an int k or math.inf (the limit); importance weighting is
+    # its own operator; the old strings "limit" and "ipwi" still work, with a warning
+    import math
+
+    X = survey[["age", "sex", "region"]]
+    problem = skb.MarginalBalancer(targets=survey_targets).fit_problem(X)
+    y = survey["y"].to_numpy()
+    limit = problem.cell_correction(y, math.inf)
+    np.testing.assert_allclose(limit, problem.cell_correction(y, 3000), rtol=1e-9, atol=1e-12)
+    assert not np.allclose(limit, problem.cell_correction(y, 1))
+    with pytest.warns(FutureWarning, match="math.inf"):
+        np.testing.assert_array_equal(problem.cell_correction(y, "limit"), limit)
+    with pytest.warns(FutureWarning, match="ipwi_correction"):
+        old_ipwi = problem.cell_correction(y, "ipwi")
+    np.testing.assert_array_equal(old_ipwi, problem.ipwi_correction(y))
+    for bad in ("often", -1, 2.5):
+        with pytest.raises(ValueError, match="steps must be a nonnegative integer"):
+            problem.cell_correction(y, bad)
