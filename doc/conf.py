@@ -1,6 +1,7 @@
 """Sphinx configuration of the skbalance documentation."""
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -52,10 +53,34 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
+    # its timing page loads jQuery and DataTables from CDNs: the docs read offline
+    "write_computation_times": False,
 }
 
 intersphinx_mapping = {}
-html_theme = "alabaster"
-html_static_path = []
-html_theme_options = {"description": "Data balancing for scikit-learn", "fixed_sidebar": True}
+# the theme users of the scientific Python stack know (scikit-learn, pandas)
+html_theme = "pydata_sphinx_theme"
+html_title = "skbalance"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "footer_start": ["copyright"],
+    "footer_end": [],
+}
+html_sidebars = {"index": [], "getting_started": []}
+html_show_sourcelink = False
+
+# MathJax served with the pages, so that they read offline: MathJax 3's
+# self-contained SVG build, from the django-static-mathjax package (PyPI's
+# copy of MathJax's files; no Django needed), copied into _static.
+try:
+    import mathjax as _mathjax_files
+except ImportError as exc:
+    raise ImportError("The docs serve MathJax themselves: pip install -e '.[docs]' "
+                      "(django-static-mathjax provides its files).") from exc
+_static = Path(tempfile.mkdtemp(prefix="skbalance-static-"))
+shutil.copy(Path(_mathjax_files.__file__).parent / "static" / "mathjax" / "es5" / "tex-svg.js",
+            _static / "tex-svg.js")
+html_static_path = [str(_static)]
+mathjax_path = "tex-svg.js"
 suppress_warnings = ["config.cache"]

@@ -29,7 +29,12 @@ import skbalance as skb
 from skbalance import theory
 from skbalance.plotting import plot_spectrum, plot_variance_curve
 
-figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.2))
+# 9 inches wide: at page width the text keeps its size (a row of three panels
+# 15 inches wide shrank it to a few pixels)
+figure = plt.figure(figsize=(9, 8))
+grid = figure.add_gridspec(2, 2)
+left = figure.add_subplot(grid[0, :])
+middle, right = figure.add_subplot(grid[1, 0]), figure.add_subplot(grid[1, 1])
 
 p = np.array([0.1, 0.2, 0.3, 0.4])
 h = np.array([[1.0, 0, 2, 0], [0, 3, 0, 1], [2, 0, 1, 0], [0, 1, 0, 4]])
@@ -44,7 +49,7 @@ left.set_yscale("log")
 left.set_xlabel("balancing steps k")
 left.set_ylabel("sigma_k^2 / sigma_0^2 (dashed: limit)")
 left.set_title("Dependence family P_s: rate set by s_2")
-left.legend()
+left.legend(loc="upper right")  # the curves fall away from that corner
 
 population = skb.datasets.load_api("pop")
 analyzer = skb.SpectralGapAnalyzer(columns=("stype", "sch.wide"), max_k=10)

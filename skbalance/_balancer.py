@@ -6,9 +6,12 @@ table, ``_streaming``), balanced by the one solver entry (``_solve.solve``),
 and the estimator sets its fitted attributes from the one result here.
 """
 
+from __future__ import annotations
+
 import copy
 from collections.abc import Mapping
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,9 +33,15 @@ from ._streaming import (
     positional_weights,
 )
 from ._targets import is_numeric
+from ._typing import Distance, Table, Vector
 from .kernels import group_sum
 from .utils._array_api import check_same_namespace
 from .utils._warnings import warn
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ._problem import CellProblem
 
 __all__ = ["MarginalBalancer", "compute_balancing_weights"]
 
@@ -196,8 +205,12 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
                    Hidden(StrOptions({"deprecated"}))],
     }
 
-    def __init__(self, *, targets=None, max_iter=1000, tol=1e-8, bounds=None, missing="error",
-                 target_type="auto", distance="raking", solver="auto", method="deprecated"):
+    def __init__(self, *, targets: Mapping | pd.DataFrame | None = None, max_iter: int = 1000,
+                 tol: float = 1e-8, bounds: tuple[float, float] | None = None,
+                 missing: Literal["error", "level"] = "error",
+                 target_type: Literal["auto", "proportion", "count"] = "auto",
+                 distance: Distance = "raking", solver: Literal["auto", "steps"] = "auto",
+                 method: str = "deprecated") -> None:
         self.targets = targets
         self.max_iter = max_iter
         self.tol = tol
@@ -217,7 +230,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         tags.array_api_support = True
         return tags
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: Table, y: None = None, sample_weight: Vector | None = None) -> Self:
         """Compute raking weights for the rows of ``X``.
 
         Parameters
@@ -247,7 +260,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_problem(self, X, sample_weight=None):
+    def fit_problem(self, X: Table, sample_weight: Vector | None = None) -> CellProblem:
         """Fit, and return the cell problem behind the weights.
 
         The contract for estimators built on a balancer: the :class:`~skbalance.CellProblem`
@@ -300,7 +313,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         return problem
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(self, X: Table, y: None = None,
+                    sample_weight: Vector | None = None) -> Self:
         """Add a chunk of rows to the cell table and refit the factors.
 
         For data that arrive in chunks: the rows are reduced to the cell
@@ -385,7 +399,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.targets_reachable_ = fit.reachable
         return fit
 
-    def compute_weights(self, X, sample_weight=None):
+    def compute_weights(self, X: Table, sample_weight: Vector | None = None) -> Any:
         """Compute the weights of new rows with the factors learned in fit.
 
         Parameters
@@ -433,7 +447,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         """``base * weight_scale_ * factor`` with no intermediate beyond a weight."""
         return base / self._fit.base_total * factor * self.total_
 
-    def transform(self, X, sample_weight=None):
+    def transform(self, X: Table, sample_weight: Vector | None = None) -> Any:
         """The weights of ``X`` as one column.
 
         Parameters
@@ -460,7 +474,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         """
         return as_column(self._weights(X, sample_weight, "transform"))
 
-    def fit_transform(self, X, y=None, sample_weight=None):
+    def fit_transform(self, X: Table, y: Vector | None = None,
+                      sample_weight: Vector | None = None) -> Any:
         """Fit, then return the training weights ``weights_`` as one column.
 
         Parameters
@@ -493,7 +508,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
                 "balancer and read weights_.", UserWarning)
         return as_column(self.fit(X, sample_weight=sample_weight).weights_)
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The name of the output column: ``["weight"]``.
 
         Parameters
@@ -516,7 +531,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         return np.asarray(["weight"], dtype=object)
 
     @property
-    def diagnostics_(self):
+    def diagnostics_(self) -> pd.DataFrame:
         """Per margin and level: rows, shares before and after, target, residual.
 
         A DataFrame with columns ``margin``, ``level``, ``n_rows``,
@@ -530,8 +545,10 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "factors_")
         return diagnostics_frame(self._fit.margins, self._fit.level_stats, self.factors_)
 
-    def balance_report(self, X, target=None, *, sample_weight=None, target_weight=None,
-                       covariates=None):
+    def balance_report(self, X: Table, target: Table | Mapping | None = None, *,
+                       sample_weight: Vector | None = None,
+                       target_weight: Vector | None = None,
+                       covariates: list | None = None) -> pd.DataFrame:
         """Covariate balance of ``X`` before and after this balancer's weights.
 
         Parameters
@@ -574,9 +591,13 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
 
 
 def compute_balancing_weights(
-    X, targets=None, *, sample_weight=None, max_iter=1000, tol=1e-8, bounds=None,
-    missing="error", target_type="auto", distance="raking", solver="auto", method="deprecated",
-):
+    X: Table, targets: Mapping | pd.DataFrame | None = None, *,
+    sample_weight: Vector | None = None, max_iter: int = 1000, tol: float = 1e-8,
+    bounds: tuple[float, float] | None = None, missing: Literal["error", "level"] = "error",
+    target_type: Literal["auto", "proportion", "count"] = "auto",
+    distance: Distance = "raking", solver: Literal["auto", "steps"] = "auto",
+    method: str = "deprecated",
+) -> Any:
     """Raking weights of the rows of ``X``: the function form of MarginalBalancer.
 
     Parameters

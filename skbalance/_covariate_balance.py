@@ -14,8 +14,10 @@ level's is ``sqrt(q (1 - q))`` and a numeric target's the sample's
 (base-weighted), since margins carry no spread.
 """
 
+from __future__ import annotations
+
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,12 +26,13 @@ from array_api_compat import is_array_api_obj
 from ._problem import joint_index
 from ._rows import kish_effective_size, read_rows
 from ._targets import is_numeric, parse_targets
+from ._typing import Table, Vector
 from .kernels import encode_cells
 from .utils._array_api import to_numpy
 from .utils._validation import check_sample_weight, column_label
 from .utils._warnings import warn
 
-__all__ = ["covariate_balance", "CovariateBalanceMixin"]
+__all__ = ["balance_table", "covariate_balance"]
 
 COLUMNS = ["kind", "before", "after", "target", "asmd_before", "asmd_after",
            "distance_before", "distance_after"]
@@ -306,8 +309,10 @@ def _assemble(records, sides):
     return frame.astype({c: float for c in COLUMNS[1:]})
 
 
-def covariate_balance(X, weights, target, *, sample_weight=None, target_weight=None,
-                      covariates=None, categorical=()):
+def covariate_balance(X: Table, weights: Vector, target: Table | Mapping, *,
+                      sample_weight: Vector | None = None,
+                      target_weight: Vector | None = None, covariates: list | None = None,
+                      categorical: Iterable = ()) -> pd.DataFrame:
     """Covariate balance before and after weighting, against a target.
 
     Parameters
@@ -363,48 +368,3 @@ def covariate_balance(X, weights, target, *, sample_weight=None, target_weight=N
     return balance_table(X, weights, target, sample_weight=sample_weight,
                          target_weight=target_weight, covariates=covariates,
                          categorical=categorical)
-
-
-class CovariateBalanceMixin:
-    """The covariate-balance report of a fitted balancer."""
-
-    def balance_report(self, X, target=None, *, sample_weight=None, target_weight=None,
-                       covariates=None):
-        """Covariate balance of ``X`` before and after this balancer's weights.
-
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Rows with the balancing columns (usually those of ``fit``), and
-            any other covariates to judge.
-        target : DataFrame, array-like, dict or None, default=None
-            Population rows with the same columns (every common column is
-            compared), target margins, or None: the fitted targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Base weights of ``X`` (as given to ``fit``).
-        target_weight : array-like, default=None
-            Weights of the target rows.
-        covariates : list, default=None
-            The columns to compare.
-
-        Returns
-        -------
-        report : pandas.DataFrame
-            See :func:`skbalance.covariate_balance`; the balancing columns
-            are read as categorical.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> import skbalance as skb
-        >>> X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
-        >>> bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}}).fit(X)
-        >>> report = bal.balance_report(X)
-        >>> report.loc[("g", "(all)"), ["asmd_before", "asmd_after"]].round(4).tolist()
-        [0.5, 0.0]
-        """
-        weights = self.compute_weights(X, sample_weight=sample_weight)
-        categorical = [c for m in self._margins if not is_numeric(m) for c in m.columns]
-        return balance_table(X, weights, self._margins if target is None else target,
-                             sample_weight=sample_weight, target_weight=target_weight,
-                             covariates=covariates, categorical=categorical)

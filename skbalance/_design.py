@@ -7,9 +7,12 @@
 JKn, Rao-Wu bootstrap, BRR, Fay) or reads supplied ones.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._rows import read_rows
+from ._typing import Spec, Table, Vector
 from .kernels import first_occurrence
 from .utils._array_api import to_numpy
 from .utils._validation import column_label
@@ -152,10 +156,14 @@ or None, default=None
         "random_state": ["random_state"],
     }
 
-    def __init__(self, *, clusters=None, strata=None, fpc=None, weights=None, nest=False,
-                 lonely_psu="fail", replicates=None, replicate_weights=None,
-                 n_replicates=200, fay_rho=0.5, scale=None, rscales=None, mse=None,
-                 combined_weights=True, random_state=None):
+    def __init__(self, *, clusters: Spec = None, strata: Spec = None, fpc: Spec = None,
+                 weights: Spec = None, nest: bool = False,
+                 lonely_psu: Literal["fail", "remove", "certainty", "adjust",
+                                     "average"] = "fail",
+                 replicates: str | None = None, replicate_weights: Any = None,
+                 n_replicates: int = 200, fay_rho: float = 0.5, scale: float | None = None,
+                 rscales: Any = None, mse: bool | None = None, combined_weights: bool = True,
+                 random_state: Any = None) -> None:
         self.clusters = clusters
         self.strata = strata
         self.fpc = fpc
@@ -172,7 +180,7 @@ or None, default=None
         self.combined_weights = combined_weights
         self.random_state = random_state
 
-    def resolve(self, X, sample_weight=None):
+    def resolve(self, X: Table, sample_weight: Vector | None = None) -> ResolvedDesign:
         """Read the design against the rows of ``X``.
 
         Parameters

@@ -1,6 +1,10 @@
 """BalancedFunctionalEstimator: balanced means with standard errors."""
 
+from __future__ import annotations
+
+from collections.abc import Hashable
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from array_api_compat import array_namespace, device
@@ -13,8 +17,12 @@ from ._balancer import MarginalBalancer
 from ._inference import BalancingFit, estimate_statistics, statistics_of
 from ._problem import balancing_steps
 from ._rows import is_dask, kish_effective_size, read_rows
+from ._typing import Table, Vector
 from .utils._array_api import from_numpy, to_numpy
 from .utils._warnings import warn
+
+if TYPE_CHECKING:
+    from ._design import SurveyDesign
 
 __all__ = ["BalancedFunctionalEstimator"]
 
@@ -150,8 +158,14 @@ class BalancedFunctionalEstimator(BaseEstimator):
                    Hidden(StrOptions({"deprecated"}))],
     }
 
-    def __init__(self, balancer=None, *, baseline=None, design=None, statistic="mean",
-                 domain=None, denominator=None, df="design", method="deprecated"):
+    def __init__(self, balancer: MarginalBalancer | None = None, *,
+                 baseline: Literal["empirical", "ipwi"] | None = None,
+                 design: SurveyDesign | None = None,
+                 statistic: Literal["mean", "total", "ratio"] = "mean",
+                 domain: Hashable | Vector | None = None,
+                 denominator: Hashable | Vector | None = None,
+                 df: Literal["design", "satterthwaite"] = "design",
+                 method: str = "deprecated") -> None:
         self.balancer = balancer
         self.baseline = baseline
         self.method = method
@@ -172,7 +186,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: Table, y: Vector | Table,
+            sample_weight: Vector | None = None) -> BalancedFunctionalEstimator:
         """Balance ``X`` and estimate every statistic of ``y``.
 
         Parameters
@@ -273,7 +288,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
             return to_numpy(rows.column(spec)) if rows.on_device else rows.column(spec)
         return spec
 
-    def confidence_interval(self, alpha=0.05):
+    def confidence_interval(self, alpha: float = 0.05) -> tuple[Any, Any]:
         """Confidence interval at level ``1 - alpha`` (Student t with ``df_``).
 
         Parameters
@@ -310,7 +325,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         high = self.estimate_ + quantile * self.std_error_
         return low, high
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: Table, y: Vector | Table, sample_weight: Vector | None = None) -> float:
         """Score the estimate: minus its squared distance to held-out rows' mean.
 
         Parameters

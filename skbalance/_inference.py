@@ -9,7 +9,10 @@ the design's variance; its replicate error re-runs the same balancing from
 each replicate's weights, on the same cells.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,7 +27,11 @@ from ._problem import balancing_steps
 from ._rows import read_rows
 from ._solve import FitSettings, solve_replicates
 from ._targets import is_numeric
+from ._typing import Table, Vector
 from .utils._array_api import to_numpy
+
+if TYPE_CHECKING:
+    from ._design import SurveyDesign
 
 __all__ = [
     "BalancingFit",
@@ -490,7 +497,8 @@ def _replicate_factors(fit, problem, cell_base):
     return factors
 
 
-def compute_replicate_weights(X, balancer, design, *, sample_weight=None):
+def compute_replicate_weights(X: Table, balancer: MarginalBalancer, design: SurveyDesign, *,
+                              sample_weight: Vector | None = None) -> ReplicateWeights:
     """Raked replicate weights: every replicate re-balanced like the full sample.
 
     The weights to hand to another tool, as R survey's ``weights(design,

@@ -1,5 +1,8 @@
 """BalancedEstimator: balancing weights fed to any scikit-learn estimator."""
 
+from __future__ import annotations
+
+from typing import Any
 
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.pipeline import Pipeline
@@ -17,6 +20,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ._rows import read_rows, sum_float
+from ._typing import Table, Vector
 from .utils._array_api import check_same_namespace
 from .utils._warnings import warn
 
@@ -114,7 +118,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         "estimator": [HasMethods(["fit"])],
     }
 
-    def __init__(self, balancer, estimator):
+    def __init__(self, balancer: BaseEstimator, estimator: BaseEstimator) -> None:
         self.balancer = balancer
         self.estimator = estimator
 
@@ -134,7 +138,8 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y=None, sample_weight=None, **fit_params):
+    def fit(self, X: Table, y: Vector | None = None, sample_weight: Vector | None = None,
+            **fit_params: Any) -> BalancedEstimator:
         """Fit the balancer, then the estimator with the balancing weights.
 
         Parameters
@@ -181,7 +186,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
             self.feature_names_in_ = self.balancer_.feature_names_in_
         return self
 
-    def score_weights(self, X, sample_weight=None):
+    def score_weights(self, X: Table, sample_weight: Vector | None = None) -> Any:
         """Compute the weights of held-out rows, raked to the targets to convergence.
 
         Falls back to the fitted factors (with a warning) when the rows
@@ -226,7 +231,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return _rescaled(weights, sum_float(read_rows(X, sample_weight).base))
 
     @available_if(_estimator_has("score"))
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: Table, y: Vector, sample_weight: Vector | None = None) -> float:
         """The estimator's score on rows raked to the targets.
 
         Parameters
@@ -247,7 +252,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.score(X, y, sample_weight=weights)
 
     @available_if(_estimator_has("predict"))
-    def predict(self, X, **params):
+    def predict(self, X: Table, **params: Any) -> Any:
         """Predict with the fitted estimator.
 
         Parameters
@@ -271,7 +276,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.predict(X, **params)
 
     @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
+    def predict_proba(self, X: Table) -> Any:
         """Class probabilities from the fitted estimator.
 
         Parameters
@@ -289,7 +294,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: Table) -> Any:
         """Log class probabilities from the fitted estimator.
 
         Parameters
@@ -307,7 +312,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.predict_log_proba(X)
 
     @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
+    def decision_function(self, X: Table) -> Any:
         """Decision function of the fitted estimator.
 
         Parameters
@@ -325,7 +330,7 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.decision_function(X)
 
     @available_if(_estimator_has("transform"))
-    def transform(self, X):
+    def transform(self, X: Table) -> Any:
         """Transform with the fitted estimator.
 
         Parameters
@@ -343,11 +348,11 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.transform(X)
 
     @property
-    def classes_(self):
+    def classes_(self) -> Any:
         """Classes of the fitted estimator."""
         return self.estimator_.classes_
 
-    def get_metadata_routing(self):
+    def get_metadata_routing(self) -> MetadataRouter:
         """Route ``fit`` metadata other than ``sample_weight`` to the estimator.
 
         ``sample_weight`` is this meta-estimator's own: it becomes the

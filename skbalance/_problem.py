@@ -8,8 +8,11 @@ work on the table of cells. :class:`CellProblem` is that table, and
 of a sample, :mod:`skbalance.theory` to the cells of a probability table.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -230,28 +233,28 @@ class CellProblem:
     distance: str = "raking"
 
     @property
-    def method(self):
+    def method(self) -> str:
         """Deprecated: the old name of :attr:`distance` (removed in 0.3)."""
         warn("CellProblem.method was renamed distance in 0.2 and will be removed in 0.3.",
              FutureWarning)
         return self.distance
 
     @property
-    def base(self):
+    def base(self) -> Any:
         """The validated base weights of the rows, in the rows' namespace."""
         return self.rows.base
 
     @property
-    def n_cells(self):
+    def n_cells(self) -> int:
         """Number of cells (observed or not)."""
         return self.cell_base.shape[0]
 
     @property
-    def level_counts(self):
+    def level_counts(self) -> list[int]:
         """Number of target levels of every margin (0 for a numeric target)."""
         return [0 if is_numeric(m) else m.proportions.shape[0] for m in self.margins]
 
-    def importance_factors(self):
+    def importance_factors(self) -> np.ndarray:
         """Per-cell product of every margin's target over base-weighted share.
 
         The importance-weighting (IPWI) baseline: all marginal ratios at
@@ -287,7 +290,7 @@ class CellProblem:
             factors *= ratio[codes]
         return factors
 
-    def cell_means(self, values):
+    def cell_means(self, values: Any) -> np.ndarray:
         """Base-weighted mean of a row array within every cell.
 
         Parameters
@@ -315,7 +318,7 @@ class CellProblem:
         return np.divide(total, self.cell_base, out=np.zeros_like(total),
                          where=self.cell_base > 0)
 
-    def residuals(self, values, steps):
+    def residuals(self, values: Any, steps: int | float) -> Any:
         """``C_k`` applied to a row array, with base-weighted conditional means.
 
         The conditional means are constant within a cell, so the recursion
@@ -349,7 +352,7 @@ class CellProblem:
         return values - self.rows.gather(self.cell_correction(values, steps),
                                          self.cell_of_row)
 
-    def cell_correction(self, values, steps):
+    def cell_correction(self, values: Any, steps: int | float) -> np.ndarray:
         """The part of ``values`` that ``C_k`` removes, per cell.
 
         ``residuals(values, steps) = values - cell_correction(values, steps)[cell]``:
@@ -401,7 +404,7 @@ class CellProblem:
                                 means, steps)
         return means - g
 
-    def ipwi_correction(self, values):
+    def ipwi_correction(self, values: Any) -> np.ndarray:
         """The part of ``values`` that importance weighting's residual removes, per cell.
 
         The IPWI baseline's operator ``I - sum_j E[. | margin j]`` in place of

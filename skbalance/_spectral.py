@@ -1,7 +1,10 @@
 """SpectralGapAnalyzer: the spectrum of two categorical variables, and what
 balancing them would do to the variance of a mean."""
 
+from __future__ import annotations
+
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
@@ -10,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import theory
 from ._rows import gather, read_rows
+from ._typing import Table, Vector
 from .kernels import group_sum
 from .utils._array_api import check_same_namespace, to_numpy
 from .utils._validation import column_label
@@ -106,7 +110,8 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         "rtol": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(self, *, columns=None, n_components=2, max_k=20, rtol=0.01):
+    def __init__(self, *, columns: tuple | None = None, n_components: int = 2,
+                 max_k: int = 20, rtol: float = 0.01) -> None:
         self.columns = columns
         self.n_components = n_components
         self.max_k = max_k
@@ -135,7 +140,8 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         return [0, 1]
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: Table, y: Vector | None = None,
+            sample_weight: Vector | None = None) -> SpectralGapAnalyzer:
         """Build the joint table, its spectrum and (with ``y``) the variance curve.
 
         Parameters
@@ -218,7 +224,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
         )
         self.recommended_k_ = int(within_rtol[0]) if within_rtol.size else int(self.max_k)
 
-    def transform(self, X):
+    def transform(self, X: Table) -> Any:
         """Map rows to the correspondence-analysis coordinates of their two levels.
 
         Parameters
@@ -263,7 +269,7 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
             return rows.xp.stack(parts, axis=1)
         return np.column_stack(parts) if parts else np.empty((rows.n_rows, 0))
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Get the names of the output coordinates: ``<column>_sf1``, ...
 
         Parameters

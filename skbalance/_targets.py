@@ -9,6 +9,8 @@ a total or a mean instead (:class:`Total`, :class:`Mean`): it leaves as a
 :class:`NumericTarget`, the target mean of the column.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -42,7 +44,7 @@ class _NumericSpec:
 
     kind = ""
 
-    def __init__(self, value):
+    def __init__(self, value: float) -> None:
         try:
             value = float(value)
         except (TypeError, ValueError) as exc:

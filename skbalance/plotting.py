@@ -3,7 +3,15 @@
 Every function draws on the given Axes (or a new figure's) and returns it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_love", "plot_margins", "plot_spectrum", "plot_variance_curve", "plot_weights"]
 
@@ -20,7 +28,7 @@ def _axes(ax):
     return plt.figure(figsize=(6, 4)).add_subplot()
 
 
-def plot_spectrum(spectrum, ax=None):
+def plot_spectrum(spectrum: Any, ax: Axes | None = None) -> Axes:
     """Bar chart of the singular values, with the spectral gap marked.
 
     Parameters
@@ -60,7 +68,8 @@ def plot_spectrum(spectrum, ax=None):
     return ax
 
 
-def plot_variance_curve(curve, limit=None, ipwi=None, *, n=None, ax=None):
+def plot_variance_curve(curve: Any, limit: float | None = None, ipwi: float | None = None, *,
+                        n: int | None = None, ax: Axes | None = None) -> Axes:
     """``sigma_k^2`` against ``k``, with the limit and the IPWI level.
 
     Parameters
@@ -112,7 +121,8 @@ def plot_variance_curve(curve, limit=None, ipwi=None, *, n=None, ax=None):
     return ax
 
 
-def plot_love(report, ax=None, *, levels=True, threshold=0.1):
+def plot_love(report: pd.DataFrame, ax: Axes | None = None, *, levels: bool = True,
+              threshold: float = 0.1) -> Axes:
     """Love plot: every covariate's ASMD before and after weighting.
 
     Parameters
@@ -169,7 +179,7 @@ def plot_love(report, ax=None, *, levels=True, threshold=0.1):
     return ax
 
 
-def plot_margins(balancer, ax=None):
+def plot_margins(balancer: Any, ax: Axes | None = None) -> Axes:
     """Share of every level before and after balancing, against its target.
 
     Numeric targets (:class:`~skbalance.Total`, :class:`~skbalance.Mean`) are
@@ -219,11 +229,13 @@ def plot_margins(balancer, ax=None):
     ax.invert_yaxis()
     ax.set_xlabel("share of the total weight")
     ax.set_title("Margins before and after balancing")
-    ax.legend(loc="lower right")
+    # below the axes: inside, it covers bars whatever the shares are
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(labels), 4)),
+              ncol=3, frameon=False)
     return ax
 
 
-def plot_weights(balancer, ax=None, bins=40):
+def plot_weights(balancer: Any, ax: Axes | None = None, bins: int = 40) -> Axes:
     """Histogram of the weights over the base weights, with the design effect.
 
     Parameters

@@ -18,10 +18,14 @@ With two margins, the conditional-mean operators have the singular values of
 spectral gap.
 """
 
+from __future__ import annotations
+
 import functools
+from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace, device, is_array_api_obj
+from numpy.typing import ArrayLike
 
 from ._problem import ipwi_residual, k_step_residual, level_means
 from .kernels import rake_cells
@@ -134,7 +138,7 @@ def _two_way(P):
 
 
 @_follows_input
-def singular_values(P):
+def singular_values(P: ArrayLike) -> Any:
     """Singular values of the conditional-mean operators of a two-way table.
 
     Parameters
@@ -157,7 +161,7 @@ def singular_values(P):
 
 
 @_follows_input
-def singular_functions(P):
+def singular_functions(P: ArrayLike) -> tuple[Any, Any, Any]:
     """Singular values and singular functions of a two-way table.
 
     Parameters
@@ -214,7 +218,7 @@ def _pivot_signs(functions):
 
 
 @_follows_input
-def asymptotic_variance(P, h, k):
+def asymptotic_variance(P: ArrayLike, h: ArrayLike, k: int) -> float:
     """``sigma_k^2``: n times the variance of the k-step balanced estimate.
 
     Computed by the recursion ``g = h - E[h]``, then for step ``k`` down to 1
@@ -258,7 +262,7 @@ def _check_steps(k):
 
 
 @_follows_input
-def asymptotic_variance_closed_form(P, h, k):
+def asymptotic_variance_closed_form(P: ArrayLike, h: ArrayLike, k: int) -> float:
     """``sigma_k^2`` from the singular decomposition (two margins).
 
     With singular values ``s_j`` and coefficients ``u_j = E[h alpha_j(X)]``,
@@ -374,7 +378,7 @@ def _additive_residual(P, h):
 
 
 @_follows_input
-def asymptotic_variance_limit(P, h):
+def asymptotic_variance_limit(P: ArrayLike, h: ArrayLike) -> float:
     """``sigma_inf^2``: the variance after infinitely many balancing steps.
 
     ``Var_P(h - Pi h)``, with ``Pi`` the P-weighted least-squares projection
@@ -405,7 +409,7 @@ def asymptotic_variance_limit(P, h):
 
 
 @_follows_input
-def ipwi_variance(P, h):
+def ipwi_variance(P: ArrayLike, h: ArrayLike) -> float:
     """First-order variance of the importance-weighted (IPWI) estimator.
 
     Weighting every row by the product of its marginal ratios at once,
@@ -438,7 +442,7 @@ def ipwi_variance(P, h):
 
 
 @_follows_input
-def variance_curve(P, h, max_k):
+def variance_curve(P: ArrayLike, h: ArrayLike, max_k: int) -> tuple[Any, float]:
     """``sigma_k^2`` for ``k = 0..max_k`` and the limit ``sigma_inf^2``.
 
     Parameters
@@ -477,7 +481,7 @@ def variance_curve(P, h, max_k):
 
 
 @_follows_input
-def sweep_contraction_rate(P):
+def sweep_contraction_rate(P: ArrayLike) -> float:
     """Per-sweep rate at which ``sigma_k^2`` approaches its limit.
 
     The spectral radius of one sweep of the cyclic projections
@@ -523,7 +527,7 @@ def sweep_contraction_rate(P):
 
 
 @_follows_input
-def balance_table(P0, *marginals_and_k):
+def balance_table(P0: ArrayLike, *marginals_and_k: Any) -> Any:
     """The table after ``k`` balancing steps: ``P^(k)`` of the theory.
 
     Called as ``balance_table(P0, px, py, k)`` for a two-way table, and with
@@ -574,7 +578,7 @@ def balance_table(P0, *marginals_and_k):
     return (mass * result.cell_factors).reshape(P.shape)
 
 
-def dependence_table(p, s):
+def dependence_table(p: ArrayLike, s: float) -> np.ndarray:
     """Build ``P_s = (1 - s) p p^T + s diag(p)``, a table whose ``s_2`` is exactly ``s``.
 
     Parameters
@@ -604,7 +608,8 @@ def dependence_table(p, s):
     return (1 - s) * np.outer(p, p) + s * np.diag(p)
 
 
-def random_table(shape, *, concentration=1.0, random_state=None):
+def random_table(shape: tuple[int, ...], *, concentration: float = 1.0,
+                 random_state: Any = None) -> np.ndarray:
     """A random joint probability table with positive entries (Dirichlet).
 
     Parameters

@@ -301,7 +301,7 @@ def test_score_weights_keeps_convergence_warnings():
 # subpackage); the three survey layers, weighting, design and analysis, sit on
 # the readers and the solver, the command line on top of everything
 LAYERS = [
-    ["skbalance.utils", "skbalance._version"],
+    ["skbalance.utils", "skbalance._version", "skbalance._typing"],
     ["skbalance.kernels", "skbalance.datasets", "skbalance.plotting"],
     ["skbalance._rows", "skbalance._targets", "skbalance.ssl"],
     ["skbalance._problem", "skbalance._streaming"],

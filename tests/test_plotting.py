@@ -70,3 +70,19 @@ def test_example_runs_and_saves_its_figure(script, tmp_path):
     assert done.returncode == 0, done.stderr
     figure = tmp_path / (script.stem + ".png")
     assert figure.exists() and figure.stat().st_size > 10_000
+
+
+def test_margin_legend_stays_clear_of_the_bars(survey, survey_targets):
+    # the legend sits below the axes, so it can cover no bar whatever the shares
+    import matplotlib.pyplot as plt
+
+    bal = skb.MarginalBalancer(targets=survey_targets).fit(survey)
+    ax = plotting.plot_margins(bal)
+    figure = ax.figure
+    figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    axes = ax.get_window_extent()
+    assert legend.y1 <= axes.y0  # entirely below the plotting area
+    bars = [patch.get_window_extent() for container in ax.containers for patch in container]
+    assert not any(legend.overlaps(bar) for bar in bars)
+    plt.close(figure)

@@ -1,6 +1,10 @@
 """Small real data sets shipped with skbalance."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from importlib import resources
+from typing import Literal
 
 import pandas as pd
 
@@ -14,7 +18,7 @@ _API_FILES = {
 }
 
 
-def load_api(kind="clus1"):
+def load_api(kind: Literal["clus1", "srs", "strat", "pop"] = "clus1") -> pd.DataFrame:
     """California Academic Performance Index data (as R survey's ``data(api)``).
 
     Parameters
@@ -40,12 +44,12 @@ def load_api(kind="clus1"):
     """
     if kind not in _API_FILES:
         raise ValueError(f"kind must be one of {sorted(_API_FILES)}; got {kind!r}.")
-    path = resources.files(__name__).joinpath("data", _API_FILES[kind])
+    path = resources.files(__name__).joinpath("data").joinpath(_API_FILES[kind])  # 3.10: one
     with resources.as_file(path) as file:
         return pd.read_csv(file)
 
 
-def api_population_targets(columns=("stype", "sch.wide")):
+def api_population_targets(columns: Iterable[str] = ("stype", "sch.wide")) -> dict:
     """Population counts of some columns of the api population, as targets.
 
     Parameters

@@ -27,8 +27,11 @@ absolute marginal error, in the units of ``a`` and ``b`` (proportions when
 they sum to 1, the default), as for raking.
 """
 
+from __future__ import annotations
+
 import math
 from numbers import Real
+from typing import Any, Literal
 
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
@@ -97,8 +100,9 @@ class SinkhornResult:
     (2, np.float64(1.0))
     """
 
-    def __init__(self, u, v, n_iter, converged, marginal_error, logits, n_newton=0,
-                 kernel=None, n_matvec=0):
+    def __init__(self, u: Any, v: Any, n_iter: int, converged: bool, marginal_error: Any,
+                 logits: bool, n_newton: int = 0, kernel: Any = None,
+                 n_matvec: int = 0) -> None:
         self.u, self.v = u, v
         self.n_iter, self.converged = n_iter, converged
         self.marginal_error, self.logits = marginal_error, logits
@@ -106,7 +110,7 @@ class SinkhornResult:
         self._kernel, self._plan = kernel, None
 
     @property
-    def plan(self):
+    def plan(self) -> Any:
         """The balanced matrix, computed on first access."""
         if self._plan is None:
             self._plan = _plan(self._kernel, self.u, self.v, self.logits)
@@ -346,8 +350,9 @@ def _fixed_steps(K, a, b, max_iter):
     return u, v, max_iter, errors.tolist()
 
 
-def sinkhorn(K, a=None, b=None, *, max_iter=1000, tol=None, logits=False,
-             epsilon_scaling="auto"):
+def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
+             tol: float | None = None, logits: bool = False,
+             epsilon_scaling: bool | Literal["auto"] = "auto") -> SinkhornResult:
     """Balance a nonnegative matrix to given row and column marginals.
 
     Parameters

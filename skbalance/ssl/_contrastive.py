@@ -1,5 +1,9 @@
 """The balanced contrastive (CLIP) loss family, with its exact gradient."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from array_api_compat import array_namespace
 
 from ..utils._array_api import float_dtype, logsumexp
@@ -12,7 +16,8 @@ def _log_softmax(xp, x, axis):
     return x - logsumexp(xp, x, axis=axis, keepdims=True)
 
 
-def balanced_contrastive_loss(logits, n_steps=2, *, return_grad=False):
+def balanced_contrastive_loss(logits: Any, n_steps: int = 2, *,
+                              return_grad: bool = False) -> Any:
     """Contrastive loss after ``n_steps`` balancing steps of the logits.
 
     For a batch of ``m`` pairs with logits ``L`` (``L[i, j]`` the scaled

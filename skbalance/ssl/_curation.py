@@ -1,6 +1,10 @@
 """Metadata curation (MetaCLIP) as balancing of a caption x entry matrix."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
+from typing import Any, Literal
 
 import numpy as np
 from scipy import sparse
@@ -25,7 +29,7 @@ def _spaced(text):
     return spaced
 
 
-def match_entries(captions, entries):
+def match_entries(captions: Iterable[str], entries: Sequence[str]) -> Any:
     """Caption x entry incidence of whole-word matches, as MetaCLIP does.
 
     An entry ``e`` matches a caption when ``" e "`` occurs in the caption
@@ -153,7 +157,9 @@ class MetadataCurator(BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, *, entries, t, method="metaclip", n_steps=1, random_state=None):
+    def __init__(self, *, entries: Sequence[str], t: int,
+                 method: Literal["metaclip", "balance"] = "metaclip", n_steps: int = 1,
+                 random_state: Any = None) -> None:
         self.entries = entries
         self.t = t
         self.method = method
@@ -167,7 +173,7 @@ class MetadataCurator(BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, captions, y=None):
+    def fit(self, captions: Iterable[str], y: None = None) -> MetadataCurator:
         """Match the captions and compute the curation probabilities.
 
         Parameters
@@ -231,7 +237,7 @@ class MetadataCurator(BaseEstimator):
             q = q * (self._spread @ ratio)
         return q / q.sum()
 
-    def sample(self, n=None):
+    def sample(self, n: int | None = None) -> np.ndarray:
         """Draw a curated set of caption indices.
 
         Parameters

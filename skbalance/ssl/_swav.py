@@ -1,6 +1,9 @@
 """SwaV's Sinkhorn-Knopp cluster codes."""
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace, device
@@ -11,7 +14,7 @@ from ..utils._validation import check_nonnegative_int
 __all__ = ["swav_codes"]
 
 
-def swav_codes(scores, epsilon=0.05, n_iter=3):
+def swav_codes(scores: Any, epsilon: float = 0.05, n_iter: int = 3) -> Any:
     """Soft cluster assignments of SwaV (and DINOv2's Sinkhorn centring).
 
     Exactly SwaV's ``distributed_sinkhorn`` on one process: ``Q = exp(scores
