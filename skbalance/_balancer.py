@@ -302,7 +302,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
             self.weights_ = self._lazy_weights(rows.table, sample_weight)
             return problem
         problem = build_problem(rows, self.targets, self.missing, self.target_type)
-        fit = self._solve(problem)
+        fit = self._balance(problem)
         self.weights_ = self._scaled(rows.base, rows.gather(fit.cell_factors,
                                                             problem.cell_of_row))
         self.converged_ = confirm_convergence(self.weights_, problem, fit)
@@ -367,7 +367,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         problem.cell_rows = group_sum(problem.cell_of_row,
                                       cells["rows"].to_numpy(dtype=np.float64),
                                       problem.n_cells).astype(np.int64)
-        fit = self._solve(problem)
+        fit = self._balance(problem)
         cell_weights = self._scaled(problem.base, fit.cell_factors[problem.cell_of_row])
         self.converged_ = confirm_convergence(cell_weights, problem, fit)
         self.effective_sample_size_ = cells_effective_size(
@@ -375,7 +375,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.design_effect_ = float(cells["positive"].sum()) / self.effective_sample_size_
         return problem
 
-    def _solve(self, problem):
+    def _balance(self, problem):
         """Balance the cell problem and set every fitted attribute of the cells."""
         distance = self.distance
         if self.method != "deprecated":

@@ -26,7 +26,6 @@ from ._design import ReplicateWeights, replicate_parts, satterthwaite_df
 from ._problem import balancing_steps
 from ._rows import read_rows
 from ._solve import FitSettings, solve_replicates
-from ._targets import is_numeric
 from ._typing import Table, Vector
 from .utils._array_api import to_numpy
 
@@ -486,8 +485,7 @@ def _replicate_factors(fit, problem, cell_base):
         raise ValueError("A replicate has no positive weight on the rows.")
     mass = cell_base / base_total
     factors = np.ones_like(mass)
-    for margin, codes in zip(problem.margins, problem.margin_codes):
-        target = margin.mean if is_numeric(margin) else margin.proportions
+    for codes, target in zip(problem.margin_codes, problem.targets):
         indicator = sparse.csr_array((np.ones(codes.shape[0]),
                                       (codes, np.arange(codes.shape[0]))),
                                      shape=(target.shape[0], codes.shape[0]))

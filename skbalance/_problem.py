@@ -250,6 +250,11 @@ class CellProblem:
         return self.cell_base.shape[0]
 
     @property
+    def targets(self) -> list:
+        """Every margin's target: its proportions, or a numeric column's mean."""
+        return [m.mean if is_numeric(m) else m.proportions for m in self.margins]
+
+    @property
     def level_counts(self) -> list[int]:
         """Number of target levels of every margin (0 for a numeric target)."""
         return [0 if is_numeric(m) else m.proportions.shape[0] for m in self.margins]

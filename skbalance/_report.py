@@ -45,7 +45,6 @@ def convergence_report(result, problem, base_mass, settings):
     """
     distance, bounds, tol = settings.distance, settings.bounds, settings.tol
     margins, codes = problem.margins, problem.margin_codes
-    targets = [m.mean if is_numeric(m) else m.proportions for m in margins]
     # tol=0 raking runs exactly max_iter steps (the k-step estimator), and
     # max_iter=0 asks for no step: only what no step could do is reported then
     short = (not result.converged and settings.max_iter > 0
@@ -100,7 +99,7 @@ def convergence_report(result, problem, base_mass, settings):
                         f"ones, meet them; worst: {margin_label(worst.key)}): the targets are "
                         "unreachable.")
         else:
-            reachable, vanish = reachability(base_mass, codes, targets, bounds)
+            reachable, vanish = reachability(base_mass, codes, problem.targets, bounds)
             message += _reachability_text(problem, reachable, vanish, bounds, distance)
         problems.insert(0, message)
     if not problems:

@@ -191,10 +191,6 @@ def scale_of(problem):
     return base_total, problem.cell_base / base_total, total
 
 
-def _targets_of(problem):
-    return [m.mean if is_numeric(m) else m.proportions for m in problem.margins]
-
-
 def _needs_calibration(problem, distance):
     """Numeric targets, or another distance than raking: ``kernels.calibrate_cells``."""
     return distance != "raking" or any(is_numeric(m) for m in problem.margins)
@@ -226,7 +222,7 @@ def solve(problem, settings):
     """
     problem.distance = settings.distance
     base_total, base_mass, total = scale_of(problem)
-    targets = _targets_of(problem)
+    targets = problem.targets
     if _needs_calibration(problem, settings.distance):
         kernel = calibrate_cells(base_mass, problem.margin_codes, targets,
                                  distance=settings.distance, max_iter=settings.max_iter,
@@ -287,7 +283,7 @@ def solve_replicates(problem, settings, cell_base):
     if np.any(base_total <= 0):
         raise ValueError("A replicate has no positive weight on the rows.")
     mass = cell_base / base_total
-    targets = _targets_of(problem)
+    targets = problem.targets
     _check_replicates_reach_every_level(problem, mass, targets)
     n_reps = mass.shape[1]
     if _needs_calibration(problem, settings.distance):
