@@ -164,3 +164,24 @@ def test_polars_chunks_partial_fit_like_fit_on_all_rows():
     for part in chunks:
         by_position.partial_fit(codes[part], sample_weight=base[part])
     np.testing.assert_allclose(by_position.compute_weights(codes, base), reference, rtol=1e-12)
+
+
+def test_polars_supplied_replicate_columns_read_by_name():
+    # the design read replicate columns with X[labels].to_numpy(dtype=...), which a
+    # polars frame refused ("unexpected keyword argument 'dtype'"); now through Rows
+    sample = skb.datasets.load_api("clus1")
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    built = skb.compute_replicate_weights(
+        sample, skb.MarginalBalancer(targets=targets),
+        skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1"),
+        sample_weight=sample["pw"])
+    names = [f"rep{r}" for r in range(built.weights.shape[1])]
+    frame = sample.assign(**dict(zip(names, built.weights.T)))
+    design = skb.SurveyDesign(replicates="jk1", replicate_weights=names, weights="pw")
+    balancer = skb.MarginalBalancer(targets=targets)
+    estimator = skb.BalancedFunctionalEstimator(balancer, design=design)
+    results = [estimator.fit(data, data["api00"]).results_
+               for data in (frame, pl.from_pandas(frame))]
+    np.testing.assert_allclose(results[1][["estimate", "std_error"]].to_numpy(),
+                               results[0][["estimate", "std_error"]].to_numpy(), rtol=1e-14)
+    assert results[0]["std_error"].iloc[0] > 0
