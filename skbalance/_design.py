@@ -25,7 +25,7 @@ from ._rows import read_rows
 from ._typing import Spec, Table, Vector
 from .kernels import first_occurrence
 from .utils._array_api import to_numpy
-from .utils._validation import column_label
+from .utils._validation import column_label, level_repr
 
 __all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign", "replicate_parts",
            "replicate_variance", "satterthwaite_df"]
@@ -316,7 +316,7 @@ def _stage_codes(clusters, strata, n_rows, nest):
                                         minlength=n_clusters)
                 first = c_values[np.flatnonzero(c_codes == np.argmax(strata_of > 1))[0]]
                 raise ValueError(
-                    f"Cluster {first!r} of {c_label} is in more than one stratum of "
+                    f"Cluster {level_repr(first)} of {c_label} is in more than one stratum of "
                     f"{s_label}; pass nest=True if cluster labels repeat across strata."
                 )
         units.append(np.asarray(unit, dtype=np.int64))

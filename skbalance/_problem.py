@@ -20,7 +20,7 @@ import pandas as pd
 from ._targets import Margin, is_numeric, margin_label, parse_targets
 from .kernels import ConstraintMatrix, encode_cells, group_sum, numeric_scaling
 from .utils._array_api import to_numpy
-from .utils._validation import check_nonnegative_int, level_repr
+from .utils._validation import check_nonnegative_int, level_repr, plain
 from .utils._warnings import warn
 
 __all__ = [
@@ -610,7 +610,7 @@ def _encode_numeric(rows, column):
                        levels[0] if len(levels) else None)
         raise ValueError(
             f"Column {column!r} has a numeric target (Total or Mean) but holds "
-            f"{levels.dtype} values such as {example!r}; it must hold numbers."
+            f"{levels.dtype} values such as {plain(example)!r}; it must hold numbers."
         )
     return codes, levels.astype(np.float64)
 

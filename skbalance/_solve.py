@@ -29,7 +29,7 @@ from .kernels import (
     rake_cells_batch,
 )
 from .utils._array_api import to_numpy
-from .utils._validation import check_bounds
+from .utils._validation import check_bounds, level_repr
 from .utils._warnings import warn
 
 __all__ = ["FitResult", "FitSettings", "confirm_convergence", "new_row_factors", "solve",
@@ -329,7 +329,7 @@ def _check_replicates_reach_every_level(problem, mass, targets):
             level, replicate = np.argwhere(starved)[0]
             raise ValueError(
                 f"Replicate {replicate} has no weight on level "
-                f"{margin.levels[level]!r} of {margin_label(margin.key)} (every row of "
+                f"{level_repr(margin.levels[level])} of {margin_label(margin.key)} (every row of "
                 "that level is in the units it drops), so it cannot be raked to its "
                 f"target; {int(starved.any(axis=0).sum())} replicate(s) are affected. "
                 "Collapse that level with another, or use linearization."

@@ -16,7 +16,7 @@ from ._rows import gather, read_rows
 from ._typing import Table, Vector
 from .kernels import group_sum
 from .utils._array_api import check_same_namespace, to_numpy
-from .utils._validation import column_label
+from .utils._validation import column_label, level_repr
 
 __all__ = ["SpectralGapAnalyzer"]
 
@@ -260,7 +260,8 @@ class SpectralGapAnalyzer(TransformerMixin, BaseEstimator):
             unseen = np.flatnonzero((position < 0) & used)
             if unseen.size:
                 raise ValueError(
-                    f"{column_label(key)} has level {observed[unseen[0]]!r}, unseen in fit."
+                    f"{column_label(key)} has level {level_repr(observed[unseen[0]])}, "
+                    "unseen in fit."
                 )
             at_rows = gather(np.maximum(position, 0), codes)
             parts.extend(rows.gather(functions[:, j], at_rows)

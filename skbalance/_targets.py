@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .utils._validation import is_missing
+from .utils._validation import is_missing, level_repr, plain
 from .utils._warnings import warn
 
 __all__ = ["PROPORTION_LIMIT", "Margin", "Mean", "NumericTarget", "Total", "is_numeric",
@@ -131,7 +131,7 @@ def margin_label(key):
     """How a margin is named in messages: 'age', ('age', 'sex'), column 0."""
     if isinstance(key, (str, tuple)):
         return repr(key)
-    return f"column {key!r}"
+    return f"column {plain(key)!r}"
 
 
 def margin_name(key):
@@ -163,7 +163,7 @@ def _long_table_to_mapping(table):
         levels = mapping.setdefault(column, {})
         if level in levels:
             raise ValueError(
-                f"Targets table lists level {level!r} of {margin_label(column)} twice."
+                f"Targets table lists level {level_repr(level)} of {margin_label(column)} twice."
             )
         levels[level] = value
     return mapping
@@ -270,7 +270,7 @@ def parse_targets(targets, target_type="auto", known_columns=None):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"Target of level {levels[i]!r} of {label} is {values[i]!r}; "
+                f"Target of level {level_repr(levels[i])} of {label} is {plain(values[i])!r}; "
                 "targets must be finite and nonnegative."
             )
         peak = float(values.max()) if values.size else 0.0
@@ -287,7 +287,7 @@ def parse_targets(targets, target_type="auto", known_columns=None):
         index = _level_index(levels, joint)
         if len(set(index)) != len(index):
             dup = index[index.duplicated()][0]
-            raise ValueError(f"Level {dup!r} of {label} is listed twice.")
+            raise ValueError(f"Level {level_repr(dup)} of {label} is listed twice.")
         margins.append(Margin(key, tuple(columns), index, scaled / scaled.sum()))
         sums.append(total)
     categorical = [m for m in margins if not is_numeric(m)]

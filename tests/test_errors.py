@@ -426,3 +426,29 @@ def test_steps_is_a_count_or_infinity(survey, survey_targets):
     for bad in ("often", -1, 2.5):
         with pytest.raises(ValueError, match="steps must be a nonnegative integer"):
             problem.cell_correction(y, bad)
+
+
+def test_messages_name_levels_as_the_user_wrote_them():
+    # NumPy 2 prints scalars as np.int32(2): messages show the plain value
+    X = np.array([[0, 0], [0, 1], [1, 0]], dtype=np.int32)
+    half = {0: 0.5, 1: 0.5}
+    with pytest.warns(skb_convergence_warning()) as record:
+        skb.MarginalBalancer(targets={0: half, 1: half}, max_iter=50, tol=1e-12,
+                             solver="steps").fit(X)
+    message = str(record[0].message)
+    assert "reachable only with 1 observed cell(s) at weight 0 (0=0, 1=0)" \
+        in message, message
+    assert "np." not in message
+    from skbalance.utils._validation import column_label, level_repr
+
+    assert level_repr((np.int64(1), np.str_("a"))) == "(1, 'a')"
+    assert column_label(np.int64(3)) == "column 3"
+
+
+def test_cluster_in_two_strata_is_named_by_its_label():
+    X = pd.DataFrame({"psu": np.array([1, 1, 2, 2, 2, 3], dtype=np.int64),
+                      "st": ["a", "a", "a", "b", "b", "b"], "g": list("xyxyxy")})
+    design = skb.SurveyDesign(clusters="psu", strata="st")
+    with pytest.raises(ValueError, match=r"^Cluster 2 of 'psu' is in more than one stratum "
+                                         r"of 'st'; pass nest=True"):
+        design.resolve(X)

@@ -12,17 +12,30 @@ import numpy as np
 
 __all__ = [
     "check_bounds",
+    "check_nonnegative_int",
     "check_sample_weight",
     "column_label",
     "is_missing",
     "level_repr",
     "missing_values_message",
+    "plain",
     "unknown_column_error",
 ]
 
 
+def plain(value):
+    """A NumPy scalar (or a tuple of them) as the Python value, for messages:
+    ``2``, not ``np.int32(2)``."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    return value
+
+
 def column_label(column):
     """How a column is named in messages: 'age', column 0."""
+    column = plain(column)
     return repr(column) if isinstance(column, str) else f"column {column!r}"
 
 
@@ -38,7 +51,7 @@ def is_missing(value):
 
 def level_repr(level):
     """How a level is named in messages."""
-    return "missing (NaN)" if is_missing(level) else repr(level)
+    return "missing (NaN)" if is_missing(level) else repr(plain(level))
 
 
 def missing_values_message(column, n_missing, n_rows=None, *, hint="missing='level'"):
