@@ -228,13 +228,15 @@ or None, default=None
                 f"{max(len(strata), len(fpc))} of strata or fpc: give at most one per stage."
             )
         units, unit_strata = _stage_codes(clusters, strata, n_rows, self.nest)
-        fractions = _sampling_fractions(fpc, units, unit_strata)
+        describe = _stratum_names(unit_strata, clusters, strata)
+        fractions = _sampling_fractions(fpc, units, unit_strata, describe)
         base = _design_weights(self, rows, sample_weight, fractions)
         replicate = None
         if self.replicates is not None and self.replicate_weights is not None:
             replicate = _supplied_replicates(self, rows, base)
         return ResolvedDesign(units, unit_strata, fractions, self.lonely_psu, base,
-                              self.replicates, replicate, self)
+                              self.replicates, replicate, self,
+                              describe=describe)
 
 
 def _labels_of(spec):
@@ -332,8 +334,9 @@ def _pair_codes(first, second):
     return np.asarray(pd.factorize(keys)[0], dtype=np.int64)
 
 
-def _sampling_fractions(fpc, units, unit_strata):
-    """Per stage, the sampling fraction of every row's stratum (None: no fpc)."""
+def _sampling_fractions(fpc, units, unit_strata, describe):
+    """Per stage, the sampling fraction of every row's stratum (None: no fpc);
+    ``describe(stage, code)`` names a stratum in messages."""
     fractions = []
     for stage, (label, values) in enumerate(fpc):
         try:
@@ -344,10 +347,10 @@ def _sampling_fractions(fpc, units, unit_strata):
         n_units = _units_per_stratum(units[stage], stratum)
         per_stratum = pd.Series(values).groupby(stratum)
         if (per_stratum.nunique() > 1).any():
-            bad = per_stratum.nunique().idxmax()
+            where = "".join(describe(stage, int(per_stratum.nunique().idxmax())))
             raise ValueError(
-                f"The design's fpc {label} varies within a stratum (stratum code {bad}): "
-                "it must be one population count (or fraction) per stratum."
+                f"The design's fpc {label} varies within {where}: it must be one population "
+                "count (or fraction) per stratum."
             )
         if not np.all(np.isfinite(values)) or np.any(values <= 0):
             raise ValueError(f"The design's fpc {label} must be positive and finite.")
@@ -355,9 +358,10 @@ def _sampling_fractions(fpc, units, unit_strata):
         if counts:
             if np.any(values < n_units[stratum]):
                 row = int(np.flatnonzero(values < n_units[stratum])[0])
+                where = "".join(describe(stage, int(stratum[row])))
                 raise ValueError(
                     f"The design's fpc {label} is smaller than the sample: "
-                    f"{values[row]:g} units in the population of a stratum where "
+                    f"{values[row]:g} units in the population of {where}, where "
                     f"{int(n_units[stratum][row])} were sampled."
                 )
             fraction = n_units[stratum] / values
@@ -469,7 +473,7 @@ class ResolvedDesign:
     """
 
     def __init__(self, units, unit_strata, fractions, lonely_psu, weights, replicates,
-                 supplied, design):
+                 supplied, design, describe=None):
         self.units = units
         self.unit_strata = unit_strata
         self.fractions = fractions
@@ -478,7 +482,9 @@ class ResolvedDesign:
         self.replicates = replicates
         self.supplied = supplied
         self.design = design
-        self.stages = _stages(units, unit_strata, fractions)
+        # a stratum in the user's words: (stage, code) -> ("stratum 'E' of 'stype'", "")
+        self.describe = describe or (lambda stage, code: (f"stratum {code}", ""))
+        self.stages = _stages(units, unit_strata, fractions, self.describe)
 
     @property
     def n_units(self):
@@ -567,7 +573,8 @@ class ResolvedDesign:
         if kind == "jk1":
             multipliers, scale, rscales = _jk1(self.n_units, keep)
         elif kind == "jkn":
-            multipliers, scale, rscales = _jkn(unit_stratum, keep, self.lonely_psu)
+            multipliers, scale, rscales = _jkn(unit_stratum, keep, self.lonely_psu,
+                                               lambda h: self.describe(0, h))
         elif kind == "bootstrap":
             multipliers, scale, rscales = _rao_wu(unit_stratum, design.n_replicates,
                                                   check_random_state(design.random_state))
@@ -580,8 +587,9 @@ class ResolvedDesign:
 class _Stage:
     """One sampling stage: its units, their strata, fpc and upper fractions."""
 
-    def __init__(self, index, unit, stratum, parent, keep, factor):
+    def __init__(self, index, unit, stratum, parent, keep, factor, describe):
         self.index = index
+        self.describe = describe
         self.unit = unit
         self.n_units = int(unit.max()) + 1
         first = first_occurrence(unit, self.n_units)  # a row of every unit
@@ -625,10 +633,12 @@ class _Stage:
         deviation = totals - means[strata]
         if np.any(lonely_unit & ~exhausted):
             if lonely == "fail":
+                h = int(strata[np.flatnonzero(lonely_unit & ~exhausted)[0]])
+                stratum, within = self.describe(self.index, h)
                 raise ValueError(
-                    f"A stratum at stage {self.index + 1} has only one sampling unit; "
-                    "choose a lonely_psu rule ('remove', 'certainty', 'adjust' or "
-                    "'average') or collapse strata."
+                    f"{_sentence(stratum)}{within} has only one sampling unit; choose a "
+                    "lonely_psu rule ('remove', 'certainty', 'adjust' or 'average') or "
+                    "collapse strata."
                 )
             if lonely == "adjust":  # the lonely unit deviates from 0, the grand centre
                 deviation[lonely_unit] = totals[lonely_unit]
@@ -646,12 +656,41 @@ class _Stage:
         ok_strata = np.bincount(self.stratum_parent, weights=~is_lonely * 1.0,
                                 minlength=n_parent)
         if np.any(ok_strata == 0):
-            raise ValueError("Every stratum has a single unit: 'average' has nothing to "
-                             "average.")
+            parent = int(np.flatnonzero(ok_strata == 0)[0])
+            _, within = self.describe(self.index, int(np.flatnonzero(
+                self.stratum_parent == parent)[0]))
+            raise ValueError(f"Every stratum{within or ' of the sample'} has a single unit: "
+                             "lonely_psu='average' has nothing to average there.")
         return parts * (all_strata / ok_strata)[self.stratum_parent][strata][:, None]
 
 
-def _stages(units, unit_strata, fractions):
+def _stratum_names(unit_strata, clusters, strata):
+    """``describe(stage, code)``: a stratum in the user's words, for messages.
+
+    Returns ``(stratum, within)``: "stratum 'E' of 'stype'" (or "the
+    sample", without strata), and, below the first stage, " within cluster
+    3 of 'dnum' (stage 2)".
+    """
+    def describe(stage, code):
+        row = int(np.flatnonzero(unit_strata[stage] == code)[0])
+        if stage < len(strata):
+            label, values = strata[stage]
+            stratum = f"stratum {level_repr(values[row])} of {label}"
+        else:
+            stratum = "the sample" if stage == 0 else "the stratum"
+        within = ""
+        if stage > 0:
+            label, values = clusters[stage - 1]
+            within = f" within cluster {level_repr(values[row])} of {label} (stage {stage + 1})"
+        return stratum, within
+    return describe
+
+
+def _sentence(text):
+    return text[0].upper() + text[1:]
+
+
+def _stages(units, unit_strata, fractions, describe):
     """The stages whose variance counts (R's ``multistage``): the first, and
     each later one while every stage above has an fpc."""
     n_rows = units[0].shape[0]
@@ -660,7 +699,7 @@ def _stages(units, unit_strata, fractions):
     for index, (unit, stratum) in enumerate(zip(units, unit_strata)):
         keep = 1.0 - fractions[index] if index < len(fractions) else np.ones(n_rows)
         parent = units[index - 1] if index else None
-        stages.append(_Stage(index, unit, stratum, parent, keep, factor))
+        stages.append(_Stage(index, unit, stratum, parent, keep, factor, describe))
         if index >= len(fractions):
             break  # no fpc here: later stages add nothing
         factor = factor * fractions[index]
@@ -680,8 +719,9 @@ def _jk1(n_units, keep):
     return multipliers, f * (n_units - 1) / n_units, np.ones(n_units)
 
 
-def _jkn(unit_stratum, keep, lonely):
-    """Drop each unit of each stratum in turn; ``keep`` as for :func:`_jk1`."""
+def _jkn(unit_stratum, keep, lonely, describe):
+    """Drop each unit of each stratum in turn; ``keep`` as for :func:`_jk1`;
+    ``describe(h)`` names stratum ``h`` in messages."""
     n_units = unit_stratum.shape[0]
     n_strata = int(unit_stratum.max()) + 1
     columns, rscales, kept = [], [], 0
@@ -691,8 +731,9 @@ def _jkn(unit_stratum, keep, lonely):
         f = float(keep[members[0]])
         if n_h == 1 and f != 0:
             if lonely == "fail":
-                raise ValueError(f"Stratum {h} has only one sampling unit; choose a "
-                                 "lonely_psu rule.")
+                stratum, within = describe(h)
+                raise ValueError(f"{_sentence(stratum)}{within} has only one sampling unit; "
+                                 "choose a lonely_psu rule.")
             if lonely == "adjust":
                 column = np.full(n_units, n_strata / (n_strata - 1))
                 column[members] = 0.0

@@ -299,7 +299,7 @@ def test_design_validation_names_the_column(clus1, strat):
     with pytest.raises(ValueError, match="fpc 'fpc' is smaller than the sample: 10 units"):
         CLUSTER.resolve(small, small["pw"])
     varying = strat.assign(fpc=strat["fpc"] + np.arange(len(strat)) % 2)
-    with pytest.raises(ValueError, match="fpc 'fpc' varies within a stratum"):
+    with pytest.raises(ValueError, match="fpc 'fpc' varies within stratum 'E' of 'stype'"):
         skb.SurveyDesign(strata="stype", fpc="fpc").resolve(varying, varying["pw"])
     bad = clus1.assign(rep0=clus1["pw"], rep1=-clus1["pw"])
     with pytest.raises(ValueError, match="Replicate weight column 'rep1' has negative"):

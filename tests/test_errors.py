@@ -452,3 +452,53 @@ def test_cluster_in_two_strata_is_named_by_its_label():
     with pytest.raises(ValueError, match=r"^Cluster 2 of 'psu' is in more than one stratum "
                                          r"of 'st'; pass nest=True"):
         design.resolve(X)
+
+
+def _lonely_frames():
+    # stratum "c" of "st" has one PSU (4); inside PSU 1 the second-stage stratum
+    # "q" has one unit (SSU 11)
+    X = pd.DataFrame({
+        "st": ["a", "a", "b", "b", "c", "c"],
+        "psu": [1, 2, 3, 5, 4, 4],
+        "st2": ["p", "q", "p", "p", "p", "p"],
+        "ssu": [10, 11, 12, 13, 14, 15],
+        "g": list("xyxyxy"),
+    })
+    return X, np.arange(1.0, 7.0)
+
+
+def test_lonely_strata_are_named_by_their_labels():
+    X, y = _lonely_frames()
+    balancer = skb.MarginalBalancer(targets={"g": {"x": 0.5, "y": 0.5}})
+    first = skb.SurveyDesign(strata="st", clusters="psu")
+    with pytest.raises(ValueError, match=r"^Stratum 'c' of 'st' has only one sampling unit"):
+        skb.BalancedFunctionalEstimator(balancer, design=first).fit(X, y)
+    jkn = skb.SurveyDesign(strata="st", clusters="psu", replicates="jkn")
+    with pytest.raises(ValueError, match=r"^Stratum 'c' of 'st' has only one sampling unit"):
+        skb.BalancedFunctionalEstimator(balancer, design=jkn).fit(X, y)
+    # the second stage counts with an fpc at the first; its lonely stratum is named
+    # with the cluster it sits in: PSU 1 holds second-stage strata p (two units), q (one)
+    two = pd.DataFrame({"st": "a", "psu": [1, 1, 1, 2, 2, 3, 3], "f1": 10,
+                        "st2": list("ppqpppp"), "ssu": [10, 11, 12, 20, 21, 30, 31],
+                        "f2": 5, "g": list("xyxyxyx")})
+    second = skb.SurveyDesign(clusters=["psu", "ssu"], strata=["st", "st2"], fpc=["f1", "f2"])
+    with pytest.raises(ValueError, match=r"^Stratum 'q' of 'st2' within cluster 1 of 'psu' "
+                                         r"\(stage 2\) has only one sampling unit"):
+        skb.BalancedFunctionalEstimator(balancer, design=second).fit(two, np.arange(7.0))
+    # 'average' at stage 2 with every stratum of a cluster lonely names that cluster
+    alone = two.assign(st2=list("pqrpppp"))
+    average = skb.SurveyDesign(clusters=["psu", "ssu"], strata=["st", "st2"],
+                               fpc=["f1", "f2"], lonely_psu="average")
+    with pytest.raises(ValueError, match=r"^Every stratum within cluster 1 of 'psu' \(stage 2\) "
+                                         r"has a single unit"):
+        skb.BalancedFunctionalEstimator(balancer, design=average).fit(alone, np.arange(7.0))
+
+
+def test_fpc_messages_name_the_stratum():
+    X = pd.DataFrame({"st": ["a", "a", "b", "b"], "psu": [1, 2, 3, 4], "fpc": [10, 12, 5, 5]})
+    with pytest.raises(ValueError, match=r"fpc 'fpc' varies within stratum 'a' of 'st'"):
+        skb.SurveyDesign(strata="st", clusters="psu", fpc="fpc").resolve(X)
+    with pytest.raises(ValueError, match=r"1 units in the population of stratum 'b' of 'st', "
+                                         r"where 2 were sampled"):
+        skb.SurveyDesign(strata="st", clusters="psu", fpc="fpc").resolve(
+            X.assign(fpc=[10, 10, 1, 1]))
