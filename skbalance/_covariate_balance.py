@@ -197,6 +197,9 @@ def _against_margin(margin, rows, sides):
         column = margin.columns[0]
         x = _float_values(_values(rows, column), column)
         seen = ~np.isnan(x)
+        if not seen.any():
+            raise ValueError(f"Column {column!r} has no value in the sample (all missing): "
+                             "its balance against the target's mean cannot be measured.")
         means = [weighted_moments(x[seen], w[seen]) for w in (base, balanced)]
         return [((margin.key, MEAN), [
             "numeric", means[0][0], means[1][0], margin.mean,

@@ -25,7 +25,8 @@ from ._rows import read_rows
 from ._typing import Spec, Table, Vector
 from .kernels import first_occurrence
 from .utils._array_api import to_numpy
-from .utils._validation import column_label, level_repr
+from .utils._validation import column_label, level_repr, plain
+from .utils._warnings import warn
 
 __all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign", "replicate_parts",
            "replicate_variance", "satterthwaite_df"]
@@ -150,7 +151,7 @@ or None, default=None
         "n_replicates": [Interval(Integral, 2, None, closed="left")],
         "fay_rho": [Interval(Real, 0, 1, closed="left")],
         "scale": [Interval(Real, 0, None, closed="neither"), None],
-        "rscales": ["array-like", None],
+        "rscales": ["array-like", Real, None],
         "mse": ["boolean", None],
         "combined_weights": ["boolean"],
         "random_state": ["random_state"],
@@ -441,8 +442,13 @@ def _supplied_replicates(design, rows, base):
     scale = design.scale if design.scale is not None else default_scale[kind]
     if design.rscales is not None:
         rscales = np.asarray(design.rscales, dtype=np.float64)
+        if rscales.ndim == 0:  # one value for every replicate, as R's svrepdesign recycles
+            rscales = np.full(n_reps, float(rscales))
         if rscales.shape != (n_reps,):
             raise ValueError(f"rscales must have one value per replicate ({n_reps}).")
+        if not np.all(np.isfinite(rscales) & (rscales >= 0)):
+            raise ValueError("rscales must be finite and nonnegative; got "
+                             f"{plain(rscales[~(np.isfinite(rscales) & (rscales >= 0))][0])}.")
     elif kind == "jkn":
         raise ValueError("Supplied JKn replicates need their rscales ((n_h - 1) / n_h).")
     else:
@@ -729,7 +735,9 @@ def _jkn(unit_stratum, keep, lonely, describe):
         members = np.flatnonzero(unit_stratum == h)
         n_h = members.shape[0]
         f = float(keep[members[0]])
-        if n_h == 1 and f != 0:
+        if n_h == 1 and f == 0:  # a single unit taken whole: no variance, no replicate
+            continue
+        if n_h == 1:
             if lonely == "fail":
                 stratum, within = describe(h)
                 raise ValueError(f"{_sentence(stratum)}{within} has only one sampling unit; "
@@ -823,10 +831,26 @@ def satterthwaite_df(parts, design_df):
 
 
 def replicate_parts(thetas, theta, scale, rscales, mse):
-    """Every replicate's part of :func:`replicate_variance` (n_replicates, n_stats)."""
+    """Every replicate's part of :func:`replicate_variance` (n_replicates, n_stats).
+
+    A replicate whose statistic is not finite (a domain with no weight in it) is
+    discarded for that statistic, with a warning, as R survey's ``svrVar``
+    does (the scale stays); a statistic that no replicate gives raises.
+    """
     thetas = np.asarray(thetas, dtype=np.float64)
-    centre = np.asarray(theta, dtype=np.float64) if mse else thetas[rscales > 0].mean(axis=0)
-    return scale * rscales[:, None] * (thetas - centre) ** 2
+    missing = ~np.isfinite(thetas)
+    if missing.any():
+        if missing.all(axis=0).any():
+            raise ValueError("No replicate gives an estimate of some statistic (its domain "
+                             "has no weight in any replicate): its variance is undefined.")
+        warn(f"{int(missing.any(axis=1).sum())} replicate(s) gave NA results and were "
+             "discarded (a domain with no weight in them), as R survey does.", UserWarning)
+    if mse:
+        centre = np.asarray(theta, dtype=np.float64)
+    else:
+        counted = ~missing & (rscales[:, None] > 0)
+        centre = np.where(counted, thetas, 0.0).sum(axis=0) / counted.sum(axis=0)
+    return scale * rscales[:, None] * np.where(missing, 0.0, thetas - centre) ** 2
 
 
 def replicate_variance(thetas, theta, scale, rscales, mse):

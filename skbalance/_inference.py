@@ -28,6 +28,7 @@ from ._rows import read_rows
 from ._solve import FitSettings, solve_replicates
 from ._typing import Table, Vector
 from .utils._array_api import to_numpy
+from .utils._validation import column_label, level_repr
 
 if TYPE_CHECKING:
     from ._design import SurveyDesign
@@ -94,14 +95,20 @@ def _outcomes(y, rows):
     raise ValueError(f"y must be 1-D or 2-D; got shape {array.shape}.")
 
 
-def _levels(values, name):
-    """Sorted levels and host codes of a categorical column (no missing values)."""
+def _levels(values, name, drop_unused=False):
+    """Sorted levels and host codes of a categorical column (no missing values).
+
+    ``drop_unused``: leave out the categories no row has (domains, as R's
+    ``svyby`` drops empty groups); an outcome keeps them (a proportion of 0).
+    """
     series = pd.Series(np.asarray(values, dtype=object) if not isinstance(values, pd.Series)
                        else values)
     if series.isna().any():
         raise ValueError(f"{name} has {int(series.isna().sum())} missing value(s); fill or "
                          "drop them (no row is dropped silently).")
     if isinstance(series.dtype, pd.CategoricalDtype):
+        if drop_unused:
+            series = series.cat.remove_unused_categories()
         return list(series.cat.categories), series.cat.codes.to_numpy()
     codes, levels = pd.factorize(series, sort=True)
     return list(levels), codes
@@ -135,7 +142,7 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None):
     list of Statistic
     """
     if domain is not None:
-        domain_levels, domain_codes = _levels(domain, "The domain column")
+        domain_levels, domain_codes = _levels(domain, "The domain column", drop_unused=True)
         indicators = [(level, rows.to_rows((domain_codes == j) * 1.0))
                       for j, level in enumerate(domain_levels)]
     else:
@@ -170,6 +177,17 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None):
                 stats.append(Statistic(kind, name, level, domain_level, numerator, v,
                                        indicator))
     return stats
+
+
+def _undefined(stat):
+    """Why a ratio's denominator total of 0 leaves it undefined, naming it."""
+    where = "" if stat.domain is None else f" in domain {level_repr(stat.domain)}"
+    what = f"The {stat.kind} of {column_label(stat.outcome)}" + (
+        "" if stat.level is None else f" (level {level_repr(stat.level)})")
+    cause = ("the denominator's weighted total is 0" if stat.kind == "ratio"
+             else "its rows have no weight (they all have weight 0)")
+    return (f"{what}{where} is undefined: {cause}. Drop those rows or that domain, or "
+            "give them weight.")
 
 
 def _dot(a, b):
@@ -242,6 +260,8 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
         else:
             # IPWI divides by the base total (THEORY section 2)
             denominator_total = _dot(weights, stat.denominator)
+            if denominator_total == 0:
+                raise ValueError(_undefined(stat))
             below = _dot(base, stat.denominator) if fit.method == "ipwi" else denominator_total
             estimate = total / below
             z = stat.numerator - estimate * stat.denominator
@@ -424,7 +444,8 @@ def _replicate_estimates(fit, stats, design):
         index = next_denominator
         next_denominator += 1
         below = base_totals[index] if fit.method == "ipwi" else totals[index]
-        thetas.append(numerator / below)
+        with np.errstate(divide="ignore", invalid="ignore"):  # no weight: discarded
+            thetas.append(numerator / below)
     return np.column_stack(thetas), scale, rscales, mse
 
 

@@ -502,3 +502,103 @@ def test_fpc_messages_name_the_stratum():
                                          r"where 2 were sampled"):
         skb.SurveyDesign(strata="st", clusters="psu", fpc="fpc").resolve(
             X.assign(fpc=[10, 10, 1, 1]))
+
+
+def _clus1_setup():
+    sample = skb.datasets.load_api("clus1")
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    return sample, skb.MarginalBalancer(targets=targets)
+
+
+def test_jkn_drops_a_single_unit_stratum_taken_whole():
+    # stratum b is one PSU that is its whole population (fpc 1): R drops its replicate;
+    # it divided by n_h - 1 = 0. Plain computation: weights 2.5, 2.5, 1; dropping PSU 1
+    # or 2 doubles the other; rscale (1 - 2/5) (2 - 1) / 2
+    X = pd.DataFrame({"st": ["a", "a", "b"], "psu": [1, 2, 3], "fpc": [5, 5, 1], "g": list("xyx")})
+    y = np.array([1.0, 2.0, 3.0])
+    design = skb.SurveyDesign(strata="st", clusters="psu", fpc="fpc", replicates="jkn")
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", design=design).fit(X, y)
+    full = (2.5 * 1 + 2.5 * 2 + 3) / 6
+    thetas = [(5 * 2 + 3) / 6, (5 * 1 + 3) / 6]
+    expected = 0.3 * sum((t - full) ** 2 for t in thetas)
+    assert est.estimate_ == pytest.approx(full, rel=1e-14)
+    assert est.std_error_ == pytest.approx(np.sqrt(expected), rel=1e-12)
+
+
+def test_domains_without_weight_and_zero_denominators_are_named():
+    sample, balancer = _clus1_setup()
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    zero_h = sample["pw"].where(sample["stype"] != "H", 0.0)
+    only_wide = skb.MarginalBalancer(targets={"sch.wide": balancer.targets["sch.wide"]})
+    with pytest.raises(ValueError, match=r"^The mean of 'api00' in domain 'H' is undefined: its "
+                                         r"rows have no weight"):
+        skb.BalancedFunctionalEstimator(only_wide, design=design, domain="stype").fit(
+            sample, sample["api00"], sample_weight=zero_h)
+    with pytest.raises(ValueError, match=r"^The ratio of 'api00' is undefined: the "
+                                         r"denominator's weighted total is 0"):
+        skb.BalancedFunctionalEstimator(balancer, statistic="ratio",
+                                        denominator=np.zeros(len(sample))).fit(
+            sample, sample["api00"], sample_weight=sample["pw"])
+
+
+def test_unused_categories_of_a_domain_are_not_domains():
+    # R's svyby drops empty groups; a category without rows was a 0 / 0 error
+    sample, balancer = _clus1_setup()
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    as_category = sample.assign(stype=pd.Categorical(sample["stype"],
+                                                     categories=["E", "H", "M", "Z"]))
+    results = [skb.BalancedFunctionalEstimator(balancer, design=design, domain="stype").fit(
+        data, data["api00"], sample_weight=data["pw"]).results_ for data in (sample, as_category)]
+    assert list(results[1]["domain"]) == ["E", "H", "M"]
+    np.testing.assert_allclose(results[1][["estimate", "std_error"]].to_numpy(),
+                               results[0][["estimate", "std_error"]].to_numpy(), rtol=1e-13)
+
+
+def test_replicates_without_weight_in_a_domain_are_discarded_as_r_does():
+    # a domain inside one PSU: its JK1 replicate has no weight there (0 / 0); R's svrVar
+    # discards it with a warning and keeps the scale. Plain computation from the weights
+    sample, balancer = _clus1_setup()
+    first = sample["dnum"].iloc[0]
+    data = sample.assign(dom=np.where(sample["dnum"] == first, "in", "out"))
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    with pytest.warns(UserWarning, match=r"^1 replicate\(s\) gave NA results and were "
+                                         r"discarded") as record:
+        est = skb.BalancedFunctionalEstimator(balancer, design=design, domain="dom").fit(
+            data, data["api00"], sample_weight=data["pw"])
+    assert record[0].filename == __file__
+    reps = skb.compute_replicate_weights(data, balancer, design, sample_weight=data["pw"])
+    inside = (data["dom"] == "in").to_numpy()
+    y = data["api00"].to_numpy()
+    thetas = [w[inside] @ y[inside] / w[inside].sum() for w in reps.weights.T
+              if w[inside].sum() > 0]
+    assert len(thetas) == reps.weights.shape[1] - 1
+    expected = reps.scale * np.sum((np.array(thetas) - np.mean(thetas)) ** 2)
+    row = est.results_.set_index("domain").loc["in"]
+    assert row["std_error"] == pytest.approx(np.sqrt(expected), rel=1e-10)
+    assert np.isfinite(est.results_["std_error"]).all()
+
+
+def test_rscales_are_checked_and_a_scalar_is_recycled():
+    sample, balancer = _clus1_setup()
+    reps = skb.compute_replicate_weights(
+        sample, balancer, skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1"),
+        sample_weight=sample["pw"])
+    names = [f"r{i}" for i in range(reps.weights.shape[1])]
+    data = sample.assign(**dict(zip(names, reps.weights.T)))
+
+    def fit(rscales):
+        design = skb.SurveyDesign(replicates="other", replicate_weights=names, weights="pw",
+                                  scale=1.0, rscales=rscales)
+        return skb.BalancedFunctionalEstimator(balancer, design=design).fit(
+            data, data["api00"]).std_error_
+
+    assert fit(0.5) == fit(np.full(len(names), 0.5))
+    for bad in (-1.0, np.nan):
+        with pytest.raises(ValueError, match="rscales must be finite and nonnegative"):
+            fit(np.full(len(names), bad))
+
+
+def test_covariate_report_names_an_all_missing_column():
+    sample, _ = _clus1_setup()
+    with pytest.raises(ValueError, match=r"^Column 'z' has no value in the sample"):
+        skb.covariate_balance(sample.assign(z=np.nan), sample["pw"], {"z": skb.Mean(3.0)})
