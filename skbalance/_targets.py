@@ -291,7 +291,12 @@ def parse_targets(targets, target_type="auto", known_columns=None):
         margins.append(Margin(key, tuple(columns), index, scaled / scaled.sum()))
         sums.append(total)
     categorical = [m for m in margins if not is_numeric(m)]
-    total = _total(categorical, np.asarray(sums), target_type) if categorical else None
+    # a Total target needs counts: the reading is then no guess
+    reading = ("count" if target_type == "auto" and any(
+        margins[j].kind == "total" for j in numeric) and np.any(np.abs(np.asarray(sums) - 1)
+                                                             > PROPORTION_LIMIT)
+               else target_type)
+    total = _total(categorical, np.asarray(sums), reading) if categorical else None
     for j in numeric:
         margins[j].mean = _target_mean(margins[j], total)
     return margins, total
@@ -315,9 +320,11 @@ def _total(margins, sums, target_type):
 
     "auto" reads targets as proportions when every margin sums to 1 within
     ``PROPORTION_LIMIT`` (rounded percentages never flip the reading), else
-    as counts.
+    as counts, and says so when the counts look like percentages (a total of
+    100) or like proportions with a typo (a total below 2).
     """
     off = np.abs(sums - 1.0)
+    guessed = target_type == "auto"
     if target_type == "auto":
         target_type = "proportion" if np.all(off <= PROPORTION_LIMIT) else "count"
     if target_type == "proportion":
@@ -353,4 +360,10 @@ def _total(margins, sums, target_type):
             f"{margin_label(margins[0].key)} sums to {reference:.10g} but "
             f"{margin_label(margins[i].key)} sums to {sums[i]:.10g}."
         )
+    if guessed and (abs(reference - 100) <= 100 * PROPORTION_LIMIT or reference < 2):
+        looks = "percentages" if reference > 2 else "proportions with a typo"
+        warn(f"Targets of {margin_label(margins[0].key)} sum to {reference:.8g}: read as "
+             f"population counts (the weights will sum to {reference:.8g}), though they look "
+             f"like {looks}. Pass proportions summing to 1 (percentages divided by 100), "
+             "or target_type='count' if they are counts.", UserWarning)
     return float(reference)

@@ -1,6 +1,7 @@
 """Every kind of bad input gets a clear error naming what is wrong."""
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -602,3 +603,30 @@ def test_covariate_report_names_an_all_missing_column():
     sample, _ = _clus1_setup()
     with pytest.raises(ValueError, match=r"^Column 'z' has no value in the sample"):
         skb.covariate_balance(sample.assign(z=np.nan), sample["pw"], {"z": skb.Mean(3.0)})
+
+
+@pytest.mark.parametrize("values, looks", [((51, 49), "percentages"),
+                                           ((0.6, 0.49), "proportions with a typo")])
+def test_auto_target_reading_says_when_counts_look_like_something_else(values, looks):
+    X = pd.DataFrame({"g": ["a", "b", "b", "b"]})
+    targets = {"g": dict(zip("ab", values))}
+    with pytest.warns(UserWarning, match=f"read as population counts .* look like {looks}") \
+            as record:
+        bal = skb.MarginalBalancer(targets=targets).fit(X)
+    assert record[0].filename == __file__
+    assert bal.weights_.sum() == pytest.approx(sum(values))  # the reading it said it took
+    with warnings.catch_warnings():  # said explicitly, or real counts: no warning
+        warnings.simplefilter("error")
+        skb.MarginalBalancer(targets=targets, target_type="count").fit(X)
+        skb.MarginalBalancer(targets={"g": {"a": 510, "b": 490}}).fit(X)
+
+
+def test_counts_beside_a_total_target_are_no_guess():
+    # a Total needs the population size, which only counts give: 60 + 40 with a Total
+    # is read as counts without a word
+    X = pd.DataFrame({"g": ["a", "b", "b", "b"], "x": [1.0, 2.0, 3.0, 4.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bal = skb.MarginalBalancer(targets={"g": {"a": 60, "b": 40},
+                                            "x": skb.Total(200)}).fit(X)
+    assert bal.weights_.sum() == pytest.approx(100)
