@@ -712,6 +712,60 @@ def _stages(units, unit_strata, fractions, describe):
     return stages
 
 
+@dataclass(frozen=True)
+class DeleteOneMultipliers:
+    """Jackknife multipliers, without the (units x replicates) matrix.
+
+    Replicate ``r`` multiplies unit ``u``'s weights by ``base[r] + boost[r]``
+    if ``u`` is in stratum ``stratum[r]`` (``-1``: none), less ``drop[r]`` if
+    ``u`` is the unit ``unit[r]`` it deletes. A delete-one replicate differs
+    from the full sample in one unit (and its stratum's rescaling), so its
+    cell sums come from the full sums, the stratum sums and one unit's sums:
+    memory grows with units + replicates, not their product.
+    """
+
+    unit_stratum: np.ndarray
+    base: np.ndarray
+    stratum: np.ndarray
+    boost: np.ndarray
+    unit: np.ndarray
+    drop: np.ndarray
+
+    @property
+    def shape(self):
+        return (self.unit_stratum.shape[0], self.base.shape[0])
+
+    def __getitem__(self, units):
+        """The multipliers of the given units (one per row), dense: (len(units), R)."""
+        units = np.asarray(units)
+        out = np.broadcast_to(self.base, (units.shape[0], self.base.shape[0])).copy()
+        out += self.boost * (self.unit_stratum[units][:, None] == self.stratum[None, :])
+        out -= self.drop * (units[:, None] == self.unit[None, :])
+        return out
+
+    def left_product(self, table):
+        """``table @ multipliers`` for a (k, n_units) table, without the matrix."""
+        table = sparse.csc_array(table)
+        n_units = self.unit_stratum.shape[0]
+        n_strata = int(self.unit_stratum.max()) + 1
+        in_stratum = sparse.csr_array(
+            (np.ones(n_units), (np.arange(n_units), self.unit_stratum)),
+            shape=(n_units, n_strata))
+        by_stratum = np.asarray((table @ in_stratum).todense())
+        out = np.asarray(table.sum(axis=1)).reshape(-1, 1) * self.base[None, :]
+        boosted = self.stratum >= 0
+        out[:, boosted] += by_stratum[:, self.stratum[boosted]] * self.boost[boosted]
+        out -= np.asarray(table[:, self.unit].todense()) * self.drop
+        return out
+
+
+def multiplied(table, multipliers):
+    """``table @ multipliers`` for built replicates of any kind."""
+    if isinstance(multipliers, DeleteOneMultipliers):
+        return multipliers.left_product(table)
+    return np.asarray(table @ multipliers)
+
+
 def _jk1(n_units, keep):
     """Drop each unit in turn; ``keep`` is every unit's 1 - sampling fraction."""
     if n_units < 2:
@@ -720,8 +774,11 @@ def _jk1(n_units, keep):
         raise ValueError("JK1 needs one sampling fraction for the whole sample; use "
                          "'jkn' for a stratified design.")
     f = float(keep[0])
-    multipliers = np.full((n_units, n_units), n_units / (n_units - 1))
-    np.fill_diagonal(multipliers, 0.0)
+    c = n_units / (n_units - 1)
+    multipliers = DeleteOneMultipliers(
+        unit_stratum=np.zeros(n_units, dtype=np.int64), base=np.full(n_units, c),
+        stratum=np.full(n_units, -1), boost=np.zeros(n_units),
+        unit=np.arange(n_units), drop=np.full(n_units, c))
     return multipliers, f * (n_units - 1) / n_units, np.ones(n_units)
 
 
@@ -730,7 +787,8 @@ def _jkn(unit_stratum, keep, lonely, describe):
     ``describe(h)`` names stratum ``h`` in messages."""
     n_units = unit_stratum.shape[0]
     n_strata = int(unit_stratum.max()) + 1
-    columns, rscales, kept = [], [], 0
+    # per replicate: base, stratum boosted (-1: none), boost, unit dropped, drop
+    base, stratum, boost, unit, drop, rscales = [], [], [], [], [], []
     for h in range(n_strata):
         members = np.flatnonzero(unit_stratum == h)
         n_h = members.shape[0]
@@ -739,27 +797,29 @@ def _jkn(unit_stratum, keep, lonely, describe):
             continue
         if n_h == 1:
             if lonely == "fail":
-                stratum, within = describe(h)
-                raise ValueError(f"{_sentence(stratum)}{within} has only one sampling unit; "
-                                 "choose a lonely_psu rule.")
-            if lonely == "adjust":
-                column = np.full(n_units, n_strata / (n_strata - 1))
-                column[members] = 0.0
-                columns.append(column)
+                h_stratum, within = describe(h)
+                raise ValueError(f"{_sentence(h_stratum)}{within} has only one sampling "
+                                 "unit; choose a lonely_psu rule.")
+            if lonely == "adjust":  # every other unit scaled up, this one dropped
+                c = n_strata / (n_strata - 1)
+                base.append(c), stratum.append(-1), boost.append(0.0)
+                unit.append(members[0]), drop.append(c)
                 rscales.append((n_strata - 1) / n_strata)
-                kept += 1
             continue
+        c = n_h / (n_h - 1)
         for j in members:
-            column = np.ones(n_units)
-            column[members] = n_h / (n_h - 1)
-            column[j] = 0.0
-            columns.append(column)
+            base.append(1.0), stratum.append(h), boost.append(c - 1.0)
+            unit.append(j), drop.append(c)
             rscales.append(f * (n_h - 1) / n_h)
-            kept += 1
-    if not columns:
+    if not base:
         raise ValueError("Every stratum was sampled whole or has one unit: no replicates.")
+    kept = len(base)
     scale = n_units / kept if (lonely == "average" and kept < n_units) else 1.0
-    return np.column_stack(columns), scale, np.asarray(rscales)
+    multipliers = DeleteOneMultipliers(
+        unit_stratum=np.asarray(unit_stratum, dtype=np.int64), base=np.asarray(base),
+        stratum=np.asarray(stratum, dtype=np.int64), boost=np.asarray(boost),
+        unit=np.asarray(unit, dtype=np.int64), drop=np.asarray(drop))
+    return multipliers, scale, np.asarray(rscales)
 
 
 def _rao_wu(unit_stratum, n_replicates, rng):

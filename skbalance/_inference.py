@@ -22,7 +22,12 @@ from scipy.stats import t as student_t
 from sklearn.base import clone
 
 from ._balancer import MarginalBalancer
-from ._design import ReplicateWeights, replicate_parts, satterthwaite_df
+from ._design import (
+    ReplicateWeights,
+    multiplied,
+    replicate_parts,
+    satterthwaite_df,
+)
 from ._problem import balancing_steps
 from ._rows import read_rows
 from ._solve import FitSettings, solve_replicates
@@ -456,12 +461,14 @@ def _cell_sums_built(cell, n_cells, columns, weights, unit, multipliers):
     # the (cell, unit) pairs present, found once; then one pass per column
     pair, keys = pd.factorize(cell * n_units + unit)
     cells_of, units_of = keys // n_units, keys % n_units
-    sums = []
-    for column in columns:
-        totals = np.bincount(pair, weights * column, minlength=keys.shape[0])
-        table = sparse.csr_array((totals, (cells_of, units_of)), shape=(n_cells, n_units))
-        sums.append(np.asarray(table @ multipliers))
-    return sums
+    # every column's (cell, unit) table stacked, then one product with the multipliers
+    totals = np.concatenate([np.bincount(pair, weights * column, minlength=keys.shape[0])
+                             for column in columns])
+    offsets = np.repeat(np.arange(len(columns)) * n_cells, keys.shape[0])
+    table = sparse.csr_array((totals, (offsets + np.tile(cells_of, len(columns)),
+                                       np.tile(units_of, len(columns)))),
+                             shape=(len(columns) * n_cells, n_units))
+    return np.split(multiplied(table, multipliers), len(columns))
 
 
 def _cell_sums_supplied(cell, n_cells, columns, replicate_weights, chunk=1 << 16):

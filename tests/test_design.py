@@ -472,3 +472,74 @@ def test_satterthwaite_df_per_statistic_and_its_limits(clus1):
     X = pd.DataFrame({"g": rng.choice(["a", "b"], 400)})
     iid = skb.BalancedFunctionalEstimator(df="satterthwaite").fit(X, rng.normal(size=400))
     assert 100 < iid.df_ < 399
+
+
+def _jackknife_by_definition(unit_stratum, keep, kind, lonely="fail"):
+    """The (units x replicates) multipliers of JK1 / JKn, built column by column."""
+    n = unit_stratum.shape[0]
+    if kind == "jk1":
+        return np.column_stack([np.where(np.arange(n) == r, 0.0, n / (n - 1))
+                                for r in range(n)])
+    strata = np.unique(unit_stratum)
+    columns = []
+    for h in strata:
+        members = np.flatnonzero(unit_stratum == h)
+        if members.shape[0] == 1:
+            if keep[members[0]] == 0 or lonely != "adjust":
+                continue
+            column = np.full(n, len(strata) / (len(strata) - 1))
+            column[members] = 0.0
+            columns.append(column)
+            continue
+        for j in members:
+            column = np.ones(n)
+            column[members] = members.shape[0] / (members.shape[0] - 1)
+            column[j] = 0.0
+            columns.append(column)
+    return np.column_stack(columns)
+
+
+@pytest.mark.parametrize("kind, lonely", [("jk1", "fail"), ("jkn", "fail"),
+                                          ("jkn", "adjust")])
+def test_delete_one_multipliers_equal_the_matrix_by_definition(kind, lonely):
+    # strata of 3, 2 and 1 units (the last taken whole for "fail", lonely for "adjust")
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"st": ["a"] * 6 + ["b"] * 4 + ["c"] * 2,
+                      "psu": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6],
+                      "fpc": [9] * 6 + [7] * 4 + ([1] * 2 if lonely == "fail" else [5] * 2),
+                      "y": rng.normal(size=12)})
+    design = (skb.SurveyDesign(clusters="psu", fpc=None, replicates="jk1") if kind == "jk1"
+              else skb.SurveyDesign(strata="st", clusters="psu", fpc="fpc", replicates="jkn",
+                                    lonely_psu=lonely))
+    resolved = design.resolve(X)
+    multipliers, _, _, _ = resolved.replicate_multipliers()
+    stage = resolved.stages[0]
+    expected = _jackknife_by_definition(stage.unit_stratum, stage.keep, kind, lonely)
+    units = np.arange(resolved.n_units)
+    np.testing.assert_array_equal(multipliers[units], expected)
+    table = rng.uniform(size=(4, resolved.n_units))  # any (cells x units) table
+    from skbalance._design import multiplied
+
+    np.testing.assert_allclose(multiplied(table, multipliers), table @ expected, rtol=1e-14)
+
+
+def test_jackknife_memory_grows_with_units_not_their_square():
+    # an unclustered sample of 20,000 rows: 20,000 JK1 replicates; the multiplier matrix
+    # alone would be 3.2 GB
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    X = pd.DataFrame({"g": rng.choice(["a", "b"], size=n), "h": rng.choice(["u", "v"], size=n)})
+    y = rng.normal(size=n)
+    balancer = skb.MarginalBalancer(targets={"g": {"a": 0.4, "b": 0.6},
+                                             "h": {"u": 0.5, "v": 0.5}}, tol=1e-10)
+    design = skb.SurveyDesign(replicates="jk1")
+    tracemalloc.start()
+    est = skb.BalancedFunctionalEstimator(balancer, design=design).fit(X, y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 300e6, peak
+    # JK1 of the raked mean equals the linearized SE closely at this size
+    linear = skb.BalancedFunctionalEstimator(balancer).fit(X, y)
+    assert est.std_error_ == pytest.approx(linear.std_error_, rel=1e-3)
