@@ -412,9 +412,11 @@ def _parser():
     estimate.add_argument("--n-replicates", type=int, default=200,
                           help="bootstrap replicates (default: %(default)s)")
     estimate.add_argument("--seed", type=int, help="seed of the bootstrap")
-    estimate.add_argument("--df", choices=["design", "satterthwaite"], default="design",
+    estimate.add_argument("--df", choices=["design", "satterthwaite", "normal"],
+                          default="design",
                           help="degrees of freedom of the intervals: PSUs minus strata "
-                          "(default), or Satterthwaite's (few, unequal clusters)")
+                          "(default), Satterthwaite's (few, unequal clusters), or normal "
+                          "(R's confint default)")
     estimate.add_argument("--out", help="also write the results table to this CSV file")
     return parser
 

@@ -65,8 +65,9 @@ class BalancedFunctionalEstimator(BaseEstimator):
         design and balancing).
     denominator : label, array-like or None, default=None
         The denominator of ``statistic="ratio"``: a column of ``X`` or values.
-    df : {"design", "satterthwaite"}, default="design"
-        Degrees of freedom of the Student t intervals. "design": PSUs minus
+    df : {"design", "satterthwaite", "normal"}, default="design"
+        Degrees of freedom of the Student t intervals. "normal": infinite, the
+        normal quantile (R's ``confint`` default). "design": PSUs minus
         strata (R's ``degf``; rows minus 1 without a design). "satterthwaite":
         ``(sum_u c_u)^2 / sum_u c_u^2`` from each unit's (or replicate's) part
         ``c_u`` of the variance, at most the design's. With few clusters of
@@ -153,7 +154,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         "statistic": [StrOptions({"mean", "total", "ratio"})],
         "domain": [None, "array-like", str, Integral, tuple],
         "denominator": [None, "array-like", str, Integral, tuple],
-        "df": [StrOptions({"design", "satterthwaite"})],
+        "df": [StrOptions({"design", "satterthwaite", "normal"})],
         "method": [StrOptions({"balanced", "empirical", "ipwi"}),
                    Hidden(StrOptions({"deprecated"}))],
     }
@@ -164,7 +165,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
                  statistic: Literal["mean", "total", "ratio"] = "mean",
                  domain: Hashable | Vector | None = None,
                  denominator: Hashable | Vector | None = None,
-                 df: Literal["design", "satterthwaite"] = "design",
+                 df: Literal["design", "satterthwaite", "normal"] = "design",
                  method: str = "deprecated") -> None:
         self.balancer = balancer
         self.baseline = baseline

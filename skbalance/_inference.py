@@ -241,10 +241,11 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
         None: each row with positive weight is its own unit (iid).
     alpha : float, default=0.05
         One minus the coverage of the intervals in the table.
-    df : {"design", "satterthwaite"}, default="design"
+    df : {"design", "satterthwaite", "normal"}, default="design"
         Degrees of freedom of the intervals: PSUs minus strata (R's
-        ``degf``), or Satterthwaite's approximation from the parts of each
-        variance (units, or replicates), never above the design's.
+        ``degf``), Satterthwaite's approximation from the parts of each
+        variance (units, or replicates), never above the design's, or
+        infinite ("normal": the normal quantile, R's ``confint`` default).
 
     Returns
     -------
@@ -283,8 +284,12 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
     variances = parts.sum(axis=0)
     design_df = (design.degrees_of_freedom if design is not None
                  else int(to_numpy(counted).sum()) - 1)
-    dfs = (satterthwaite_df(parts, design_df) if df == "satterthwaite"
-           else np.full(len(stats), design_df))
+    if df == "normal":  # R's confint default: the normal quantile
+        dfs = np.full(len(stats), np.inf)
+    elif df == "satterthwaite":
+        dfs = satterthwaite_df(parts, design_df)
+    else:
+        dfs = np.full(len(stats), design_df)
     sizes = _domain_sizes(stats, counted, weights)
     return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64),
                   units, dfs, moments, sizes, alpha)
@@ -376,7 +381,7 @@ def _table(stats, estimates, variances, units, dfs, moments, sizes, alpha):
     for stat, scaled, variance, unit, moment, (n, population), df in zip(
             stats, estimates, variances, units, moments, sizes, dfs):
         quantile = float(student_t.ppf(1 - alpha / 2, df)) if df > 0 else np.nan
-        df = int(df) if float(df).is_integer() else float(df)
+        df = int(df) if np.isfinite(df) and float(df).is_integer() else float(df)
         estimate, se = scaled * unit, np.sqrt(variance) * unit
         rows.append({
             "statistic": stat.kind, "outcome": stat.outcome, "level": stat.level,

@@ -194,3 +194,29 @@ def test_grid_search_chooses_k_with_lower_mse_than_either_end():
             errors[k].append((fixed.estimate_ - truth) ** 2)
     mean = {key: np.mean(value) for key, value in errors.items()}
     assert mean["search"] < mean[0] and mean["search"] < mean[8]
+
+
+def test_normal_intervals_use_the_normal_quantile():
+    # R's confint(svymean(...)) default: estimate -/+ qnorm(0.975) * SE
+    from scipy.stats import norm
+
+    sample = skb.datasets.load_api("clus1")
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    est = skb.BalancedFunctionalEstimator(
+        skb.MarginalBalancer(targets=targets, tol=1e-12),
+        design=skb.SurveyDesign(clusters="dnum", fpc="fpc"), df="normal").fit(
+        sample, sample["api00"], sample_weight=sample["pw"])
+    z = norm.ppf(0.975)
+    row = est.results_.iloc[0]
+    assert est.df_ == np.inf and row["df"] == np.inf
+    assert row["ci_low"] == pytest.approx(row["estimate"] - z * row["std_error"], rel=1e-14)
+    assert row["ci_high"] == pytest.approx(row["estimate"] + z * row["std_error"], rel=1e-14)
+    low, high = est.confidence_interval(0.10)
+    assert high - low == pytest.approx(2 * norm.ppf(0.95) * est.std_error_, rel=1e-12)
+    # the t interval with the design's 14 df is wider
+    t_est = skb.BalancedFunctionalEstimator(
+        skb.MarginalBalancer(targets=targets, tol=1e-12),
+        design=skb.SurveyDesign(clusters="dnum", fpc="fpc")).fit(
+        sample, sample["api00"], sample_weight=sample["pw"])
+    assert t_est.std_error_ == pytest.approx(est.std_error_, rel=1e-14)
+    assert t_est.results_["ci_high"].iloc[0] > row["ci_high"]
