@@ -30,7 +30,8 @@ def _format_diagnostics(diagnostics):
     for column in ["sample_share", "base_share", "weighted_share", "target_share"]:
         table[column] = table[column].map(lambda v: f"{v:.4f}")
     table["residual"] = table["residual"].map(lambda v: f"{v:+.1e}")
-    table["factor"] = table["factor"].map(lambda v: f"{v:.4f}")
+    table["factor"] = table["factor"].map(  # fixed point where it is readable
+        lambda v: f"{v:.4f}" if v == 0 or 1e-4 <= abs(v) < 1e6 else f"{v:.3e}")
     return table.to_string(index=False)
 
 

@@ -630,3 +630,26 @@ def test_counts_beside_a_total_target_are_no_guess():
         bal = skb.MarginalBalancer(targets={"g": {"a": 60, "b": 40},
                                             "x": skb.Total(200)}).fit(X)
     assert bal.weights_.sum() == pytest.approx(100)
+
+
+def test_infeasible_bounds_keep_factors_of_a_typical_size():
+    # bounds that cannot meet the targets drove a's factors to 1e-132 and b's to 1e+132
+    # (their clipped products, the weights, were right); the CLI printed 132 digits
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.choice(["x", "y"], 60, p=[0.9, 0.1]),
+                      "b": rng.choice(["u", "v"], 60)})
+    targets = {"a": {"x": 0.2, "y": 0.8}, "b": {"u": 0.5, "v": 0.5}}
+    with pytest.warns(skb_convergence_warning(), match="cannot both hold"):
+        bal = skb.MarginalBalancer(targets=targets, bounds=(0.5, 2.0)).fit(X)
+    factors = np.concatenate([f.to_numpy() for f in bal.factors_.values()])
+    assert np.all((factors > 1e-8) & (factors < 1e8)), factors
+    # the weights are the products clipped to the bounds, as compute_weights gives them
+    product = np.ones(len(X))
+    for column, f in bal.factors_.items():
+        product *= f.reindex(X[column]).to_numpy()
+    np.testing.assert_allclose(bal.weights_, np.clip(product, 0.5, 2.0) * bal.weight_scale_,
+                               rtol=1e-12)
+    np.testing.assert_allclose(bal.compute_weights(X), bal.weights_, rtol=1e-12)
+    from skbalance._cli import _format_diagnostics
+
+    assert max(len(line) for line in _format_diagnostics(bal.diagnostics_).splitlines()) < 110

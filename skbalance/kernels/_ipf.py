@@ -324,6 +324,7 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
     cell_factors = np.divide(
         mass, base_mass, out=np.zeros_like(mass), where=base_mass > 0
     )
+    level_factors = _centred(level_factors)
     if bounded:  # exact values, free of the rounding in mass / base_mass
         product = np.ones_like(base_mass)
         for margin_codes, factors in zip(codes, level_factors):
@@ -339,6 +340,30 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
         infeasible_levels=sorted(infeasible_levels),
         n_newton=n_newton,
     )
+
+
+def _centred(level_factors, spread=1e6):
+    """The same cell products from factors of a typical size, when they drifted.
+
+    Multiplying one margin's factors by ``c`` and the first margin's by
+    ``1 / c`` changes no cell; targets that cannot be met (within bounds, or
+    at all) drive those constants apart without bound (factors of 1e-132 and
+    1e+132). Every margin after the first whose positive factors have a
+    geometric mean outside ``[1 / spread, spread]`` is divided by it, the
+    first margin multiplied by it. Factors of a typical size are returned
+    as they are (the same numbers, bit for bit).
+    """
+    out = list(level_factors)
+    for j in range(1, len(out)):
+        positive = out[j][(out[j] > 0) & np.isfinite(out[j])]
+        if positive.size == 0:
+            continue
+        centre = float(np.exp(np.mean(np.log(positive))))
+        if 1 / spread <= centre <= spread or not 0 < centre < np.inf:
+            continue
+        out[j] = out[j] / centre
+        out[0] = out[0] * centre
+    return out
 
 
 def _margin_blocks(codes, targets):
