@@ -357,13 +357,13 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
             self._namespace = None  # the cell table lives on the host
         self._accumulated_cells = add_chunk(getattr(self, "_accumulated_cells", None), rows,
                                             self._partial_columns, sample_weight)
-        self._fit_cells(self._accumulated_cells, self._partial_columns)
+        self._fit_cells(self._accumulated_cells, self._partial_columns, chunks=True)
         return self
 
-    def _fit_cells(self, cells, columns):
-        """Fit from a cell table (``_streaming.cell_table``): dask and chunks."""
+    def _fit_cells(self, cells, columns, chunks=False):
+        """Fit from a cell table (``_streaming.cell_table``): dask, and chunks."""
         problem = build_problem(cell_table_rows(cells, columns, self.missing),
-                                self.targets, self.missing, self.target_type)
+                                self.targets, self.missing, self.target_type, chunks=chunks)
         problem.cell_rows = group_sum(problem.cell_of_row,
                                       cells["rows"].to_numpy(dtype=np.float64),
                                       problem.n_cells).astype(np.int64)

@@ -462,7 +462,7 @@ def joint_index(columns, combo_codes, encoded):
     return pd.MultiIndex.from_arrays(arrays)
 
 
-def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
+def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base, chunks=False):
     """Map observed levels onto the margin's target levels, checking both ways.
 
     A level without a target is an error when a row of positive base weight
@@ -499,12 +499,15 @@ def _match_levels(margin, observed, code_of_cell, cell_rows, cell_base):
     if absent.size:
         j = absent[0]
         rows_per_target = np.bincount(target_of_observed, rows(), minlength=n_levels)
-        where = ("no row in the data" if rows_per_target[j] == 0 else
-                 f"only rows of zero base weight ({int(rows_per_target[j])})")
+        data = "the chunks seen so far" if chunks else "the data"
+        where = (f"no row in {data}" if rows_per_target[j] == 0 else
+                 f"only rows of zero base weight ({int(rows_per_target[j])}) in {data}")
+        advice = ("; the chunk is kept, and a later chunk with rows of that level completes "
+                  "the fit (or give it target 0, or collapse it with another level)."
+                  if chunks else "; give it target 0 or collapse it with another level.")
         raise ValueError(
             f"Level {level_repr(margin.levels[j])} of {label} has a positive target "
-            f"({margin.proportions[j]:.6g} of the total) but {where}; give it target 0 "
-            "or collapse it with another level."
+            f"({margin.proportions[j]:.6g} of the total) but {where}{advice}"
         )
     if np.array_equal(target_of_observed, np.arange(n_levels)):
         return code_of_cell  # the observed levels are the targets', in order
@@ -536,7 +539,7 @@ def _columns_of(margins):
     return list(dict.fromkeys(c for m in margins for c in m.columns))
 
 
-def build_problem(rows, targets, missing, target_type="auto"):
+def build_problem(rows, targets, missing, target_type="auto", chunks=False):
     """Encode the balancing columns, form the cells, map the margins.
 
     Parameters
@@ -550,6 +553,9 @@ def build_problem(rows, targets, missing, target_type="auto"):
         How missing values in a balancing column are treated.
     target_type : {"auto", "proportion", "count"}, default="auto"
         How the target values are read (see :func:`parse_targets`).
+    chunks : bool, default=False
+        Whether the rows are the chunks seen so far (``partial_fit``): a
+        level they lack may come with a later chunk, and the messages say so.
 
     Returns
     -------
@@ -591,7 +597,7 @@ def build_problem(rows, targets, missing, target_type="auto"):
         else:
             code_of_cell, observed = _joint_levels(margin.columns, cell_codes, encoded)
         margin_codes.append(
-            _match_levels(margin, observed, code_of_cell, cell_rows, cell_base)
+            _match_levels(margin, observed, code_of_cell, cell_rows, cell_base, chunks)
         )
     return CellProblem(margins, cell_of_row, cell_rows, cell_base, margin_codes, total, rows)
 

@@ -653,3 +653,18 @@ def test_infeasible_bounds_keep_factors_of_a_typical_size():
     from skbalance._cli import _format_diagnostics
 
     assert max(len(line) for line in _format_diagnostics(bal.diagnostics_).splitlines()) < 110
+
+
+def test_a_chunk_without_a_level_is_kept_and_says_so():
+    # the first chunk lacks level c: the error advised "give it target 0" although the
+    # chunk is kept and the next chunk, which has c, completes the fit
+    bal = skb.MarginalBalancer(targets={"g": {"a": 0.3, "b": 0.3, "c": 0.4}}, tol=1e-12)
+    with pytest.raises(ValueError, match=r"no row in the chunks seen so far; the chunk is kept, "
+                                         r"and a later chunk with rows of that level completes"):
+        bal.partial_fit(pd.DataFrame({"g": ["a", "b", "b"]}))
+    bal.partial_fit(pd.DataFrame({"g": ["c", "c"]}))
+    everything = skb.MarginalBalancer(targets=bal.targets, tol=1e-12).fit(
+        pd.DataFrame({"g": ["a", "b", "b", "c", "c"]}))
+    np.testing.assert_allclose(bal.factors_["g"], everything.factors_["g"], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"no row in the data; give it target 0"):
+        skb.MarginalBalancer(targets=bal.targets).fit(pd.DataFrame({"g": ["a", "b"]}))
