@@ -125,6 +125,10 @@ class FitResult:
         Sum of the base weights, and of the weights.
     level_stats : list of dict
         Per margin, the statistics behind ``diagnostics_``.
+    value_ranges : list
+        Per margin: a numeric column's (smallest, largest) value among the
+        rows with base weight, None for a margin (new rows beyond it are
+        extrapolated).
     """
 
     settings: FitSettings
@@ -143,6 +147,7 @@ class FitResult:
     base_total: float
     total: float
     level_stats: list
+    value_ranges: list
 
     @property
     def is_raking_product(self):
@@ -245,12 +250,22 @@ def solve(problem, settings):
         level_factors=level_factors, n_iter=kernel.n_iter, n_newton_iter=n_newton,
         errors=kernel.errors, converged=kernel.converged and message is None,
         message=message, reachable=reachable, base_total=base_total, total=total,
-        level_stats=diagnostic_columns(problem, base_mass, kernel.cell_factors))
+        level_stats=diagnostic_columns(problem, base_mass, kernel.cell_factors),
+        value_ranges=[_value_range(m, codes, problem.cell_base)
+                      for m, codes in zip(problem.margins, problem.margin_codes)])
     if message is not None:
         warn(message, ConvergenceWarning)
     if settings.distance == "linear":
         _warn_negative(problem, kernel.cell_factors)
     return result
+
+
+def _value_range(margin, values, cell_base):
+    """A numeric column's fitted range (over cells with base weight), None for a margin."""
+    if not is_numeric(margin):
+        return None
+    fitted = values[cell_base > 0]
+    return (float(fitted.min()), float(fitted.max())) if fitted.size else None
 
 
 def _warn_negative(problem, cell_factors):
@@ -389,9 +404,11 @@ def new_row_factors(rows, fit, missing):
         factors = dict(zip((m.key for m in fit.margins), fit.level_factors))
         return row_factors(rows, fit.margins, factors, missing, bounds)
     encoded, codes, shifted = {}, [], []
-    for margin, coef in zip(fit.margins, fit.coefs):
+    for margin, coef, value_range in zip(fit.margins, fit.coefs, fit.value_ranges):
         if is_numeric(margin):
-            codes.append(numeric_column(rows, margin.key))
+            values = numeric_column(rows, margin.key)
+            _warn_extrapolated(margin, to_numpy(values), value_range)
+            codes.append(values)
             shifted.append(coef)
         else:
             level_codes, position = match_rows(rows, margin, encoded, missing)
@@ -399,7 +416,29 @@ def new_row_factors(rows, fit, missing):
             shifted.append(coef[np.maximum(position, 0)])
             codes.append(level_codes)
     u = linear_predictor(fit.intercept, codes, shifted, fit.scaling, gather=rows.gather)
-    return calibration_factor(fit.settings.distance, u, bounds)
+    with np.errstate(over="ignore"):  # checked just below
+        factor = calibration_factor(fit.settings.distance, u, bounds)
+    finite = to_numpy(factor)
+    if not np.all(np.isfinite(finite)):
+        numeric = [margin_label(m.key) for m in fit.margins if is_numeric(m)]
+        raise ValueError(
+            f"The weights of {int(np.sum(~np.isfinite(finite)))} row(s) overflow: their "
+            f"values of {', '.join(numeric)} lie so far beyond the fitted range that the "
+            "fitted factor exceeds what float holds. Weigh only rows like the fitted ones.")
+    return factor
+
+
+def _warn_extrapolated(margin, values, value_range):
+    """Say when new rows' values of a numeric target's column lie beyond the fit's."""
+    if value_range is None:
+        return
+    low, high = value_range
+    outside = (values < low) | (values > high)
+    if outside.any():
+        example = float(values[outside][0])
+        warn(f"{int(outside.sum())} row(s) have values of {margin_label(margin.key)} outside "
+             f"the fitted range [{low:.6g}, {high:.6g}] (for instance {example:.6g}): "
+             "their weights extrapolate the fitted factor.", UserWarning)
 
 
 def numeric_column(rows, key):

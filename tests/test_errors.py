@@ -668,3 +668,23 @@ def test_a_chunk_without_a_level_is_kept_and_says_so():
     np.testing.assert_allclose(bal.factors_["g"], everything.factors_["g"], rtol=1e-12)
     with pytest.raises(ValueError, match=r"no row in the data; give it target 0"):
         skb.MarginalBalancer(targets=bal.targets).fit(pd.DataFrame({"g": ["a", "b"]}))
+
+
+def test_new_rows_beyond_a_numeric_targets_range_warn_or_raise():
+    # z = 1e4 where the fit saw 1-10 gave a weight of inf (and -1e4 one of 0) silently
+    X = pd.DataFrame({"g": ["a", "b"] * 5, "x": np.arange(1.0, 11.0)})
+    bal = skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}, "x": skb.Mean(7.0)},
+                               tol=1e-12).fit(X)
+    with warnings.catch_warnings():  # rows like the fitted ones: no word
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(bal.compute_weights(X), bal.weights_, rtol=1e-12)
+    with pytest.warns(UserWarning, match=r"1 row\(s\) have values of 'x' outside the fitted "
+                                         r"range \[1, 10\] \(for instance 12\)") as record:
+        weights = bal.compute_weights(pd.DataFrame({"g": ["a"], "x": [12.0]}))
+    assert record[0].filename == __file__
+    # the extrapolated factor is the fitted exp(intercept + coef_a + slope x), in units of x
+    expected = np.exp(bal.intercept_ + bal.coef_["g"]["a"] + bal.coef_["x"] * 12.0)
+    assert weights[0] == pytest.approx(bal.weight_scale_ * expected, rel=1e-10)
+    with pytest.raises(ValueError, match=r"weights of 1 row\(s\) overflow"), \
+            pytest.warns(UserWarning, match="outside the fitted range"):
+        bal.compute_weights(pd.DataFrame({"g": ["b"], "x": [1e4]}))
