@@ -230,3 +230,15 @@ def test_swav_codes_scaled_and_log_paths_agree(monkeypatch):
     before = scores.copy()
     swav_codes(scores)
     np.testing.assert_array_equal(scores, before)  # the caller's scores are untouched
+
+
+@pytest.mark.parametrize("dtype, epsilon", [(np.float64, 1e-310), (np.float32, 1e-40)])
+def test_swav_epsilon_beyond_the_float_range_is_refused(dtype, epsilon):
+    # scores / epsilon overflowed and the codes came back NaN
+    scores = np.random.default_rng(0).uniform(size=(6, 3)).astype(dtype)
+    with pytest.raises(ValueError, match="epsilon=.* is too small for these scores"):
+        swav_codes(scores, epsilon=epsilon)
+    # a small epsilon inside the range still gives finite codes whose columns balance
+    codes = swav_codes(scores, epsilon=1e-3 if dtype is np.float32 else 1e-6, n_iter=50)
+    assert np.all(np.isfinite(codes))
+    np.testing.assert_allclose(codes.sum(axis=1), 1.0, rtol=1e-4)

@@ -56,6 +56,13 @@ def swav_codes(scores: Any, epsilon: float = 0.05, n_iter: int = 3) -> Any:
     scores = xp.astype(scores, float_dtype(xp, scores), copy=False)
     if not bool(xp.all(xp.isfinite(scores))):
         raise ValueError("scores contain NaN or Inf.")
+    spread = float(xp.max(scores) - xp.min(scores))
+    largest = float(xp.finfo(scores.dtype).max)
+    if spread / largest * 1e8 > epsilon:  # scores / epsilon would leave the float range
+        raise ValueError(
+            f"epsilon={epsilon!r} is too small for these scores in {scores.dtype}: their "
+            f"range over epsilon leaves the float range (the codes would be NaN). Use "
+            f"epsilon >= {spread / largest * 1e8:.1e}, or float64 scores.")
     n_samples, n_prototypes = scores.shape
     if n_iter:
         codes = _scaled_codes(xp, scores / epsilon, int(n_iter))  # a new array
