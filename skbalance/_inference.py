@@ -276,12 +276,13 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
         weighted = weights * z
         moments.append(_srs_moments(weighted, z, denominator_total))
         influences.append((weighted, z))
-    if design is not None and design.replicates is not None:
-        thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
-        parts = replicate_parts(thetas, np.asarray(estimates), scale, rscales, mse)
-    else:
-        parts = _linearized_parts(fit, influences, design, each=df == "satterthwaite")
-    variances = parts.sum(axis=0)
+    with np.errstate(over="ignore"):  # a variance beyond float is named below
+        if design is not None and design.replicates is not None:
+            thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
+            parts = replicate_parts(thetas, np.asarray(estimates), scale, rscales, mse)
+        else:
+            parts = _linearized_parts(fit, influences, design, each=df == "satterthwaite")
+        variances = parts.sum(axis=0)
     design_df = (design.degrees_of_freedom if design is not None
                  else int(to_numpy(counted).sum()) - 1)
     if df == "normal":  # R's confint default: the normal quantile
@@ -291,8 +292,14 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
     else:
         dfs = np.full(len(stats), design_df)
     sizes = _domain_sizes(stats, counted, weights)
-    return _table(stats, np.asarray(estimates), np.asarray(variances, dtype=np.float64),
-                  units, dfs, moments, sizes, alpha)
+    variances = np.asarray(variances, dtype=np.float64)
+    if np.any(np.isinf(variances)):  # beyond float (NaN: too few rows, said elsewhere)
+        stat = stats[int(np.flatnonzero(np.isinf(variances))[0])]
+        raise ValueError(
+            f"The variance of the {stat.kind} of {column_label(stat.outcome)} overflows "
+            f"float (the weights sum to {sizes[0][1]:.3g}): rescale sample_weight (means, "
+            "proportions and ratios do not depend on the weights' scale).")
+    return _table(stats, np.asarray(estimates), variances, units, dfs, moments, sizes, alpha)
 
 
 def _linearized_parts(fit, influences, design, each=True):
@@ -354,7 +361,7 @@ def _srs_moments(weighted, z, denominator_total):
     """
     scale = 1.0 if np.isnan(denominator_total) else denominator_total
     return (float(array_namespace(weighted).sum(weighted)) * scale,
-            _dot(weighted, z) * scale**2, denominator_total)
+            _dot(weighted, z) * scale * scale, denominator_total)  # no scale**2: 1e163
 
 
 def _domain_sizes(stats, counted, weights):
@@ -411,11 +418,13 @@ def _srs_variance(stat, moment, n, population):
     if n < 2 or population <= 0:
         return np.nan
     first, second, denominator_total = moment
-    svyvar = (second - first**2 / population) / population * n / (n - 1)
+    mean = first / population  # per unit of weight first: weights of 1e163 do not overflow
+    svyvar = (second / population - mean * mean) * n / (n - 1)
     if stat.denominator is None:
-        return svyvar * population**2 / n * (1 - n / population)
+        return svyvar * (population / n) * population * (1 - n / population)
     if stat.kind == "ratio":
-        svyvar /= (denominator_total / population) ** 2
+        mean_v = denominator_total / population
+        svyvar /= mean_v * mean_v
     return svyvar / n * (1 - n / population)
 
 

@@ -688,3 +688,20 @@ def test_new_rows_beyond_a_numeric_targets_range_warn_or_raise():
     with pytest.raises(ValueError, match=r"weights of 1 row\(s\) overflow"), \
             pytest.warns(UserWarning, match="outside the fitted range"):
         bal.compute_weights(pd.DataFrame({"g": ["b"], "x": [1e4]}))
+
+
+def test_weights_beyond_1e154_estimate_means_and_name_overflowing_totals():
+    # an OverflowError in the standard error: means are free of the weights' scale
+    sample, _ = _clus1_setup()
+    balancer = skb.MarginalBalancer(targets={"stype": {"E": 0.7, "H": 0.1, "M": 0.2}})
+    design = skb.SurveyDesign(clusters="dnum")
+    results = [skb.BalancedFunctionalEstimator(balancer, design=design).fit(
+        sample, sample["api00"], sample_weight=sample["pw"] * scale).results_
+        for scale in (1.0, 1e160)]
+    # (the design effect is not scale-free: its SRS variance has 1 - n / sum(weights))
+    np.testing.assert_allclose(results[1][["estimate", "std_error"]].to_numpy(),
+                               results[0][["estimate", "std_error"]].to_numpy(), rtol=1e-10)
+    assert np.isfinite(results[1]["deff"]).all()
+    with pytest.raises(ValueError, match=r"variance of the total of 'api00' overflows float"):
+        skb.BalancedFunctionalEstimator(balancer, design=design, statistic="total").fit(
+            sample, sample["api00"], sample_weight=sample["pw"] * 1e160)
