@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from array_api_compat import array_namespace
 from sklearn.exceptions import ConvergenceWarning
 
 from ._problem import match_rows, row_factors
@@ -407,7 +408,7 @@ def new_row_factors(rows, fit, missing):
     for margin, coef, value_range in zip(fit.margins, fit.coefs, fit.value_ranges):
         if is_numeric(margin):
             values = numeric_column(rows, margin.key)
-            _warn_extrapolated(margin, to_numpy(values), value_range)
+            _warn_extrapolated(margin, values, value_range)
             codes.append(values)
             shifted.append(coef)
         else:
@@ -418,11 +419,12 @@ def new_row_factors(rows, fit, missing):
     u = linear_predictor(fit.intercept, codes, shifted, fit.scaling, gather=rows.gather)
     with np.errstate(over="ignore"):  # checked just below
         factor = calibration_factor(fit.settings.distance, u, bounds)
-    finite = to_numpy(factor)
-    if not np.all(np.isfinite(finite)):
+    xp = array_namespace(factor)  # checked where the rows live: no row-sized copy
+    if not bool(xp.all(xp.isfinite(factor))):
         numeric = [margin_label(m.key) for m in fit.margins if is_numeric(m)]
+        n_bad = int(xp.sum(xp.astype(~xp.isfinite(factor), xp.int64)))
         raise ValueError(
-            f"The weights of {int(np.sum(~np.isfinite(finite)))} row(s) overflow: their "
+            f"The weights of {n_bad} row(s) overflow: their "
             f"values of {', '.join(numeric)} lie so far beyond the fitted range that the "
             "fitted factor exceeds what float holds. Weigh only rows like the fitted ones.")
     return factor
@@ -433,10 +435,13 @@ def _warn_extrapolated(margin, values, value_range):
     if value_range is None:
         return
     low, high = value_range
-    outside = (values < low) | (values > high)
-    if outside.any():
-        example = float(values[outside][0])
-        warn(f"{int(outside.sum())} row(s) have values of {margin_label(margin.key)} outside "
+    xp = array_namespace(values)  # where the rows live: no row-sized copy
+    smallest, largest = float(xp.min(values)), float(xp.max(values))
+    if smallest < low or largest > high:
+        outside = (values < low) | (values > high)
+        example = smallest if smallest < low else largest
+        warn(f"{int(xp.sum(xp.astype(outside, xp.int64)))} row(s) have values of "
+             f"{margin_label(margin.key)} outside "
              f"the fitted range [{low:.6g}, {high:.6g}] (for instance {example:.6g}): "
              "their weights extrapolate the fitted factor.", UserWarning)
 
