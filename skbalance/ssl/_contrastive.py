@@ -12,10 +12,6 @@ from ..utils._validation import check_nonnegative_int
 __all__ = ["balanced_contrastive_loss"]
 
 
-def _log_softmax(xp, x, axis):
-    return x - logsumexp(xp, x, axis=axis, keepdims=True)
-
-
 def balanced_contrastive_loss(logits: Any, n_steps: int = 2, *,
                               return_grad: bool = False) -> Any:
     """Contrastive loss after ``n_steps`` balancing steps of the logits.
