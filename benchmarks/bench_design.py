@@ -101,7 +101,7 @@ def clustered(n_rows, repeat, categorical):
     for label, design in [
         ("linearized SE, 10 outcomes", skb.SurveyDesign(strata="stratum", clusters="psu")),
         ("100 bootstrap replicates, 10 outcomes",
-         skb.SurveyDesign(strata="stratum", clusters="psu", replicates="bootstrap",
+         skb.SurveyDesign(strata="stratum", clusters="psu", replicates="subbootstrap",
                           n_replicates=100, random_state=0)),
     ]:
         estimator = skb.BalancedFunctionalEstimator(balancer, design=design)

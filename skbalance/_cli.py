@@ -403,8 +403,9 @@ def _parser():
                           choices=["fail", "remove", "certainty", "adjust", "average"],
                           help="a stratum with one unit (default: %(default)s)")
     estimate.add_argument(
-        "--replicates", choices=["jk1", "jkn", "bootstrap", "brr", "fay",
-                                 "successive-difference", "other"],
+        "--replicates", choices=["jk1", "jkn", "subbootstrap", "canty-davison",
+                                 "bootstrap", "brr", "fay", "successive-difference",
+                                 "other"],
         help="replicate-weight variance (built from the design, or the kind of "
         "--replicate-columns)",
     )

@@ -9,7 +9,6 @@ JKn, Rao-Wu bootstrap, BRR, Fay) or reads supplied ones.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._hadamard import hadamard
 from ._rows import read_rows
 from ._typing import Spec, Table, Vector
 from .kernels import first_occurrence
@@ -34,8 +34,8 @@ __all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign", "replicate_part
 # (unit x cell) weight tables up to this many entries are dense (64 MB)
 _DENSE_TABLE = 1 << 23
 _LONELY = {"fail", "remove", "certainty", "adjust", "average"}
-_BUILT = {"jk1", "jkn", "bootstrap", "brr", "fay"}
-_SUPPLIED = {"jk1", "jkn", "bootstrap", "brr", "fay", "successive-difference", "other"}
+_SUPPLIED = {"jk1", "jkn", "bootstrap", "subbootstrap", "canty-davison", "brr", "fay",
+             "successive-difference", "other"}
 
 
 @dataclass
@@ -57,7 +57,8 @@ class ReplicateWeights:
     mse : bool
         Centre at the full-sample estimate (True) or the replicate mean.
     kind : str
-        How they were made ("jk1", "jkn", "bootstrap", "brr", "fay",
+        How they were made ("jk1", "jkn", "bootstrap", "subbootstrap",
+        "canty-davison", "brr", "fay",
         "successive-difference" or "other").
 
     Examples
@@ -104,12 +105,18 @@ class SurveyDesign(BaseEstimator):
         Without it, a cluster found in two strata is an error.
     lonely_psu : {"fail", "remove", "certainty", "adjust", "average"}, default="fail"
         A stratum with one sampling unit, as R's ``options(survey.lonely.psu)``.
-    replicates : {"jk1", "jkn", "bootstrap", "brr", "fay", "successive-difference", \
-"other"} or None, default=None
+    replicates : {"jk1", "jkn", "subbootstrap", "canty-davison", "bootstrap", "brr", \
+"fay", "successive-difference", "other"} or None, default=None
         Replicate-weight variance instead of linearization. Built from the
-        design (``jk1``, ``jkn``, ``bootstrap`` Rao-Wu with ``n_replicates``
-        draws, ``brr`` and ``fay`` with a Sylvester-Hadamard matrix where every
-        stratum has two units), or the kind of the supplied ``replicate_weights``.
+        design: ``jk1``, ``jkn``; ``subbootstrap`` (Rao-Wu, n_h - 1 units drawn
+        in each stratum, R's "subbootstrap") and ``canty-davison`` (n_h units
+        drawn from a pseudo-population of the stratum's size, so it uses the
+        fpc: R's "bootstrap"), each with ``n_replicates`` draws; ``brr`` and
+        ``fay`` with R's Hadamard matrices where every stratum has two units,
+        strata taken in sorted label order as R does. ``bootstrap`` builds
+        Rao-Wu replicates, with a FutureWarning: from 0.3 it will be R's
+        Canty-Davison bootstrap. Or the kind of the supplied
+        ``replicate_weights``.
     replicate_weights : list of labels, array-like of shape (n_samples, n_replicates) \
 or None, default=None
         Supplied replicate weights (the data producer's columns).
@@ -235,9 +242,10 @@ or None, default=None
         replicate = None
         if self.replicates is not None and self.replicate_weights is not None:
             replicate = _supplied_replicates(self, rows, base)
+        labels = (strata[0][1] if strata else None, clusters[0][1] if clusters else None)
         return ResolvedDesign(units, unit_strata, fractions, self.lonely_psu, base,
                               self.replicates, replicate, self,
-                              describe=describe)
+                              describe=describe, first_stage_labels=labels)
 
 
 def _labels_of(spec):
@@ -435,7 +443,8 @@ def _supplied_replicates(design, rows, base):
     n_reps = weights.shape[1]
     kind = design.replicates
     default_scale = {"jk1": (n_reps - 1) / n_reps, "successive-difference": 4 / n_reps,
-                     "bootstrap": 1 / (n_reps - 1), "brr": 1 / n_reps,
+                     "bootstrap": 1 / (n_reps - 1), "subbootstrap": 1 / (n_reps - 1),
+                     "canty-davison": 1 / (n_reps - 1), "brr": 1 / n_reps,
                      "fay": 1 / (n_reps * (1 - design.fay_rho) ** 2), "jkn": 1.0}
     if design.scale is None and kind == "other":
         raise ValueError("replicates='other' needs scale (and rscales, default 1).")
@@ -476,10 +485,16 @@ class ResolvedDesign:
         Supplied replicate weights.
     design : SurveyDesign
         The design as given.
+    describe : callable or None, default=None
+        ``describe(stage, code)``: a stratum in the user's words.
+    first_stage_labels : (strata, clusters) or None, default=None
+        Every row's first-stage stratum and cluster label (None where the
+        design has none): built BRR and bootstrap replicates take units in
+        their sorted order, so they depend on the data, not on its order.
     """
 
     def __init__(self, units, unit_strata, fractions, lonely_psu, weights, replicates,
-                 supplied, design, describe=None):
+                 supplied, design, describe=None, first_stage_labels=None):
         self.units = units
         self.unit_strata = unit_strata
         self.fractions = fractions
@@ -491,6 +506,8 @@ class ResolvedDesign:
         # a stratum in the user's words: (stage, code) -> ("stratum 'E' of 'stype'", "")
         self.describe = describe or (lambda stage, code: (f"stratum {code}", ""))
         self.stages = _stages(units, unit_strata, fractions, self.describe)
+        self.first_stage_labels = first_stage_labels or (None, None)
+        self._built = None  # built replicates, made once (the bootstrap draws)
 
     @property
     def n_units(self):
@@ -504,12 +521,18 @@ class ResolvedDesign:
 
     @property
     def degrees_of_freedom(self):
-        """PSUs minus strata (R's ``degf``); for supplied replicates, the rank
-        of the replicate weights minus one."""
+        """R's ``degf``: PSUs minus strata for linearization; with replicate
+        weights, supplied or built, their rank minus one (replicates with
+        rscale 0 do not count: R drops them)."""
         if self.supplied is not None:
             gram = self.supplied.weights.T @ self.supplied.weights
             eigenvalues = np.linalg.eigvalsh(gram)
             return int(np.sum(eigenvalues > 1e-10 * eigenvalues.max())) - 1
+        if self.replicates is not None:
+            multipliers, _, rscales, _ = self.replicate_multipliers()
+            if isinstance(multipliers, DeleteOneMultipliers):
+                return multipliers.rank(rscales > 0) - 1
+            return int(np.linalg.matrix_rank(multipliers[:, rscales > 0])) - 1
         return self.n_units - self.n_strata
 
     def variance(self, x, cell_part=None):
@@ -564,6 +587,8 @@ class ResolvedDesign:
     def replicate_multipliers(self):
         """Built replicates: per-PSU weight multipliers and variance constants.
 
+        Made once per resolved design (a bootstrap's draws are kept).
+
         Returns
         -------
         multipliers : ndarray of shape (n_units, n_replicates)
@@ -571,23 +596,79 @@ class ResolvedDesign:
         rscales : ndarray of shape (n_replicates,)
         mse : bool
         """
+        if self._built is None:
+            self._built = self._build_replicates()
+        return self._built
+
+    def _build_replicates(self):
         first_stage = self.stages[0]  # its units' strata and 1 - f, per unit
         unit_stratum, keep = first_stage.unit_stratum, first_stage.keep
         design = self.design
         mse = bool(design.mse) if design.mse is not None else False
         kind = self.replicates
+        self._warn_about_dropped_fpc(kind)
         if kind == "jk1":
             multipliers, scale, rscales = _jk1(self.n_units, keep)
         elif kind == "jkn":
             multipliers, scale, rscales = _jkn(unit_stratum, keep, self.lonely_psu,
                                                lambda h: self.describe(0, h))
-        elif kind == "bootstrap":
-            multipliers, scale, rscales = _rao_wu(unit_stratum, design.n_replicates,
-                                                  check_random_state(design.random_state))
-        else:
-            rho = 0.0 if kind == "brr" else design.fay_rho
-            multipliers, scale, rscales = _brr(unit_stratum, rho)
+        else:  # made in the units' label order, then put back in code order
+            order = self._units_in_label_order()
+            in_order = pd.factorize(unit_stratum[order])[0]  # strata by sorted label
+            names = dict(zip(in_order, unit_stratum[order]))
+            describe = lambda h: self.describe(0, names[h])  # noqa: E731
+            rng = check_random_state(design.random_state)
+            if kind in ("bootstrap", "subbootstrap"):
+                sorted_multipliers, scale, rscales = _rao_wu(
+                    in_order, design.n_replicates, rng, describe)
+            elif kind == "canty-davison":
+                sorted_multipliers, scale, rscales = _canty_davison(
+                    in_order, keep[order], design.n_replicates, rng, describe)
+            else:
+                rho = 0.0 if kind == "brr" else design.fay_rho
+                sorted_multipliers, scale, rscales = _brr(in_order, rho, describe)
+            multipliers = np.empty_like(sorted_multipliers)
+            multipliers[order] = sorted_multipliers
         return multipliers, scale, rscales, mse
+
+    def _warn_about_dropped_fpc(self, kind):
+        """Say where a replicate method cannot use the fpc the design gives,
+        where R survey says so (and for Rao-Wu, where R is silent)."""
+        if kind == "bootstrap":
+            warn("replicates='bootstrap' builds Rao-Wu replicates (R's 'subbootstrap'); "
+                 "from 0.3 it will build R's 'bootstrap' (Canty-Davison, which uses the "
+                 "fpc). Pass 'subbootstrap' to keep these, or 'canty-davison'.",
+                 FutureWarning)
+        has_fpc = [bool(np.any(f > 0)) for f in self.fractions]
+        if kind in ("brr", "fay", "bootstrap", "subbootstrap") and any(has_fpc):
+            warn(f"The design's fpc is not used by {kind!r} replicates: their variance "
+                 "is that of sampling with replacement, too large where the sampling "
+                 "fractions are not small (R: 'Finite population correction dropped in "
+                 "conversion'). Use 'jk1', 'jkn' or 'canty-davison' to use it.",
+                 UserWarning)
+        elif any(has_fpc[1:]):
+            warn(f"{kind!r} replicates resample first-stage units: the fpc of later "
+                 "stages is not used (R: 'Finite population corrections after first "
+                 "stage have been dropped').", UserWarning)
+
+    def _units_in_label_order(self):
+        """First-stage unit codes sorted by stratum label compared as text
+        (R's ``sort(as.character(strata))``), then by cluster label in its own
+        order (R takes a stratum's PSUs in the order of the file, which is
+        this order in a file sorted by PSU); units without a label (rows)
+        keep their order within the stratum."""
+        strata, clusters = self.first_stage_labels
+        first = first_occurrence(self.units[0], self.n_units)  # a row of each unit
+        keys = [first]  # lexsort: last key sorts first
+        if clusters is not None:
+            labels = np.asarray(clusters)[first]
+            try:
+                keys.append(pd.factorize(labels, sort=True)[0])
+            except TypeError:  # labels of mixed types: compare them as text
+                keys.append(np.asarray([str(v) for v in labels]))
+        if strata is not None:
+            keys.append(np.asarray([str(v) for v in np.asarray(strata)[first]]))
+        return np.lexsort(keys)
 
 
 class _Stage:
@@ -743,6 +824,23 @@ class DeleteOneMultipliers:
         out -= self.drop * (units[:, None] == self.unit[None, :])
         return out
 
+    def rank(self, counted):
+        """The rank of the (units x replicates) matrix over the replicates
+        ``counted`` (a mask), from its structure, without the matrix.
+
+        A stratum whose units are each deleted once spans the differences
+        of its units (n_h - 1) and, through their sum, the vector of ones,
+        which all such strata share; a replicate that deletes a unit and
+        scales all others (JK1, a lonely unit under "adjust") adds that unit.
+        """
+        in_stratum = counted & (self.stratum >= 0)
+        n_whole = int(np.sum(counted & (self.stratum < 0)))
+        if not in_stratum.any():
+            return n_whole  # c (1 - e_u) for distinct units: independent
+        per_stratum = np.bincount(self.stratum[in_stratum])
+        per_stratum = per_stratum[per_stratum > 0]
+        return 1 + int(np.sum(per_stratum - 1)) + n_whole
+
     def left_product(self, table):
         """``table @ multipliers`` for a (k, n_units) table, without the matrix."""
         table = sparse.csc_array(table)
@@ -822,14 +920,17 @@ def _jkn(unit_stratum, keep, lonely, describe):
     return multipliers, scale, np.asarray(rscales)
 
 
-def _rao_wu(unit_stratum, n_replicates, rng):
+def _rao_wu(unit_stratum, n_replicates, rng, describe):
+    """Rao-Wu bootstrap of n_h - 1 units drawn in each stratum, strata and units
+    in the order of their codes; ``describe(h)`` names stratum ``h``."""
     n_units = unit_stratum.shape[0]
     multipliers = np.zeros((n_units, n_replicates))
     for h in range(int(unit_stratum.max()) + 1):
         members = np.flatnonzero(unit_stratum == h)
         n_h = members.shape[0]
         if n_h < 2:
-            raise ValueError(f"The bootstrap needs two units per stratum; stratum {h} has "
+            stratum, _ = describe(h)
+            raise ValueError(f"The bootstrap needs two units per stratum; {stratum} has "
                              f"{n_h}.")
         draws = rng.randint(0, n_h, size=(n_h - 1, n_replicates))
         for r in range(n_replicates):
@@ -838,29 +939,61 @@ def _rao_wu(unit_stratum, n_replicates, rng):
     return multipliers, 1.0 / (n_replicates - 1), np.ones(n_replicates)
 
 
-def _sylvester(order):
-    matrix = np.ones((1, 1))
-    while matrix.shape[0] < order:
-        matrix = np.block([[matrix, matrix], [matrix, -matrix]])
-    return matrix
+def _canty_davison(unit_stratum, keep, n_replicates, rng, describe):
+    """Canty and Davison's bootstrap (R survey's "bootstrap"): in each stratum,
+    n_h units drawn without replacement from a pseudo-population of N_h units
+    (the sample in a random order, repeated to the stratum's population
+    size, drawn once per stratum; with replacement from the sample where no fpc is given); a unit's
+    multiplier is the number of times it is drawn. ``keep`` is every unit's
+    1 - sampling fraction."""
+    n_units = unit_stratum.shape[0]
+    multipliers = np.zeros((n_units, n_replicates))
+    n_strata = int(unit_stratum.max()) + 1
+    sizes = np.bincount(unit_stratum, minlength=n_strata)
+    for h in range(n_strata):
+        members = np.flatnonzero(unit_stratum == h)
+        n_h = members.shape[0]
+        if n_h < 2:
+            stratum, _ = describe(h)
+            raise ValueError(f"The bootstrap needs two units per stratum; {stratum} has "
+                             f"{n_h}.")
+        fraction = 1.0 - float(keep[members[0]])
+        # one pseudo-population per stratum, as R: the sample in a random
+        # order, repeated to the population size
+        pseudo = np.resize(rng.permutation(n_h), int(round(n_h / fraction))
+                           if fraction > 0 else n_h)
+        for r in range(n_replicates):
+            if fraction <= 0:
+                drawn = rng.randint(0, n_h, size=n_h)
+            else:
+                drawn = pseudo[rng.choice(pseudo.shape[0], size=n_h, replace=False)]
+            multipliers[members, r] = np.bincount(drawn, minlength=n_h)
+    harmonic = 1.0 / np.mean(1.0 / sizes)
+    scale = harmonic / ((harmonic - 1.0) * (n_replicates - 1))
+    return multipliers, scale, np.ones(n_replicates)
 
 
-def _brr(unit_stratum, rho):
+def _brr(unit_stratum, rho, describe):
+    """BRR (``rho`` 0) or Fay replicates as R survey's ``brrweights``: stratum
+    ``h`` (codes in sorted label order) follows row ``h + 1`` of R's Hadamard
+    matrix, one replicate per column; its first unit is kept (multiplier
+    2 - rho) where the row has a 1."""
     n_strata = int(unit_stratum.max()) + 1
     sizes = np.bincount(unit_stratum, minlength=n_strata)
     if np.any(sizes != 2):
         h = int(np.flatnonzero(sizes != 2)[0])
+        stratum, _ = describe(h)
         raise ValueError(f"BRR and Fay replicates need exactly two units per stratum; "
-                         f"stratum {h} has {sizes[h]}.")
-    order = 1 << math.ceil(math.log2(n_strata + 1))
-    hadamard = _sylvester(order)[:, 1:n_strata + 1]  # drop the column of ones
-    multipliers = np.empty((unit_stratum.shape[0], order))
+                         f"{stratum} has {sizes[h]}.")
+    matrix = hadamard(n_strata)
+    n_replicates = matrix.shape[1]
+    multipliers = np.empty((unit_stratum.shape[0], n_replicates))
     for h in range(n_strata):
         first, second = np.flatnonzero(unit_stratum == h)
-        plus = hadamard[:, h] > 0
-        multipliers[first] = np.where(plus, 2 - rho, rho)
-        multipliers[second] = np.where(plus, rho, 2 - rho)
-    return multipliers, 1.0 / (order * (1 - rho) ** 2), np.ones(order)
+        keep_first = matrix[h + 1] == 1
+        multipliers[first] = np.where(keep_first, 2 - rho, rho)
+        multipliers[second] = np.where(keep_first, rho, 2 - rho)
+    return multipliers, 1.0 / (n_replicates * (1 - rho) ** 2), np.ones(n_replicates)
 
 
 def satterthwaite_df(parts, design_df):

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._balancer import MarginalBalancer
 from ._inference import BalancingFit, estimate_statistics, statistics_of
 from ._problem import balancing_steps
-from ._rows import is_dask, kish_effective_size, read_rows
+from ._rows import Rows, is_dask, kish_effective_size, read_rows
 from ._typing import Table, Vector
 from .utils._array_api import from_numpy, to_numpy
 from .utils._warnings import warn
@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from ._design import SurveyDesign
 
 __all__ = ["BalancedFunctionalEstimator"]
+
+
+def _no_columns(rows):
+    """The same rows with one constant column in place of X's columns."""
+    if rows.on_device:
+        return Rows(rows.xp.zeros((rows.n_rows, 1), device=rows.device), rows.base, xp=rows.xp)
+    return Rows(np.zeros((rows.n_rows, 1)), rows.base)
 
 
 class BalancedFunctionalEstimator(BaseEstimator):
@@ -237,8 +244,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
             balancer.set_params(max_iter=0, tol=0)
         # a MarginalBalancer takes the rows as read; another balancer reads X its own way
         given = rows if isinstance(balancer, MarginalBalancer) else X
+        if weighting == "empirical" and self.balancer is None:
+            given = _no_columns(rows)  # the base weights need no column of X
         problem = balancer.fit_problem(given, sample_weight=sample_weight)
-        rows, base = problem.rows, problem.base
+        rows, base = rows.with_base(problem.base), problem.base
         if weighting == "balanced":
             weights, steps = balancer.weights_, balancing_steps(balancer)
         elif weighting == "empirical":
@@ -263,9 +272,12 @@ class BalancedFunctionalEstimator(BaseEstimator):
         self.effective_sample_size_ = kish_effective_size(weights)
         self.n_steps_ = balancer.n_iter_ if weighting == "balanced" else 0
         self.balancer_ = balancer
-        self.n_features_in_ = balancer.n_features_in_
-        if hasattr(balancer, "feature_names_in_"):
-            self.feature_names_in_ = balancer.feature_names_in_
+        if given is rows or given is X:
+            self.n_features_in_ = balancer.n_features_in_
+            if hasattr(balancer, "feature_names_in_"):
+                self.feature_names_in_ = balancer.feature_names_in_
+        else:
+            validate_data(self, rows.fit_table, skip_check_array=True, reset=True)
         return self
 
     def _weighting(self):

@@ -302,7 +302,7 @@ def test_score_weights_keeps_convergence_warnings():
 # the readers and the solver, the command line on top of everything
 LAYERS = [
     ["skbalance.utils", "skbalance._version", "skbalance._typing"],
-    ["skbalance.kernels", "skbalance.datasets", "skbalance.plotting"],
+    ["skbalance.kernels", "skbalance.datasets", "skbalance.plotting", "skbalance._hadamard"],
     ["skbalance._rows", "skbalance._targets", "skbalance.ssl"],
     ["skbalance._problem", "skbalance._streaming"],
     ["skbalance._report", "skbalance.theory", "skbalance._design"],

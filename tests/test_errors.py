@@ -398,7 +398,7 @@ def test_renamed_parameters_still_work_with_a_future_warning(survey, survey_targ
                 skb.MarginalBalancer(targets=numeric), method=old_name).fit(X, y)
         assert got.estimate_ == expected.estimate_ and got.std_error_ == expected.std_error_
     # the replicate path reads the old name from the parameters too
-    design = skb.SurveyDesign(replicates="bootstrap", n_replicates=20, random_state=0,
+    design = skb.SurveyDesign(replicates="subbootstrap", n_replicates=20, random_state=0,
                               clusters=np.arange(len(X)) // 4)
     with pytest.warns(FutureWarning):
         old_reps = skb.compute_replicate_weights(

@@ -220,3 +220,19 @@ def test_normal_intervals_use_the_normal_quantile():
         sample, sample["api00"], sample_weight=sample["pw"])
     assert t_est.std_error_ == pytest.approx(est.std_error_, rel=1e-14)
     assert t_est.results_["ci_high"].iloc[0] > row["ci_high"]
+
+
+def test_empirical_baseline_reads_no_unrelated_column():
+    # issue 22, item 14: a column with missing values that nothing uses
+    frame = pd.DataFrame({"g": ["a", "b", "a", "b", "a"], "notes": [1.0, np.nan, 2, 3, 4],
+                          "y": [1.0, 2, 3, 4, 6]})
+    weights = np.array([1.0, 2, 1, 2, 3])
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", domain="g")
+    results = est.fit(frame, frame["y"], sample_weight=weights).results_
+    for level in ("a", "b"):  # plain weighted means per domain
+        rows = (frame["g"] == level).to_numpy()
+        expected = np.sum(weights[rows] * frame["y"][rows]) / weights[rows].sum()
+        assert results.loc[results.domain == level, "estimate"].item() == pytest.approx(
+            expected, rel=1e-14)
+    assert est.n_features_in_ == 3
+    assert list(est.feature_names_in_) == ["g", "notes", "y"]
