@@ -390,7 +390,10 @@ def _design_weights(design, rows, sample_weight, fractions):
     """The design weights: named, given, or implied by the fpc."""
     if design.weights is not None:
         [(label, values)] = _stage_columns(rows, design.weights, "weights")
-        weights = values.astype(np.float64)
+        try:
+            weights = values.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"The design's weights {label} must be numeric ({exc}).") from exc
         if sample_weight is not None and not np.allclose(
             np.asarray(sample_weight, dtype=np.float64), weights, rtol=1e-12
         ):

@@ -156,7 +156,9 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None):
         if denominator is None:
             raise ValueError("statistic='ratio' needs a denominator (a column of X or an "
                              "array).")
-        x = _numeric(denominator, rows, "The ratio's denominator")
+        named = isinstance(denominator, pd.Series) and denominator.name is not None
+        x = _numeric(denominator, rows, "The ratio's denominator" + (
+            f" {column_label(denominator.name)}" if named else ""))
     ones = rows.to_rows(np.ones(rows.n_rows))
     stats = []
     for name, values, categorical in _outcomes(y, rows):

@@ -705,3 +705,18 @@ def test_weights_beyond_1e154_estimate_means_and_name_overflowing_totals():
     with pytest.raises(ValueError, match=r"variance of the total of 'api00' overflows float"):
         skb.BalancedFunctionalEstimator(balancer, design=design, statistic="total").fit(
             sample, sample["api00"], sample_weight=sample["pw"] * 1e160)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"statistic": "ratio", "denominator": "x"},
+     "The ratio's denominator 'x' must be numeric .*'a'"),
+    ({"design": skb.SurveyDesign(weights="x")},
+     "The design's weights 'x' must be numeric .*'a'"),
+])
+def test_a_column_of_text_where_numbers_belong_is_named(params, message):
+    # issue 22, item 13: "could not convert string to float: 'a'" named no column
+    frame = pd.DataFrame({"g": ["a", "b", "a", "b"], "x": ["1", "a", "2", "3"],
+                          "y": [1.0, 2, 3, 4]})
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", **params)
+    with pytest.raises(ValueError, match=message):
+        est.fit(frame, frame["y"])
