@@ -175,9 +175,9 @@ class FitResult:
                 factors[margin.key] = pd.Series(value, index=margin.levels, name="factor")
         elif self.settings.distance == "raking":  # numeric parts and the intercept apart
             for margin, value in zip(self.margins, self.coefs):
-                if not is_numeric(margin):
-                    factors[margin.key] = pd.Series(np.exp(value), index=margin.levels,
-                                                    name="factor")
+                if not is_numeric(margin):  # clipped to float's range (coef_ is exact)
+                    factors[margin.key] = pd.Series(np.exp(np.clip(value, -745.0, 709.0)),
+                                                    index=margin.levels, name="factor")
         return coef, float(self.intercept - shift), factors
 
 
@@ -241,8 +241,11 @@ def solve(problem, settings):
                             max_iter=settings.max_iter, tol=settings.tol,
                             bounds=settings.bounds, accelerate=settings.accelerate)
         level_factors = kernel.level_factors
-        with np.errstate(divide="ignore"):  # a factor of 0 is a coefficient of -inf
-            coefs = [np.log(a) for a in level_factors]
+        if kernel.log_level_factors is not None:  # beyond float: rows weighed by exp(sum)
+            coefs, level_factors = kernel.log_level_factors, None
+        else:
+            with np.errstate(divide="ignore"):  # a factor of 0 is a coefficient of -inf
+                coefs = [np.log(a) for a in level_factors]
         intercept, scaling, n_newton = 0.0, [None] * len(coefs), kernel.n_newton
     message, reachable = convergence_report(kernel, problem, base_mass, settings)
     result = FitResult(
@@ -423,10 +426,12 @@ def new_row_factors(rows, fit, missing):
     if not bool(xp.all(xp.isfinite(factor))):
         numeric = [margin_label(m.key) for m in fit.margins if is_numeric(m)]
         n_bad = int(xp.sum(xp.astype(~xp.isfinite(factor), xp.int64)))
-        raise ValueError(
-            f"The weights of {n_bad} row(s) overflow: their "
-            f"values of {', '.join(numeric)} lie so far beyond the fitted range that the "
-            "fitted factor exceeds what float holds. Weigh only rows like the fitted ones.")
+        why = (f"their values of {', '.join(numeric)} lie so far beyond the fitted range "
+               "that the fitted factor exceeds what float holds" if numeric else
+               "their combination of levels is one no fitted row has, and the "
+               "unreachable targets drove its factor beyond what float holds")
+        raise ValueError(f"The weights of {n_bad} row(s) overflow: {why}. Weigh only rows "
+                         "like the fitted ones.")
     return factor
 
 

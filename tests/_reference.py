@@ -37,3 +37,21 @@ def dense_row_weights(codes, base, targets, k):
     return np.array(
         [b * balanced[row] / empirical[row] for row, b in zip(zip(*codes), base)]
     )
+
+
+def plain_ipf_rows(codes, base, targets, k):
+    """k steps of iterative proportional fitting on the rows, margins in turn.
+
+    Every step rescales the rows of each level of one margin so that its
+    weighted share equals the target; a level without weight keeps its rows
+    as they are. The weights keep the base weights' total.
+    """
+    weights = np.array(base, dtype=float)
+    total = weights.sum()
+    for step in range(k):
+        margin = step % len(codes)
+        sums = np.bincount(codes[margin], weights, minlength=len(targets[margin]))
+        ratio = np.divide(np.asarray(targets[margin]) * total, sums,
+                          out=np.ones(len(sums)), where=sums > 0)
+        weights = weights * ratio[codes[margin]]
+    return weights

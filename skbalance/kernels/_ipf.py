@@ -80,6 +80,10 @@ class RakingResult:
     n_newton : int, default=0
         How many of the ``n_iter`` steps were Newton steps on all margins at
         once (``tol > 0`` without bounds, see :func:`rake_cells`).
+    log_level_factors : list of ndarray or None, default=None
+        The logarithms of the level factors, where unreachable targets drove
+        them beyond what float holds (``level_factors`` then shows them
+        clipped to float's range); None otherwise.
 
     Examples
     --------
@@ -99,6 +103,7 @@ class RakingResult:
     starved_levels: list
     infeasible_levels: list
     n_newton: int = 0
+    log_level_factors: list | None = None
 
 
 def _marginal(mass, margin_codes, target):
@@ -244,11 +249,12 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
     currents = [_marginal(mass, c, t) for c, t in zip(codes, targets)]
     for factors, current, target in zip(level_factors, currents, targets):
         factors[(current <= 0) & (target == 0)] = 0.0  # absent and meant to be: weight 0
-    capped, cap = False, 10.0 ** (_PRODUCT_EXPONENT / max(n_margins, 1))
+    cap = 10.0 ** (_PRODUCT_EXPONENT / max(n_margins, 1))
     errors = [np.array([_max_abs_diff(c, t) for c, t in zip(currents, targets)])]
     current = currents[0] if n_margins else None
     done = n_margins == 0 or (tol > 0 and errors[0].max() <= tol)
     starved, infeasible_levels = set(), set()
+    log_factors = None  # the level factors' logarithms, once they drift apart
 
     accelerate = (accelerate and tol > 0 and not bounded and n_margins > 1
                   and sum(t.shape[0] for t in targets) <= _NEWTON_MAX_LEVELS)
@@ -287,15 +293,21 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
                 ratio = np.divide(target, current, out=np.ones_like(target),
                                   where=current > 0)
                 ratio[(current <= 0) & (target == 0)] = 0.0
-            with np.errstate(over="ignore"):
-                new = level_factors[j] * ratio
-            if not np.all(new <= cap):
-                # unreachable targets drive some factors without bound: cap them,
-                # and derive the cell factors from the level factors at the end
-                new = np.minimum(new, cap)
-                capped = True
             mass *= ratio[margin_codes]
-        level_factors[j] = new
+            if log_factors is None:
+                with np.errstate(over="ignore"):
+                    new = level_factors[j] * ratio
+                if not _within(new, cap):
+                    # unreachable targets drive the factors apart without bound
+                    # (cells emptying for good, or parts of the table scaled
+                    # against each other): go on in the log domain, where they
+                    # neither overflow nor underflow
+                    log_factors, accelerate = [_log(f) for f in level_factors], False
+            if log_factors is not None:
+                log_factors[j] = log_factors[j] + _log(ratio)
+                new = None
+        if new is not None:
+            level_factors[j] = new
         n_iter += 1
 
         # The next step needs the next margin's current totals anyway; its
@@ -311,12 +323,23 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
             done = row.max() <= tol
         errors.append(row)
 
-    if capped:  # weights from the (finite) level factors, as compute_weights gives
-        product = np.ones_like(base_mass)
-        for margin_codes, factors in zip(codes, level_factors):
-            product *= factors[margin_codes]
-        mass = base_mass * product
+    if log_factors is not None:
+        # as small as the table allows; the weights from them, as
+        # compute_weights gives them (the same numbers as the steps' mass, up
+        # to rounding)
+        log_factors = _regauged(log_factors, _components(base_mass, codes, targets))
+        log_product = np.zeros_like(base_mass)
+        for margin_codes, logs in zip(codes, log_factors):
+            log_product += logs[margin_codes]
+        observed = base_mass > 0  # a mass of at most 1: no overflow on the way
+        mass = np.zeros_like(base_mass)
+        mass[observed] = np.exp(np.log(base_mass[observed]) + log_product[observed])
         errors[-1] = np.full(n_margins, np.nan)
+        finite = np.concatenate([logs[np.isfinite(logs)] for logs in log_factors])
+        if finite.size == 0 or np.abs(finite).max() <= np.log(cap):
+            level_factors, log_factors = [np.exp(logs) for logs in log_factors], None
+        else:  # beyond float: shown clipped; the logarithms are exact
+            level_factors = [np.exp(np.clip(logs, -745.0, 709.0)) for logs in log_factors]
     errors = np.vstack(errors)
     _measure_all(errors[-1], mass, codes, targets)
     final = errors[-1].max() if n_margins else 0.0
@@ -324,7 +347,8 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
     cell_factors = np.divide(
         mass, base_mass, out=np.zeros_like(mass), where=base_mass > 0
     )
-    level_factors = _centred(level_factors)
+    if log_factors is None:
+        level_factors = _centred(level_factors)
     if bounded:  # exact values, free of the rounding in mass / base_mass
         product = np.ones_like(base_mass)
         for margin_codes, factors in zip(codes, level_factors):
@@ -339,7 +363,72 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
         starved_levels=sorted(starved),
         infeasible_levels=sorted(infeasible_levels),
         n_newton=n_newton,
+        log_level_factors=log_factors,
     )
+
+
+def _log(values):
+    """Natural logarithm, 0 giving -inf (a level meant to have no weight)."""
+    with np.errstate(divide="ignore"):
+        return np.log(values)
+
+
+def _within(factors, cap):
+    """Whether every positive factor lies in [1 / cap, cap]."""
+    positive = factors[factors > 0]
+    return bool(positive.size == 0 or (positive.max() <= cap and positive.min() >= 1 / cap))
+
+
+def _components(base_mass, codes, targets):
+    """Every level's connected part of the table: levels are linked by the
+    observed cells that hold them. Returns, per margin, each level's part
+    (-1: a level no observed cell holds)."""
+    offsets = np.cumsum([0] + [t.shape[0] for t in targets])
+    observed = base_mass > 0
+    first = offsets[0] + codes[0][observed]
+    links = [(first, offsets[j] + codes[j][observed]) for j in range(1, len(codes))]
+    n_nodes = int(offsets[-1])
+    parent = np.arange(n_nodes)
+
+    def root(node):
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for heads, tails in links:  # union-find over the cells' (level 0, level j) links
+        for a, b in set(zip(heads.tolist(), tails.tolist())):
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[rb] = ra
+    held = np.zeros(n_nodes, dtype=bool)
+    held[first] = True
+    for _, tails in links:
+        held[tails] = True
+    part = np.array([root(node) for node in range(n_nodes)])
+    part = np.where(held, part, -1)
+    return [part[offsets[j]:offsets[j + 1]] for j in range(len(codes))]
+
+
+def _regauged(log_factors, components):
+    """The same cells' logarithms, each later margin's log factors centred
+    (mean 0) within every connected part of the table and what was taken off
+    added to the first margin's: a part's levels can be scaled against another
+    part's without changing any cell."""
+    out = [logs.copy() for logs in log_factors]
+    first_part = components[0]
+    n_parts = int(max(part.max() for part in components)) + 1
+    for j in range(1, len(out)):
+        part = components[j]
+        usable = (part >= 0) & np.isfinite(out[j])
+        if not usable.any():
+            continue
+        sums = np.bincount(part[usable], out[j][usable], minlength=n_parts)
+        counts = np.bincount(part[usable], minlength=n_parts)
+        centre = np.divide(sums, counts, out=np.zeros(n_parts), where=counts > 0)
+        out[j][part >= 0] -= centre[part[part >= 0]]
+        out[0][first_part >= 0] += centre[first_part[first_part >= 0]]
+    return out
 
 
 def _centred(level_factors, spread=1e6):
