@@ -76,7 +76,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         Stop after the first step whose largest absolute marginal error, in
         proportions, is at most ``tol``. ``tol=0`` runs exactly ``max_iter``
         steps: the k-step balanced estimator. A numeric target's error is
-        its weighted mean's, in units of the column's mean absolute deviation.
+        its weighted mean's, in units of the column's median absolute deviation
+        (robust: a few extreme values cannot make a large miss look small).
         With "linear" and "logit", ``max_iter`` and ``tol`` bound the Newton
         iterations (``tol=0``: until the errors stop shrinking).
     bounds : tuple of (float, float) or None, default=None

@@ -75,7 +75,8 @@ class CalibrationResult:
     errors : ndarray of shape (n_iter + 1, n_constraints)
         Largest error of every constraint before the first step and after
         each: shares for a margin, the weighted mean in units of the column's
-        mean absolute deviation for a numeric column.
+        median absolute deviation for a numeric column (see
+        :func:`numeric_scaling`).
     converged : bool
         Whether the last row is within ``tol`` (``tol=0``: within 1e-10).
     starved_levels : list of (int, int)
@@ -111,7 +112,11 @@ def is_numeric_target(target):
 
 
 def numeric_scaling(mass, values):
-    """Centre and scale of a numeric column under a mass.
+    """Centre and scale of a numeric column under a mass, robust to outliers.
+
+    A numeric target's error is measured in these units, so the scale must
+    not grow with a few extreme values (a missing-value code of 9999999999
+    in 2 of 200 rows would make an error of 5 in the mean look like 5e-8).
 
     Parameters
     ----------
@@ -123,22 +128,36 @@ def numeric_scaling(mass, values):
     Returns
     -------
     centre, scale : float
-        The ``mass``-weighted mean and mean absolute deviation (the scale is
-        ``max(|centre|, 1)`` when the column does not vary).
+        The ``mass``-weighted median and median absolute deviation from it;
+        where that is 0 (a column mostly at one value), the weighted mean
+        absolute deviation from the median; where the column does not vary,
+        ``max(|centre|, 1)``.
 
     Examples
     --------
     >>> import numpy as np
     >>> from skbalance.kernels import numeric_scaling
-    >>> numeric_scaling(np.array([0.5, 0.5]), np.array([1.0, 3.0]))
-    (2.0, 1.0)
+    >>> numeric_scaling(np.full(5, 0.2), np.array([1.0, 2.0, 3.0, 4.0, 1e10]))
+    (3.0, 1.0)
     """
     total = mass.sum()
-    centre = float(mass @ values / total) if total > 0 else 0.0
-    scale = float(mass @ np.abs(values - centre) / total) if total > 0 else 0.0
+    if not total > 0:
+        return 0.0, 1.0
+    centre = _weighted_median(mass, values)
+    deviation = np.abs(values - centre)
+    scale = _weighted_median(mass, deviation)
+    if not scale > 0:
+        scale = float(mass @ deviation / total)
     if not scale > 0:
         scale = max(abs(centre), 1.0)
     return centre, scale
+
+
+def _weighted_median(mass, values):
+    """The smallest value with at least half the mass at or below it."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(mass[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
 def linear_predictor(intercept, codes, coefs, scaling, gather=None):
@@ -492,11 +511,9 @@ def _rake_steps(base_mass, codes, targets, scaling, max_iter, tol, bounds):
             if root is None:
                 infeasible.add(j)
             else:
+                # the normalisation keeps u finite on every cell with mass, however
+                # large the tilt (a few extreme values need a steep one)
                 lam, log_norm = root
-                limit = cap / max(float(np.max(np.abs(code))), 1e-300)
-                if abs(lam) > limit:  # a target at the edge of reach: keep u finite
-                    lam = float(np.clip(lam, -limit, limit))
-                    log_norm = float(_log_sum(rest + lam * code))
                 # the exact projection also normalises: sum m g = 1
                 u += (lam - coefs[j]) * code - log_norm
                 intercept -= log_norm
@@ -533,8 +550,8 @@ def _rake_steps(base_mass, codes, targets, scaling, max_iter, tol, bounds):
             done = row.max() <= tol
         errors.append(row)
     if n and not bounded:  # g from the coefficients, as new rows get it (no drift)
-        with np.errstate(over="ignore"):
-            g = np.exp(linear_predictor(intercept, codes, coefs, [None] * n))
+        # (capped for cells without mass, whose u nothing normalises)
+        g = np.exp(np.minimum(linear_predictor(intercept, codes, coefs, [None] * n), 709.0))
     errors = np.vstack(errors)
     if n:
         errors[-1] = constraint_errors(base_mass * g, codes, targets)
