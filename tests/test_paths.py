@@ -37,14 +37,15 @@ def test_newton_that_cannot_reach_tol_hands_back_to_steps():
     # A mask whose only balanced plan empties a supported block: plain steps
     # converge like 1/k and stall, the Newton finish runs, and a tol of 1e-16
     # (below what the plan's rounding allows) is out of its reach, so the
-    # steps resume from its best point and the fit ends unconverged, warned.
+    # steps resume from its best point until they stall too (issue 22, item 9:
+    # they ran on to max_iter), and the fit ends unconverged, warned.
     rng = np.random.default_rng(0)
     pattern = np.kron(np.array([[1.0, 1.0], [np.nan, 1.0]]), np.ones((3, 3)))
     L = np.where(np.isnan(pattern), -np.inf, rng.normal(size=pattern.shape))
-    with pytest.warns(ConvergenceWarning, match="did not reach tol=1e-16"):
+    with pytest.warns(ConvergenceWarning, match="did not reach tol=1e-16.*float64 resolves"):
         result = skb.sinkhorn(L, logits=True, tol=1e-16, max_iter=3000)
     assert result.n_newton == 100  # the Newton finish ran to its limit ...
-    assert result.n_iter > 1000  # ... and plain steps carried on after it
+    assert 100 < result.n_iter < 3000  # ... plain steps carried on, until they stalled
     assert not result.converged
     plan = result.plan
     assert np.all(np.isfinite(plan)) and np.all(plan[3:, :3] == 0)

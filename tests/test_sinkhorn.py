@@ -354,3 +354,40 @@ def test_tiny_temperature_plan_equals_a_dense_newton_solve():
     f2, g2, _, errors, _ = _dense_newton(L, a, a, f, g, np, 1e-12)
     dense_plan = np.exp(L + f2[:, None] + g2[None, :])
     np.testing.assert_allclose(result.plan, dense_plan, atol=2e-9)
+
+
+def _cosine_logits(n, dim, temperature):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(n, dim)), rng.normal(size=(n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    return x @ y.T / temperature
+
+
+def test_tiny_temperature_to_1e_12_converges_without_runaway():
+    # issue 22, item 9: 39,277 kernel passes (90 s) without converging; a Newton
+    # run that falls short of tol now keeps its progress
+    L = _cosine_logits(256, 32, 1e-3)
+    result = skb.sinkhorn(L, logits=True, tol=1e-12, max_iter=1000)
+    assert result.converged and result.n_matvec < 5000
+    plan = result.plan  # marginals checked by plain sums
+    assert np.abs(plan.sum(axis=1) - 1 / 256).max() <= 1e-12
+    assert np.abs(plan.sum(axis=0) - 1 / 256).max() <= 1e-12
+
+
+def test_max_iter_bounds_the_work_not_only_the_steps():
+    # max_iter=100 allowed 38,377 passes through Newton's conjugate gradients
+    L = _cosine_logits(64, 16, 1e-3)
+    with pytest.warns(ConvergenceWarning, match="the work reached its bound"):
+        result = skb.sinkhorn(L, logits=True, tol=1e-12, max_iter=100)
+    assert result.n_matvec <= 1.25 * 10 * 100
+    assert not result.converged
+
+
+def test_steps_stop_when_the_error_stalls_at_float_precision():
+    L = _cosine_logits(64, 16, 1e-3)
+    with pytest.warns(ConvergenceWarning, match="what float64 resolves"):
+        result = skb.sinkhorn(L, logits=True, tol=1e-16, max_iter=100_000)
+    assert not result.converged
+    assert result.n_matvec < 100_000  # far inside the bound of 10 per allowed step
+    assert result.marginal_error[-1] < 1e-13

@@ -40,7 +40,7 @@ from ..utils._array_api import float_dtype, logsumexp
 from ..utils._validation import check_nonnegative_int
 from ..utils._warnings import warn
 from ._matvec import divide_or_zero, is_sparse, kernel_products, max_abs
-from ._sinkhorn_log import centre_logits, logits_path
+from ._sinkhorn_log import WORK_PER_STEP, centre_logits, logits_path
 
 __all__ = ["SinkhornResult", "sinkhorn"]
 
@@ -367,7 +367,12 @@ def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
         Column marginal, with the same total as ``a``; uniform by default.
     max_iter : int, default=1000
         Largest number of single-margin steps (rows first, as the paper's
-        ``k``; one full Sinkhorn iteration is 2 steps).
+        ``k``; one full Sinkhorn iteration is 2 steps). In the logits path with
+        ``tol > 0`` it also bounds the work: at most about 10 kernel passes
+        per allowed step, Newton's conjugate gradients included
+        (``n_matvec``), and steps stop early once Newton has failed and they
+        no longer cut the error (it is then at what float resolves); the
+        ConvergenceWarning says which.
     tol : float or None, default=None
         Stop after the first step whose largest absolute marginal error,
         relative to the total mass (``sum(a)``), is at most ``tol``; ``tol=0``
@@ -417,7 +422,7 @@ def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
             initial = _initial_error(K, unit_a, unit_b, xp)  # the user's problem, k = 0
             K = centre_logits(xp, K)  # with the error: 8 passes
         use_scaling = tol > 0 if epsilon_scaling == "auto" else bool(epsilon_scaling)
-        u, v, n_iter, errors, n_newton, n_matvec = logits_path(
+        u, v, n_iter, errors, n_newton, n_matvec, stopped = logits_path(
             K, unit_a, unit_b, xp, int(max_iter), tol, use_scaling
         )
         u = u + xp.log(mass)
@@ -427,6 +432,7 @@ def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
     else:
         u, v, n_iter, errors = _scaling_path(K, unit_a, unit_b, xp, int(max_iter), tol)
         u = u * mass
+        stopped = "max_iter"
         n_newton, n_matvec = 0, 2 + n_iter  # the first two products, then one per step
     # each problem's error relative to its own mass (the unit-mass problem's)
     errors = np.asarray(errors, dtype=np.float64)
@@ -441,12 +447,18 @@ def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
     threshold = tol if tol > 0 else 1e-10
     converged = bool(errors[-1] <= threshold)
     if tol > 0 and not converged:
-        warn(
-            f"Sinkhorn did not reach tol={tol:g} in {n_iter} steps (largest marginal "
-            f"error {errors[-1]:.3g}, relative to the total mass); increase max_iter"
-            + (", or use logits=True for small temperatures." if not logits else "."),
-            ConvergenceWarning,
-        )
+        work = (f"{n_iter} steps and {n_newton} Newton iterations, {int(n_matvec)} kernel "
+                f"passes" if logits else f"{n_iter} steps")
+        advice = {
+            "stalled": "the error stopped falling after Newton failed: it is at what "
+                       f"{K.dtype} resolves at this temperature; ask for a tol above it",
+            "work": f"the work reached its bound ({WORK_PER_STEP} kernel passes per "
+                    "allowed step); increase max_iter",
+        }.get(stopped, "increase max_iter" + (", or use logits=True for small "
+                                              "temperatures" if not logits else ""))
+        warn(f"Sinkhorn did not reach tol={tol:g} in {work} (largest marginal error "
+             f"{errors[-1]:.3g}, relative to the total mass): {advice}.",
+             ConvergenceWarning)
     result = SinkhornResult(u=u, v=v, n_iter=n_iter, converged=converged,
                             marginal_error=errors, logits=logits, n_newton=n_newton, kernel=K,
                             n_matvec=int(n_matvec))

@@ -149,6 +149,13 @@ _CG_MAX_ITER = 50
 # _STALL_WINDOW): about what Newton-CG costs in kernel passes.
 _STALL_HORIZON = 300
 _STALL_WINDOW = 20
+# Once Newton has failed, steps that do not cut the error by 1% in this many
+# steps have stalled at what float resolves: they stop.
+_STALL_STOP = 100
+# All the work, Newton's conjugate gradients included, stays within this
+# many kernel passes per allowed step (max_iter bounds the work, not only the
+# steps).
+WORK_PER_STEP = 10
 # Dense Newton (costly) only when steps would need more than this.
 _DENSE_STALL_HORIZON = 400
 _DENSE_STALL_WINDOW = 40
@@ -214,7 +221,7 @@ class _Dual:
                 steps, errors, self.passes)
 
 
-def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
+def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS, budget=math.inf):
     """Newton ascent on the entropic dual of a 2-D problem, by conjugate gradients.
 
     Maximises ``<a, f> + <b, g> - sum exp(L + f + g)``. The Hessian
@@ -228,6 +235,8 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
     ``min(0.5, sqrt(error))`` or after ``_CG_MAX_ITER`` iterations. An Armijo
     backtracking line search keeps every trial point finite; five steps that
     do not halve the error end it. Works in float64 where the namespace has it.
+
+    Stops before a step once ``budget`` kernel passes are spent.
 
     Returns the potentials, the Newton steps taken, the error after each,
     and the kernel passes spent (mat-vec equivalents).
@@ -262,7 +271,7 @@ def _newton(L, a, b, f, g, xp, tol, max_steps=_NEWTON_MAX_STEPS):
         return x, r
 
     state, errors, steps, cache = dual.evaluate(f, g), [], 0, {}
-    while steps < max_steps and state is not None:
+    while steps < max_steps and state is not None and dual.passes < budget:
         P, r, c, value = state
         grad_f, grad_g = a - r, b - c
         error = dual.error(r, c)
@@ -368,7 +377,7 @@ def _sparse_pcg_direction(P, r, c, grad_f, grad_g, eta, dual, cache):
     return x[:m], np.append(x[m:], 0.0)
 
 
-def _dense_newton(L, a, b, f, g, xp, tol, max_steps=100):
+def _dense_newton(L, a, b, f, g, xp, tol, max_steps=100, budget=math.inf):
     """Damped Newton ascent on the entropic dual, solved densely (small problems).
 
     The fallback when Newton-CG cannot reach tol (the plan nearly a
@@ -377,13 +386,14 @@ def _dense_newton(L, a, b, f, g, xp, tol, max_steps=100):
     Maximises ``<a, f> + <b, g> - sum exp(L + f + g)``; the Hessian is the
     (m + l) x (m + l) matrix ``[[diag(r), P], [P^T, diag(c)]]`` (one
     potential fixed to remove its null direction), solved densely.
-    Backtracking keeps every trial point finite. Works in float64.
+    Backtracking keeps every trial point finite. Works in float64. Stops
+    before a step once ``budget`` kernel passes are spent.
     """
     dual = _Dual(L, a, b, xp)
     f, g = dual.cast(f, g)
     a, b, m = dual.a, dual.b, L.shape[0]
     state, errors, steps = dual.evaluate(f, g), [], 0
-    while steps < max_steps and state is not None:
+    while steps < max_steps and state is not None and dual.passes < budget:
         P, r, c, value = state
         grad_f, grad_g = a - r, b - c
         if dual.error(r, c) <= tol:
@@ -426,6 +436,16 @@ def _diag(xp, values):
 
 
 def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
+    """Balance logits: steps in the scaling domain (log domain where sums
+    underflow), with epsilon scaling and Newton finishes.
+
+    Returns the potentials, steps, errors, Newton iterations, kernel passes
+    and why it stopped before ``tol``: None, "max_iter", "work" (the passes
+    reached ``WORK_PER_STEP * max_iter``: Newton's conjugate gradients are
+    bounded too) or "stalled" (no progress in ``_STALL_STOP`` steps after
+    Newton failed: the error is at what float resolves at this temperature).
+    """
+    budget = WORK_PER_STEP * max(max_iter, 1)
     total = xp.sum(a, axis=-1)
     # k = 0: exp(L) rescaled to the total mass (every entry at most the total).
     flat = xp.reshape(L, tuple(L.shape[:-2]) + (-1,))
@@ -446,7 +466,7 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
         errors, passes = [first.error()], passes + first.passes
     else:
         errors = []
-    n_iter, n_newton, finished_by_newton = 0, 0, False
+    n_iter, n_newton, finished_by_newton, stopped = 0, 0, False, None
     for stage, scale in enumerate(schedule):
         last = stage == len(schedule) - 1
         if stage:
@@ -464,13 +484,24 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
         # scaled potentials can leave the plan almost no mass, whose error (the
         # largest marginal entry) may already look below a loose stage tolerance.
         minimum = 2 if stage else 0
+        best, since_best, newton_failed = error, 0, False
         while n_iter < max_iter and (step < minimum or not (stage_tol > 0
                                                              and error <= stage_tol)):
+            if passes + state.passes >= budget:
+                stopped = "work"
+                break
             error = state.row_step() if step % 2 == 0 else state.col_step()
             errors.append(error)
             stage_errors.append(error)
             n_iter += 1
             step += 1
+            if error < 0.99 * best:
+                best, since_best = error, 0
+            else:
+                since_best += 1
+            if last and newton_failed and tol > 0 and since_best >= _STALL_STOP:
+                stopped = "stalled"
+                break
             if not (last and step % 2 == 0):
                 continue
             use_cg = (try_cg and error <= _NEWTON_START * unit
@@ -486,7 +517,7 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
             if use_cg:
                 try_cg = False
                 f_cg, g_cg, newton_steps, newton_errors, newton_passes = _newton(
-                    L, a, b, f, g, xp, tol)
+                    L, a, b, f, g, xp, tol, budget=budget - passes - state.passes)
                 passes += newton_passes
                 if newton_errors and newton_errors[-1] <= tol:
                     f, g = f_cg, g_cg
@@ -494,12 +525,20 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
                     errors.extend(newton_errors)
                     finished_by_newton = True
                     break
+                if newton_errors and newton_errors[-1] < error:  # progress is kept
+                    n_newton += newton_steps
+                    errors.extend(newton_errors)
+                    passes += state.passes
+                    state = _LogState(L, a, b, xp, f_cg, g_cg)
+                    error = state.error()
                 # dense Newton, if any, after the steps have stalled again
-                stage_errors = [error]
+                stage_errors, newton_failed = [error], not can_dense
+                best, since_best = error, 0
                 continue
             can_dense = try_cg = False
+            newton_failed = True
             f, g, newton_steps, newton_errors, newton_passes = _dense_newton(
-                L, a, b, f, g, xp, tol)
+                L, a, b, f, g, xp, tol, budget=budget - passes - state.passes)
             n_newton += newton_steps
             passes += newton_passes
             errors.extend(newton_errors)
@@ -509,21 +548,24 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
             passes += state.passes
             state = _LogState(L, a, b, xp, f, g)
             stage_errors, step = [state.error()], 0
+            best, since_best = stage_errors[0], 0
         passes += state.passes
         if not finished_by_newton:
             f, g = state.potentials()
         if sparse_newton and not last and error <= stage_tol:
             # polish this temperature's potentials: a better warm start
             polish_tol = max(tol, _POLISH_TOL * unit)
-            if error > polish_tol:
+            if error > polish_tol and passes < budget:
                 f_n, g_n, newton_steps, newton_errors, newton_passes = _newton(
-                    state.L, a, b, f, g, xp, polish_tol)
+                    state.L, a, b, f, g, xp, polish_tol, budget=(budget - passes) / 2)
                 passes += newton_passes
                 if newton_errors and newton_errors[-1] < error:
                     f, g = f_n, g_n
                     n_newton += newton_steps
                     errors.extend(newton_errors)
-        if n_iter >= max_iter and not last:
+        if stopped is None and n_iter >= max_iter and error > stage_tol:
+            stopped = "max_iter"
+        if (stopped is not None or n_iter >= max_iter) and not last:
             # Out of steps at a larger temperature: carry the potentials to
             # the real one and report the real error (not converged).
             # One row step in the log domain from the carried column
@@ -535,7 +577,9 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
             errors.append(final.error())
             passes += 1 + final.passes
             break
-    return f, g, n_iter, errors, n_newton, passes
+    if finished_by_newton:
+        stopped = None
+    return f, g, n_iter, errors, n_newton, passes, stopped
 
 
 def _temperature_schedule(L, xp):
