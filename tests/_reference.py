@@ -55,3 +55,31 @@ def plain_ipf_rows(codes, base, targets, k):
                           out=np.ones(len(sums)), where=sums > 0)
         weights = weights * ratio[codes[margin]]
     return weights
+
+
+def k_step_logit_plan(L, k, digits=60):
+    """The k-step Sinkhorn plan of logits L (uniform margins, rows first), by
+    a plain log-domain loop in decimal arithmetic with ``digits`` digits: an
+    offset like -1e20 and the potential that balances it cancel exactly.
+    Step 0 is exp(L) scaled to total mass 1."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as context:
+        context.prec = digits
+        m, n = len(L), len(L[0])
+        logits = [[Decimal(float(x)) for x in row] for row in L]
+
+        def lse(values):
+            top = max(values)
+            return top + sum((v - top).exp() for v in values).ln()
+
+        f = [-lse([x for row in logits for x in row])] * m
+        g = [Decimal(0)] * n
+        log_a, log_b = Decimal(m).ln(), Decimal(n).ln()
+        for step in range(k):
+            if step % 2 == 0:
+                f = [-log_a - lse([logits[i][j] + g[j] for j in range(n)]) for i in range(m)]
+            else:
+                g = [-log_b - lse([logits[i][j] + f[i] for i in range(m)]) for j in range(n)]
+        return np.array([[float((logits[i][j] + f[i] + g[j]).exp()) for j in range(n)]
+                         for i in range(m)])

@@ -391,3 +391,16 @@ def test_steps_stop_when_the_error_stalls_at_float_precision():
     assert not result.converged
     assert result.n_matvec < 100_000  # far inside the bound of 10 per allowed step
     assert result.marginal_error[-1] < 1e-13
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 5, 50])
+def test_k_step_plan_of_logits_far_apart_equals_exact_arithmetic(k):
+    # issue 22, item 11: a column at -1e20 and rows 745 apart left the k-step
+    # plan's marginals 0.75-1.5 off, without a word
+    from tests._reference import k_step_logit_plan
+    rng = np.random.default_rng(0)
+    L = rng.normal(size=(5, 4))
+    L[:, 0] = -1e20
+    L[2] += 745
+    plan = skb.sinkhorn(L, logits=True, tol=0, max_iter=k).plan
+    np.testing.assert_allclose(plan, k_step_logit_plan(L, k), rtol=1e-12, atol=1e-300)

@@ -40,7 +40,7 @@ from ..utils._array_api import float_dtype, logsumexp
 from ..utils._validation import check_nonnegative_int
 from ..utils._warnings import warn
 from ._matvec import divide_or_zero, is_sparse, kernel_products, max_abs
-from ._sinkhorn_log import WORK_PER_STEP, centre_logits, logits_path
+from ._sinkhorn_log import WORK_PER_STEP, centre_logits, logit_offsets, logits_path
 
 __all__ = ["SinkhornResult", "sinkhorn"]
 
@@ -63,9 +63,10 @@ class SinkhornResult:
     u, v : arrays of shape (..., m) and (..., l)
         Scalings: the plan is ``u[:, None] * K * v[None, :]``. In the logits
         path they are log-scalings, and the plan is ``exp(Kc + u[:, None] +
-        v[None, :])``; with ``tol > 0``, ``Kc`` is ``K`` minus each column's
-        maximum, then each row's (the same balanced plan, better conditioned),
-        else ``K`` itself (a k-step plan depends on those offsets).
+        v[None, :])``, ``Kc`` being ``K`` minus each column's maximum, then
+        each row's (the same plan, free of offsets like -1e20 that would
+        cancel the potentials' digits; a k-step plan starts from potentials
+        that hold them).
     n_iter : int
         Single-margin steps taken (all temperatures, with epsilon scaling).
     converged : bool
@@ -416,14 +417,16 @@ def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
     # plan, with potentials free of log(mass) (which epsilon scaling multiplies).
     mass = xp.sum(a, axis=-1, keepdims=True)
     unit_a, unit_b = a / mass, b / mass
-    initial = None
+    initial = offsets = None
     if logits:
         if tol > 0:  # only the balanced limit is free of row and column offsets
             initial = _initial_error(K, unit_a, unit_b, xp)  # the user's problem, k = 0
             K = centre_logits(xp, K)  # with the error: 8 passes
+        else:  # a k-step plan keeps them: in the starting potentials
+            K, *offsets = logit_offsets(xp, K)
         use_scaling = tol > 0 if epsilon_scaling == "auto" else bool(epsilon_scaling)
         u, v, n_iter, errors, n_newton, n_matvec, stopped = logits_path(
-            K, unit_a, unit_b, xp, int(max_iter), tol, use_scaling
+            K, unit_a, unit_b, xp, int(max_iter), tol, use_scaling, offsets
         )
         u = u + xp.log(mass)
         if initial is not None:

@@ -18,7 +18,7 @@ import numpy as np
 from ..utils._array_api import device_of, has_float64, logsumexp
 from ._matvec import divide_or_zero, kernel_products, max_abs
 
-__all__ = ["centre_logits", "logits_path"]
+__all__ = ["centre_logits", "logit_offsets", "logits_path"]
 
 
 def centre_logits(xp, L):
@@ -28,11 +28,19 @@ def centre_logits(xp, L):
     never has to be, so offsets like -1e20 cannot cancel every digit of the
     logits they ride on.
     """
+    return logit_offsets(xp, L)[0]
+
+
+def logit_offsets(xp, L):
+    """:func:`centre_logits`, with the offsets taken off: ``L`` is
+    ``centred + rows[..., :, None] + columns[..., None, :]``."""
     def finite(m):  # an all-masked (-inf) line has no maximum to subtract
         return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
-    L = L - finite(xp.max(L, axis=-2, keepdims=True))
-    return L - finite(xp.max(L, axis=-1, keepdims=True))
+    columns = finite(xp.max(L, axis=-2))
+    L = L - columns[..., None, :]
+    rows = finite(xp.max(L, axis=-1))
+    return L - rows[..., :, None], rows, columns
 
 
 def _safe_log(xp, x):
@@ -435,7 +443,7 @@ def _diag(xp, values):
     return xp.eye(n, dtype=values.dtype, device=device_of(values)) * values[None, :]
 
 
-def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
+def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling, offsets=None):
     """Balance logits: steps in the scaling domain (log domain where sums
     underflow), with epsilon scaling and Newton finishes.
 
@@ -444,14 +452,26 @@ def logits_path(L, a, b, xp, max_iter, tol, epsilon_scaling):
     reached ``WORK_PER_STEP * max_iter``: Newton's conjugate gradients are
     bounded too) or "stalled" (no progress in ``_STALL_STOP`` steps after
     Newton failed: the error is at what float resolves at this temperature).
+
+    ``offsets``: the row and column offsets :func:`logit_offsets` took off
+    ``L``, kept in the starting potentials (a k-step plan depends on them)
+    instead of in the logits, where an offset like -1e20 would cancel every
+    digit of the potential that balances it.
     """
     budget = WORK_PER_STEP * max(max_iter, 1)
     total = xp.sum(a, axis=-1)
     # k = 0: exp(L) rescaled to the total mass (every entry at most the total).
     flat = xp.reshape(L, tuple(L.shape[:-2]) + (-1,))
     start = xp.log(total) - logsumexp(xp, flat, axis=-1)
+    if offsets is not None:  # the start of the logits with their offsets
+        rows, columns = offsets
+        start = xp.log(total) - logsumexp(
+            xp, xp.reshape(L + rows[..., :, None] + columns[..., None, :],
+                           tuple(L.shape[:-2]) + (-1,)), axis=-1)
     f = xp.broadcast_to(start[..., None], a.shape) + xp.zeros_like(a)
     g = xp.zeros_like(b)
+    if offsets is not None:
+        f, g = f + rows, g + columns
     schedule = _temperature_schedule(L, xp) if epsilon_scaling else [1.0]
     try_cg = epsilon_scaling and L.ndim == 2
     can_dense = try_cg and sum(L.shape) <= _DENSE_NEWTON_MAX_SIZE
