@@ -565,7 +565,7 @@ class ResolvedDesign:
         variance = parts.sum(axis=0)
         return variance[0] if single else variance
 
-    def variance_components(self, columns, cell_part=None):
+    def variance_components(self, columns, cell_part=None, domains=None):
         """Every unit's part of the linearized variance, at every stage.
 
         Parameters
@@ -574,6 +574,12 @@ class ResolvedDesign:
             Per-row contributions to each weighted total.
         cell_part : (weights, cell, corrections) or None, default=None
             As in :meth:`variance`.
+        domains : list of (bool ndarray of shape (n_rows,) or None) or None, default=None
+            Per column, the rows of its domain: with ``lonely_psu="average"``
+            only the strata holding some of them count (R survey's ``svyby``
+            on an uncalibrated design, which drops the other rows). None:
+            every stratum counts (R on a calibrated design, which keeps them
+            with weight 0).
 
         Returns
         -------
@@ -584,7 +590,13 @@ class ResolvedDesign:
         parts = []
         for stage in self.stages:
             totals = stage.unit_totals(columns, cell_part)
-            parts.append(stage.components(totals, self.lonely_psu))
+            present = None
+            if domains is not None:  # every unit holding rows of each column's domain
+                present = np.column_stack([
+                    np.ones(stage.n_units, dtype=bool) if d is None else
+                    np.bincount(stage.unit, d, minlength=stage.n_units) > 0
+                    for d in domains])
+            parts.append(stage.components(totals, self.lonely_psu, present))
         return np.vstack(parts)
 
     def replicate_multipliers(self):
@@ -710,9 +722,11 @@ class _Stage:
             totals -= table @ corrections
         return totals
 
-    def components(self, totals, lonely):
+    def components(self, totals, lonely, present=None):
         """Every unit's part of this stage's variance, from the unit totals of
-        each statistic (n_units, n_stats); they sum to the stage's variance."""
+        each statistic (n_units, n_stats); they sum to the stage's variance.
+        ``present`` (n_units, n_stats): the units holding each statistic's
+        domain, whose strata alone count for lonely_psu="average"."""
         strata = self.unit_stratum
         means = np.column_stack([np.bincount(strata, totals[:, k], minlength=self.n_strata)
                                  for k in range(totals.shape[1])])
@@ -742,16 +756,26 @@ class _Stage:
         is_lonely = np.bincount(strata, weights=(lonely_unit & ~exhausted) * 1.0,
                                 minlength=self.n_strata) > 0
         n_parent = int(self.stratum_parent.max()) + 1
-        all_strata = np.bincount(self.stratum_parent, minlength=n_parent)
-        ok_strata = np.bincount(self.stratum_parent, weights=~is_lonely * 1.0,
-                                minlength=n_parent)
-        if np.any(ok_strata == 0):
-            parent = int(np.flatnonzero(ok_strata == 0)[0])
-            _, within = self.describe(self.index, int(np.flatnonzero(
-                self.stratum_parent == parent)[0]))
-            raise ValueError(f"Every stratum{within or ' of the sample'} has a single unit: "
-                             "lonely_psu='average' has nothing to average there.")
-        return parts * (all_strata / ok_strata)[self.stratum_parent][strata][:, None]
+        if present is None:
+            present = np.ones((self.n_units, 1), dtype=bool)
+        factors = []
+        for k in range(present.shape[1]):
+            counts = np.bincount(strata, weights=present[:, k] * 1.0,
+                                 minlength=self.n_strata) > 0  # the strata counted
+            all_strata = np.bincount(self.stratum_parent, weights=counts * 1.0,
+                                     minlength=n_parent)
+            ok_strata = np.bincount(self.stratum_parent, weights=(counts & ~is_lonely) * 1.0,
+                                    minlength=n_parent)
+            if np.any((ok_strata == 0) & (all_strata > 0)):
+                parent = int(np.flatnonzero((ok_strata == 0) & (all_strata > 0))[0])
+                _, within = self.describe(self.index, int(np.flatnonzero(
+                    self.stratum_parent == parent)[0]))
+                raise ValueError(f"Every stratum{within or ' of the sample'} has a single "
+                                 "unit: lonely_psu='average' has nothing to average there.")
+            ratio = np.divide(all_strata, ok_strata, out=np.ones(n_parent),
+                              where=ok_strata > 0)
+            factors.append(ratio[self.stratum_parent][strata])
+        return parts * np.column_stack(factors)
 
 
 def _stratum_names(unit_strata, clusters, strata):

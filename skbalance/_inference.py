@@ -283,7 +283,12 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
             thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
             parts = replicate_parts(thetas, np.asarray(estimates), scale, rscales, mse)
         else:
-            parts = _linearized_parts(fit, influences, design, each=df == "satterthwaite")
+            # R's svyby on an uncalibrated design takes each domain's rows alone
+            # (subset drops the others), which lonely_psu="average" sees
+            domains = ([s.indicator for s in stats] if fit.method == "empirical"
+                       else None)
+            parts = _linearized_parts(fit, influences, design, each=df == "satterthwaite",
+                                      domains=domains)
         variances = parts.sum(axis=0)
     design_df = (design.degrees_of_freedom if design is not None
                  else int(to_numpy(counted).sum()) - 1)
@@ -304,10 +309,12 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
     return _table(stats, np.asarray(estimates), variances, units, dfs, moments, sizes, alpha)
 
 
-def _linearized_parts(fit, influences, design, each=True):
+def _linearized_parts(fit, influences, design, each=True, domains=None):
     """Every unit's part of the variance of every statistic's influence total,
     after the balancing residual (n_parts, n_stats); without a design and with
-    ``each=False``, the variances alone (one part).
+    ``each=False``, the variances alone (one part). ``domains``: per
+    statistic, its domain indicator (None: every row), where a domain's
+    variance sees only its own strata (see ``ResolvedDesign.variance_components``).
 
     ``influences`` holds, per statistic, ``(w z, z)``; the influence value
     ``w_i (C_k z)_i`` is ``(w z)_i - w_i correction[cell_i]``.
@@ -318,9 +325,12 @@ def _linearized_parts(fit, influences, design, each=True):
                    else problem.cell_correction(zs, fit.steps))
     weighted = [w for w, _ in influences]
     if design is not None:
+        if domains is not None:
+            domains = [None if d is None else to_numpy(d) > 0 for d in domains]
         return design.variance_components(
             [to_numpy(w) for w in weighted],
-            cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections))
+            cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections),
+            domains=domains)
     counted = problem.base > 0
     return np.column_stack([
         _iid_parts(w - weights * problem.rows.gather(corrections[:, k], problem.cell_of_row),

@@ -206,3 +206,26 @@ def test_warnings_where_r_warns_about_the_fpc(paired):
         jk1.resolve(two).replicate_multipliers()
     with pytest.warns(FutureWarning, match="'subbootstrap' to keep"):
         skb.SurveyDesign(replicates="bootstrap").resolve(two).replicate_multipliers()
+
+
+def test_lonely_average_in_domains_counts_the_domains_strata_as_r():
+    # issue 22, item 13: R's svyby subsets an uncalibrated design (a domain's
+    # strata alone count: 12.46 where every stratum gave 14.54); a calibrated
+    # design keeps every row with weight 0 (every stratum counts)
+    strat = skb.datasets.load_api("strat")
+    design = skb.SurveyDesign(strata="cname", lonely_psu="average")
+    plain = skb.BalancedFunctionalEstimator(baseline="empirical", design=design,
+                                            domain="stype")
+    results = plain.fit(strat, strat["api00"], sample_weight=strat["pw"]).results_
+    assert list(results.domain) == ["E", "H", "M"]
+    np.testing.assert_allclose(results.estimate, REF["lonely_average_by_stype.estimate"],
+                               rtol=RTOL)
+    np.testing.assert_allclose(results.std_error, REF["lonely_average_by_stype.se"],
+                               rtol=RTOL)
+    targets = skb.datasets.api_population_targets(["sch.wide", "awards"])
+    raked = skb.BalancedFunctionalEstimator(
+        skb.MarginalBalancer(targets=targets, tol=1e-13, max_iter=10000), design=design,
+        domain="stype")
+    results = raked.fit(strat, strat["api00"], sample_weight=strat["pw"]).results_
+    np.testing.assert_allclose(results.std_error, REF["lonely_average_raked_by_stype.se"],
+                               rtol=1e-8)

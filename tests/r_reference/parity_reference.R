@@ -69,4 +69,20 @@ est_se("lonely_adjust_jkn.mean_api00", svymean(~api00, jl), paste(lcall, "; svym
 add("lonely_adjust.degf", degf(dl), paste(lcall, "; degf(<the linearized design>)"))
 options(survey.lonely.psu = "fail")
 
+# ---- C. lonely_psu = "average" in domains: svyby on an uncalibrated design
+# subsets each domain (its strata alone count), on a calibrated one it keeps
+# every row with weight 0 (every stratum counts)
+options(survey.lonely.psu = "average")
+da <- svydesign(id = ~1, strata = ~cname, weights = ~pw, data = apistrat)
+acall <- "options(survey.lonely.psu='average'); da <- svydesign(id=~1, strata=~cname, weights=~pw, data=apistrat)"
+ba <- svyby(~api00, ~stype, da, svymean)
+add("lonely_average_by_stype.estimate", coef(ba), paste(acall, "; svyby(~api00, ~stype, da, svymean) [E, H, M]"))
+add("lonely_average_by_stype.se", SE(ba), paste(acall, "; svyby(~api00, ~stype, da, svymean) [E, H, M]"))
+pop_strat <- c(`(Intercept)` = nrow(apipop), sch.wideYes = sum(apipop$sch.wide == "Yes"),
+               awardsYes = sum(apipop$awards == "Yes"))
+ra <- calibrate(da, ~sch.wide + awards, pop_strat, calfun = "raking", epsilon = 1e-12, maxit = 1000)
+bra <- svyby(~api00, ~stype, ra, svymean)
+add("lonely_average_raked_by_stype.se", SE(bra), paste(acall, "; svyby(~api00, ~stype, calibrate(da, ~sch.wide+awards, pop, calfun='raking', epsilon=1e-12), svymean) [E, H, M]"))
+options(survey.lonely.psu = "fail")
+
 cat("{\n", paste(unlist(entries), collapse = ",\n"), "\n}\n", sep = "")
