@@ -318,16 +318,22 @@ def solve_replicates(problem, settings, cell_base):
         results = [rake_cells(mass[:, r], problem.margin_codes, targets,
                               max_iter=settings.max_iter, tol=settings.tol,
                               bounds=settings.bounds) for r in range(n_reps)]
+    stalled = False
     if results is not None:
         factors = np.column_stack([result.cell_factors for result in results])
         errors = np.array([result.errors[-1].max() for result in results])
+        stalled = settings.bounds is not None and any(
+            result.n_iter < settings.max_iter for result in results)
     tol = settings.tol
     if tol > 0 and errors.max() > tol:
         worst = int(np.argmax(errors))
+        advice = (f"within bounds={tuple(settings.bounds)} no weighting meets the margins "
+                  "of some replicates (their steps stopped improving): widen the bounds"
+                  if stalled else "Increase max_iter, or check the targets")
         warn(
             f"{int(np.sum(errors > tol))} replicate(s) did not reach tol={tol:g} (replicate "
             f"{worst}: largest marginal error {errors[worst]:.3g}); their estimates use "
-            "weights that miss the margins. Increase max_iter, or check the targets.",
+            f"weights that miss the margins. {advice[0].upper()}{advice[1:]}.",
             ConvergenceWarning,
         )
     if problem.total is not None:  # count targets: every replicate sums to the total

@@ -33,6 +33,9 @@ _LOG_CAP = 700.0
 # 10 ** _PRODUCT_EXPONENT (each factor at most its M-th root), so the cell
 # factors stay finite; only unreachable targets ever get there.
 _PRODUCT_EXPONENT = 290.0
+# With bounds and tol > 0, raking stops when this many sweeps over the margins
+# have not cut the error by 1% (bounds that cannot all be met).
+_STALL_SWEEPS = 50
 # With tol > 0 and no bounds, once the largest marginal error falls below
 # this, raking switches to Newton steps on the dual (see _newton_steps).
 _NEWTON_START = 1e-3
@@ -199,7 +202,9 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
         the error by 10% or more, at most 30 of them) are discarded, and plain
         steps go on from where they were: never worse than plain raking.
     bounds : tuple of float, optional
-        ``(low, high)`` limits on the cell factors ``g``.
+        ``(low, high)`` limits on the cell factors ``g``. With ``tol > 0``,
+        steps stop once 50 sweeps over the margins have not cut the error by
+        1% (bounds that cannot all be met hold the weights there).
     accelerate : bool, default=True
         Whether ``tol > 0`` without bounds may finish with Newton steps
         (False: single-margin steps only, the first within ``tol`` ends).
@@ -255,6 +260,7 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
     done = n_margins == 0 or (tol > 0 and errors[0].max() <= tol)
     starved, infeasible_levels = set(), set()
     log_factors = None  # the level factors' logarithms, once they drift apart
+    sweeps = []  # bounded: the largest error of every sweep over the margins
 
     accelerate = (accelerate and tol > 0 and not bounded and n_margins > 1
                   and sum(t.shape[0] for t in targets) <= _NEWTON_MAX_LEVELS)
@@ -322,6 +328,10 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
             _measure_all(row, mass, codes, targets)
             done = row.max() <= tol
         errors.append(row)
+        if bounded and tol > 0 and not done and following == 0:
+            sweeps.append(np.nanmax(np.vstack(errors[-n_margins:])))
+            if _bounded_stall(sweeps):
+                break  # at the bounds' limit: more steps change nothing that counts
 
     if log_factors is not None:
         # as small as the table allows; the weights from them, as
@@ -365,6 +375,15 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
         n_newton=n_newton,
         log_level_factors=log_factors,
     )
+
+
+def _bounded_stall(sweeps, window=_STALL_SWEEPS):
+    """Whether the last ``window`` sweeps of bounded raking cut the error by
+    less than 1%: the bounds hold the weights at a point that misses the
+    targets (they cannot all be met), and more steps do not move it."""
+    if len(sweeps) <= window:
+        return False
+    return min(sweeps[-window:]) > 0.99 * min(sweeps[:-window])
 
 
 def _log(values):
