@@ -85,6 +85,13 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         rescaled to the target total, with ``0 <= low <= 1 <= high``.
         Enforced inside the fit (bounded raking: the closest weights in the
         raking distance that meet the margins within the bounds).
+    bounds_relative_to : {"rescaled", "base"}, default="rescaled"
+        What ``bounds`` limit each weight against: its base weight rescaled
+        to the target total (the default, so that ``(0.5, 2)`` means the same
+        whatever the base weights sum to), or the base weight itself (R
+        survey's ``calibrate(bounds=)``: with count targets, R's bounds are
+        ours times ``sum(base) / total``; in replicates, each replicate's own
+        base weights, as R).
     missing : {"error", "level"}, default="error"
         Missing values in a balancing column raise an error, or form a level
         of their own, whose target is keyed by ``None``.
@@ -198,6 +205,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "bounds": [tuple, list, None],
+        "bounds_relative_to": [StrOptions({"rescaled", "base"})],
         "missing": [StrOptions({"error", "level"})],
         "target_type": [StrOptions({"auto", "proportion", "count"})],
         "distance": [StrOptions({"raking", "linear", "logit"})],
@@ -208,6 +216,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
 
     def __init__(self, *, targets: Mapping | pd.DataFrame | None = None, max_iter: int = 1000,
                  tol: float = 1e-8, bounds: tuple[float, float] | None = None,
+                 bounds_relative_to: Literal["rescaled", "base"] = "rescaled",
                  missing: Literal["error", "level"] = "error",
                  target_type: Literal["auto", "proportion", "count"] = "auto",
                  distance: Distance = "raking", solver: Literal["auto", "steps"] = "auto",
@@ -216,6 +225,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.bounds = bounds
+        self.bounds_relative_to = bounds_relative_to
         self.missing = missing
         self.target_type = target_type
         self.distance = distance
@@ -384,7 +394,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
                  "be removed in 0.3: pass distance=... instead.", FutureWarning)
             distance = self.method
         settings = FitSettings(distance=distance, max_iter=self.max_iter, tol=self.tol,
-                               bounds=self.bounds, accelerate=self.solver == "auto")
+                               bounds=self.bounds, accelerate=self.solver == "auto",
+                               bounds_relative_to=self.bounds_relative_to)
         fit = solve(problem, settings)
         self._fit = fit
         self.total_ = fit.total

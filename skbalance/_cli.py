@@ -279,6 +279,7 @@ def run_rake(args, out=None):
     balancer = MarginalBalancer(
         targets=targets, max_iter=args.max_iter, tol=args.tol,
         bounds=tuple(args.bounds) if args.bounds else None, distance=args.distance,
+        bounds_relative_to=args.bounds_relative_to,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -322,7 +323,8 @@ def run_estimate(args, out=None):
     )
     balancer = MarginalBalancer(targets=targets, max_iter=args.max_iter, tol=args.tol,
                                 bounds=tuple(args.bounds) if args.bounds else None,
-                                distance=args.distance)
+                                distance=args.distance,
+                                bounds_relative_to=args.bounds_relative_to)
     estimator = BalancedFunctionalEstimator(
         balancer, design=design, statistic=args.statistic, domain=args.by, df=args.df,
         denominator=args.denominator,
@@ -353,6 +355,11 @@ def _add_balancing_options(command):
     command.add_argument(
         "--bounds", type=float, nargs=2, metavar=("LOW", "HIGH"),
         help="limits on weight / rescaled base weight (default: none)",
+    )
+    command.add_argument(
+        "--bounds-relative-to", choices=["rescaled", "base"], default="rescaled",
+        help="--bounds limit weight / base weight rescaled to the total (default), or "
+        "weight / base weight (R survey's calibrate)",
     )
     command.add_argument(
         "--distance", "--method", choices=["raking", "linear", "logit"], default="raking",

@@ -10,7 +10,7 @@ replicates (:func:`solve_replicates`). Categorical raking runs in
 ``kernels.calibrate_cells``; the choice is made here, once.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,10 @@ class FitSettings:
     accelerate : bool, default=True
         Whether raking to ``tol > 0`` without bounds may finish with Newton
         steps on all margins at once.
+    bounds_relative_to : {"rescaled", "base"}, default="rescaled"
+        ``bounds`` limit the weight over its base weight rescaled to the
+        total, or over the base weight itself (R survey's convention; see
+        :meth:`rescaled`).
 
     Examples
     --------
@@ -68,12 +72,15 @@ class FitSettings:
     tol: float = 1e-8
     bounds: tuple | None = None
     accelerate: bool = True
+    bounds_relative_to: str = "rescaled"
 
     def __post_init__(self):
-        bounds = check_bounds(self.bounds)
+        relative = self.bounds_relative_to == "rescaled"  # else 1 is checked in rescaled()
+        bounds = check_bounds(self.bounds, around=1.0 if relative else None)
         object.__setattr__(self, "bounds", bounds)
-        if self.distance == "logit" and (bounds is None or not bounds[0] < 1 < bounds[1]
-                                         or not np.isfinite(bounds[1])):
+        if self.distance == "logit" and (
+                bounds is None or not np.isfinite(bounds[1])
+                or (relative and not bounds[0] < 1 < bounds[1])):
             raise ValueError(
                 f"distance='logit' needs finite bounds (low, high) with low < 1 < high (the "
                 f"weight ratios stay strictly inside them); got bounds={self.bounds!r}."
@@ -87,7 +94,25 @@ class FitSettings:
         return cls(distance=distance,
                    max_iter=params.get("max_iter", 1000), tol=params.get("tol", 1e-8),
                    bounds=params.get("bounds"),
-                   accelerate=params.get("solver", "auto") == "auto")
+                   accelerate=params.get("solver", "auto") == "auto",
+                   bounds_relative_to=params.get("bounds_relative_to", "rescaled"))
+
+    def rescaled(self, base_total, total):
+        """The same settings with bounds on the weight over the base weight
+        rescaled to ``total`` (what the kernels take): bounds relative to the
+        base weights themselves are multiplied by ``base_total / total``."""
+        if self.bounds is None or self.bounds_relative_to == "rescaled":
+            return self
+        ratio = base_total / total
+        low, high = self.bounds
+        try:
+            return replace(self, bounds=(low * ratio, high * ratio),
+                           bounds_relative_to="rescaled")
+        except ValueError as exc:  # the weights' mean factor must lie within them
+            raise ValueError(
+                f"With bounds_relative_to='base', the bounds {self.bounds} must hold the "
+                f"target total over the base weights' total ({total / base_total:.6g}): "
+                "no weights within them sum to the total.") from exc
 
 
 @dataclass
@@ -228,6 +253,7 @@ def solve(problem, settings):
     """
     problem.distance = settings.distance
     base_total, base_mass, total = scale_of(problem)
+    settings = settings.rescaled(base_total, total)
     targets = problem.targets
     if _needs_calibration(problem, settings.distance):
         kernel = calibrate_cells(base_mass, problem.margin_codes, targets,
@@ -305,10 +331,16 @@ def solve_replicates(problem, settings, cell_base):
     targets = problem.targets
     _check_replicates_reach_every_level(problem, mass, targets)
     n_reps = mass.shape[1]
+    # each replicate's bounds, rescaled to its own base total where they are
+    # relative to the base weights (R: every replicate's own)
+    total = problem.total
+    each = [settings.rescaled(float(base_total[r]),
+                              float(base_total[r]) if total is None else total)
+            for r in range(n_reps)]
     if _needs_calibration(problem, settings.distance):
         results = [calibrate_cells(mass[:, r], problem.margin_codes, targets,
                                    distance=settings.distance, max_iter=settings.max_iter,
-                                   tol=settings.tol, bounds=settings.bounds)
+                                   tol=settings.tol, bounds=each[r].bounds)
                    for r in range(n_reps)]
     elif settings.bounds is None:
         results = None
@@ -317,7 +349,7 @@ def solve_replicates(problem, settings, cell_base):
     else:
         results = [rake_cells(mass[:, r], problem.margin_codes, targets,
                               max_iter=settings.max_iter, tol=settings.tol,
-                              bounds=settings.bounds) for r in range(n_reps)]
+                              bounds=each[r].bounds) for r in range(n_reps)]
     stalled = False
     if results is not None:
         factors = np.column_stack([result.cell_factors for result in results])

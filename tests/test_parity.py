@@ -229,3 +229,45 @@ def test_lonely_average_in_domains_counts_the_domains_strata_as_r():
     results = raked.fit(strat, strat["api00"], sample_weight=strat["pw"]).results_
     np.testing.assert_allclose(results.std_error, REF["lonely_average_raked_by_stype.se"],
                                rtol=1e-8)
+
+
+@pytest.mark.parametrize("distance", ["raking", "linear", "logit"])
+def test_bounds_relative_to_the_base_weights_in_every_replicate_as_r(distance):
+    # issue 22, item 5: R bounds each replicate's g = w_r / d_r; bounds relative
+    # to the rescaled base weights matched R's full sample but not its replicates
+    clus1 = skb.datasets.load_api("clus1")
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    name = f"clus1_jk1_bounded_{distance}.mean_api00"
+    results = {}
+    for relative_to in ("base", "rescaled"):
+        bal = skb.MarginalBalancer(targets=targets, bounds=(0.5, 2.2), distance=distance,
+                                   bounds_relative_to=relative_to, tol=1e-12, max_iter=10000)
+        est = skb.BalancedFunctionalEstimator(bal, design=design)
+        results[relative_to] = est.fit(clus1, clus1["api00"],
+                                       sample_weight=clus1["pw"]).results_.iloc[0]
+    # pw sums to the population (6194): the full-sample fits agree either way
+    assert results["base"].estimate == pytest.approx(REF[f"{name}.estimate"][0], rel=1e-9)
+    assert results["rescaled"].estimate == pytest.approx(REF[f"{name}.estimate"][0], rel=1e-9)
+    assert results["base"].std_error == pytest.approx(REF[f"{name}.se"][0], rel=1e-8)
+    if distance != "logit":  # the bounds bind in some replicate
+        assert results["rescaled"].std_error != pytest.approx(REF[f"{name}.se"][0], rel=1e-6)
+
+
+def test_bounds_relative_to_the_base_weights_equal_rs_with_count_targets():
+    # the full sample: R's bounds on w / d are ours on w / (d N / sum d) times sum d / N
+    strat = skb.datasets.load_api("strat")
+    base = strat["pw"].to_numpy() * 0.8  # the base weights sum to 0.8 N
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide", "awards"])
+    r_style = skb.MarginalBalancer(targets=targets, bounds=(1.0, 1.32), tol=1e-12,
+                                   bounds_relative_to="base").fit(strat, sample_weight=base)
+    ratio = base.sum() / 6194  # about 0.8
+    ours = skb.MarginalBalancer(targets=targets, bounds=(1.0 * ratio, 1.32 * ratio),
+                                tol=1e-12).fit(strat, sample_weight=base)
+    assert r_style.converged_ and ours.converged_
+    np.testing.assert_allclose(r_style.weights_, ours.weights_, rtol=1e-10)
+    ratio = r_style.weights_ / base  # w / d within R's bounds, the upper one reached
+    assert ratio.min() >= 1.0 - 1e-12 and ratio.max() == pytest.approx(1.32, rel=1e-12)
+    with pytest.raises(ValueError, match="must hold the target total over the base"):
+        skb.MarginalBalancer(targets=targets, bounds=(0.5, 1.2),
+                             bounds_relative_to="base").fit(strat, sample_weight=base)

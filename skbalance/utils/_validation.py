@@ -77,10 +77,13 @@ def unknown_column_error(column, columns=None, n_columns=None):
     )
 
 
-def check_bounds(bounds):
-    """``(low, high)`` as floats with ``0 <= low <= 1 <= high`` and ``low < high``.
+def check_bounds(bounds, around=1.0):
+    """``(low, high)`` as floats with ``0 <= low <= around <= high`` and ``low < high``.
 
-    Returns None when ``bounds`` is None.
+    ``around``: a value the bounds must hold (1 for factors over base weights
+    rescaled to the total; None: any, for bounds on the base weights
+    themselves, checked once the total is known). Returns None when
+    ``bounds`` is None.
     """
     if bounds is None:
         return None
@@ -88,10 +91,10 @@ def check_bounds(bounds):
         low, high = (float(b) for b in bounds)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bounds must be a pair (low, high); got {bounds!r}.") from exc
-    if not (0 <= low <= 1 <= high and low < high) or math.isnan(high):
-        raise ValueError(
-            f"bounds must satisfy 0 <= low <= 1 <= high and low < high; got {bounds!r}."
-        )
+    middle = low if around is None else around
+    if not (0 <= low <= middle <= high and low < high) or math.isnan(high):
+        rule = "0 <= low <= 1 <= high" if around is not None else "0 <= low"
+        raise ValueError(f"bounds must satisfy {rule} and low < high; got {bounds!r}.")
     return low, high
 
 

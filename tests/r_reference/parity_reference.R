@@ -85,4 +85,15 @@ bra <- svyby(~api00, ~stype, ra, svymean)
 add("lonely_average_raked_by_stype.se", SE(bra), paste(acall, "; svyby(~api00, ~stype, calibrate(da, ~sch.wide+awards, pop, calfun='raking', epsilon=1e-12), svymean) [E, H, M]"))
 options(survey.lonely.psu = "fail")
 
+# ---- D. bounds in replicates: R bounds each replicate's g = w_r / d_r
+pop_clus <- c(`(Intercept)` = nrow(apipop), stypeH = sum(apipop$stype == "H"),
+              stypeM = sum(apipop$stype == "M"), sch.wideYes = sum(apipop$sch.wide == "Yes"))
+jk <- as.svrepdesign(svydesign(id = ~dnum, weights = ~pw, data = apiclus1, fpc = ~fpc), type = "JK1")
+for (cf in c("raking", "linear", "logit")) {
+  b <- calibrate(jk, ~stype + sch.wide, pop_clus, calfun = cf, bounds = c(0.5, 2.2),
+                 epsilon = 1e-12, maxit = 1000)
+  est_se(paste0("clus1_jk1_bounded_", cf, ".mean_api00"), svymean(~api00, b),
+         sprintf("jk <- as.svrepdesign(svydesign(id=~dnum, weights=~pw, data=apiclus1, fpc=~fpc), type='JK1'); svymean(~api00, calibrate(jk, ~stype+sch.wide, pop, calfun='%s', bounds=c(0.5, 2.2), epsilon=1e-12))", cf))
+}
+
 cat("{\n", paste(unlist(entries), collapse = ",\n"), "\n}\n", sep = "")
