@@ -21,7 +21,12 @@ survey:
 * "working model" (an experiment): ``tr(M S)^2 / tr(M S M S)``, ``S`` the
   covariance of the cluster totals of the calibration residuals when unit
   residuals are independent with equal variance (Bell and McCaffrey's idea,
-  without their leverage adjustment), ``M`` the centring.
+  without their leverage adjustment), ``M`` the centring;
+* Bell-McCaffrey: the degrees of freedom of the bias-reduced (CR2)
+  variance, ``linearization="cr2", df="bell-mccaffrey"``.
+
+The row "cr2" is that bias-reduced linearization: each district's calibration
+residuals scaled by ``(I - H_gg)^(-1/2)`` (its leverage in the calibration).
 
 ``--balanced`` replaces apipop by a synthetic population of the same shape
 with equal districts (757 of 8 schools, normal district and school effects,
@@ -119,6 +124,19 @@ def main():
                             balancer, design=design, df="satterthwaite").fit(
                             sample, sample["api00"], sample_weight=sample["pw"]).results_
                     row[f"{name}_df"] = float(result["df"].iloc[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", ConvergenceWarning)
+                cr2 = skb.BalancedFunctionalEstimator(
+                    balancer, design=designs["linearized"], linearization="cr2",
+                    df="bell-mccaffrey").fit(
+                    sample, sample["api00"], sample_weight=sample["pw"]).results_.iloc[0]
+            row["cr2_se"], row["cr2_bm_df"] = cr2.std_error, cr2.df
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", ConvergenceWarning)
+                row["cr2_df"] = skb.BalancedFunctionalEstimator(
+                    balancer, design=designs["linearized"], linearization="cr2",
+                    df="satterthwaite").fit(
+                    sample, sample["api00"], sample_weight=sample["pw"]).df_
             fitted = skb.BalancedFunctionalEstimator(balancer).fit(
                 sample, sample["api00"], sample_weight=sample["pw"])
             row["df_model"] = working_model_df(sample, fitted.weights_)
@@ -138,15 +156,18 @@ def main():
           f"satterthwaite {table['linearized_df'].median():.1f} linearized, "
           f"{table['jk1_df'].median():.1f} jk1; working model "
           f"{table['df_model'].median():.1f})\n")
-    print("| standard error | 14 df (R survey) | df='satterthwaite' | working model |")
-    print("|---|---:|---:|---:|")
-    for name in ("linearized", "jk1"):
+    print("| standard error | 14 df (R survey) | df='satterthwaite' | working model | "
+          "Bell-McCaffrey |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("linearized", "jk1", "cr2"):
         cells = []
-        for df in (14, table[f"{name}_df"], table["df_model"]):
+        for df in (14, table[f"{name}_df"], table["df_model"], table["cr2_bm_df"]):
             half = student_t.ppf(0.975, df) * table[f"{name}_se"]
             covers = (table["estimate"] - half <= truth) & (truth <= table["estimate"] + half)
             cells.append(f"{covers.mean():.3f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"(median df: Bell-McCaffrey {table['cr2_bm_df'].median():.1f}, Satterthwaite of "
+          f"the cr2 parts {table['cr2_df'].median():.1f})")
     error = table["estimate"] - truth
     print(f"\nraked mean: bias {error.mean():+.2f}, SD {table['estimate'].std():.2f}; "
           f"root mean square SE: linearized {np.sqrt((table['linearized_se'] ** 2).mean()):.2f},"

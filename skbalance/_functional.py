@@ -82,7 +82,18 @@ class BalancedFunctionalEstimator(BaseEstimator):
         and this widens the interval accordingly (on repeated samples of 15
         California school districts it lifts coverage from 81% to 92%, JK1's
         from 87% to 95%); with equal clusters it is conservative (about a
-        third of the parts).
+        third of the parts). "bell-mccaffrey" (with ``linearization="cr2"``):
+        Bell and McCaffrey's degrees of freedom of the bias-reduced variance
+        when the rows' residuals are independent with equal variance.
+    linearization : {"design", "cr2"}, default="design"
+        The linearized variance, as R survey's; or its bias-reduced form
+        (CR2, Bell and McCaffrey 2002): every first-stage unit's calibration
+        residuals scaled by ``(I - H_gg)^(-1/2)``, ``H_gg`` its block of the
+        hat matrix of the calibration variables (and stratum indicators)
+        under the base weights, which undoes the shrinking of the residuals
+        of large clusters that the calibration fits. For one-stage designs
+        (and none: each row its own unit); the regression is the limit's,
+        also for a fit of k steps. See the survey guide for when to use it.
     method : {"balanced", "empirical", "ipwi"}
         Deprecated since 0.2, removed in 0.3: ``baseline`` (``"balanced"`` is
         ``baseline=None``).
@@ -161,7 +172,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
         "statistic": [StrOptions({"mean", "total", "ratio"})],
         "domain": [None, "array-like", str, Integral, tuple],
         "denominator": [None, "array-like", str, Integral, tuple],
-        "df": [StrOptions({"design", "satterthwaite", "normal"})],
+        "df": [StrOptions({"design", "satterthwaite", "normal", "bell-mccaffrey"})],
+        "linearization": [StrOptions({"design", "cr2"})],
         "method": [StrOptions({"balanced", "empirical", "ipwi"}),
                    Hidden(StrOptions({"deprecated"}))],
     }
@@ -172,7 +184,9 @@ class BalancedFunctionalEstimator(BaseEstimator):
                  statistic: Literal["mean", "total", "ratio"] = "mean",
                  domain: Hashable | Vector | None = None,
                  denominator: Hashable | Vector | None = None,
-                 df: Literal["design", "satterthwaite", "normal"] = "design",
+                 df: Literal["design", "satterthwaite", "normal",
+                             "bell-mccaffrey"] = "design",
+                 linearization: Literal["design", "cr2"] = "design",
                  method: str = "deprecated") -> None:
         self.balancer = balancer
         self.baseline = baseline
@@ -182,6 +196,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         self.domain = domain
         self.denominator = denominator
         self.df = df
+        self.linearization = linearization
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -258,7 +273,15 @@ class BalancedFunctionalEstimator(BaseEstimator):
         stats = statistics_of(y, rows, self.statistic, self._column(rows, self.domain),
                               self._column(rows, self.denominator))
         fit = BalancingFit(problem, weights, steps, balancer, weighting)
-        self.results_ = estimate_statistics(fit, stats, design, df=self.df)
+        if self.df == "bell-mccaffrey" and self.linearization != "cr2":
+            raise ValueError("df='bell-mccaffrey' are the degrees of freedom of the "
+                             "bias-reduced variance: pass linearization='cr2' with it.")
+        if self.linearization == "cr2" and design is not None and (
+                design.replicates is not None):
+            raise ValueError("linearization='cr2' adjusts the linearized variance: the "
+                             "design has replicate weights, which give their own.")
+        self.results_ = estimate_statistics(fit, stats, design, df=self.df,
+                                            linearization=self.linearization)
         single = len(stats) == 1
         for name, column in (("estimate_", "estimate"), ("std_error_", "std_error")):
             values = self.results_[column].to_numpy()

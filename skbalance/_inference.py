@@ -22,6 +22,7 @@ from scipy.stats import t as student_t
 from sklearn.base import clone
 
 from ._balancer import MarginalBalancer
+from ._bias_reduced import bias_reduced_parts
 from ._design import (
     ReplicateWeights,
     multiplied,
@@ -232,7 +233,7 @@ class BalancingFit:
     method: str
 
 
-def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
+def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearization="design"):
     """Estimates, standard errors, intervals and design effects.
 
     Parameters
@@ -247,7 +248,11 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
         Degrees of freedom of the intervals: PSUs minus strata (R's
         ``degf``), Satterthwaite's approximation from the parts of each
         variance (units, or replicates), never above the design's, or
-        infinite ("normal": the normal quantile, R's ``confint`` default).
+        infinite ("normal": the normal quantile, R's ``confint`` default);
+        "bell-mccaffrey" with ``linearization="cr2"``.
+    linearization : {"design", "cr2"}, default="design"
+        The linearized variance of R survey, or its bias-reduced form (see
+        :mod:`skbalance._bias_reduced`).
 
     Returns
     -------
@@ -282,6 +287,8 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
         if design is not None and design.replicates is not None:
             thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
             parts = replicate_parts(thetas, np.asarray(estimates), scale, rscales, mse)
+        elif linearization == "cr2":
+            parts, bell_mccaffrey = _bias_reduced(fit, influences, stats, design)
         else:
             # R's svyby on an uncalibrated design takes each domain's rows alone
             # (subset drops the others), which lonely_psu="average" sees
@@ -296,6 +303,8 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
         dfs = np.full(len(stats), np.inf)
     elif df == "satterthwaite":
         dfs = satterthwaite_df(parts, design_df)
+    elif df == "bell-mccaffrey":
+        dfs = np.minimum(bell_mccaffrey, design_df)
     else:
         dfs = np.full(len(stats), design_df)
     sizes = _domain_sizes(stats, counted, weights)
@@ -307,6 +316,49 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design"):
             f"float (the weights sum to {sizes[0][1]:.3g}): rescale sample_weight (means, "
             "proportions and ratios do not depend on the weights' scale).")
     return _table(stats, np.asarray(estimates), variances, units, dfs, moments, sizes, alpha)
+
+
+def _bias_reduced(fit, influences, stats, design):
+    """CR2 parts of every statistic's variance and their Bell-McCaffrey df.
+
+    The calibration variables of a balanced fit (an intercept, every margin's
+    indicators, numeric columns), or the intercept alone for the empirical
+    baseline; the first-stage units of the design (each row without one).
+    """
+    if fit.method == "ipwi":
+        raise ValueError("linearization='cr2' adjusts calibration residuals: it applies "
+                         "to balanced estimates and the empirical baseline, not to 'ipwi'.")
+    if design is not None and len(design.stages) > 1:
+        raise ValueError("linearization='cr2' adjusts the first stage's residuals: give a "
+                         "one-stage design (or drop the later stages' fpc).")
+    problem = fit.problem
+    base = np.asarray(to_numpy(problem.base), dtype=np.float64)
+    counted = base > 0
+    cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)[counted]
+    columns = [np.ones(problem.n_cells)]
+    if fit.method != "empirical":
+        for margin, codes in zip(problem.margins, problem.margin_codes):
+            if np.issubdtype(codes.dtype, np.floating):  # a numeric column
+                columns.append(codes)
+            else:
+                columns.extend((codes == level) * 1.0
+                               for level in range(margin.proportions.shape[0]))
+    X = np.column_stack(columns)[cell]
+    if design is None:
+        units = np.arange(int(counted.sum()))
+        unit_stratum, keep = np.zeros(units.shape[0], dtype=np.int64), np.ones(units.shape[0])
+    else:
+        stage = design.stages[0]
+        units = pd.factorize(stage.unit[counted], sort=True)[0]  # units with base weight
+        present = np.unique(stage.unit[counted])
+        unit_stratum = pd.factorize(stage.unit_stratum[present], sort=True)[0]
+        keep = stage.keep[present]
+    weights = np.asarray(to_numpy(fit.weights), dtype=np.float64)[counted]
+    zs = [np.asarray(to_numpy(z), dtype=np.float64)[counted] for _, z in influences]
+    domains = [None if s.indicator is None else
+               np.asarray(to_numpy(s.indicator), dtype=np.float64)[counted] for s in stats]
+    return bias_reduced_parts(units, unit_stratum, keep, X, base[counted], weights, zs,
+                              domains)
 
 
 def _linearized_parts(fit, influences, design, each=True, domains=None):
@@ -399,9 +451,21 @@ def _table(stats, estimates, variances, units, dfs, moments, sizes, alpha):
     rows = []
     for stat, scaled, variance, unit, moment, (n, population), df in zip(
             stats, estimates, variances, units, moments, sizes, dfs):
-        quantile = float(student_t.ppf(1 - alpha / 2, df)) if df > 0 else np.nan
-        df = int(df) if np.isfinite(df) and float(df).is_integer() else float(df)
         estimate, se = scaled * unit, np.sqrt(variance) * unit
+        if np.isnan(se):  # the iid variance of fewer than two rows
+            raise ValueError(
+                f"The standard error of the {stat.kind} of {column_label(stat.outcome)} needs "
+                f"two rows with positive weight; got n_samples={n}.")
+        if se == 0:  # no sampling error (a census, a fixed margin): a point
+            quantile = 0.0
+        elif df > 0:
+            quantile = float(student_t.ppf(1 - alpha / 2, df))
+        else:
+            raise ValueError(
+                f"The interval of the {stat.kind} of {column_label(stat.outcome)} has no "
+                "degrees of freedom (the design has as many strata as sampling units): "
+                "pass df='normal' for normal intervals, or collapse strata.")
+        df = int(df) if np.isfinite(df) and float(df).is_integer() else float(df)
         rows.append({
             "statistic": stat.kind, "outcome": stat.outcome, "level": stat.level,
             "domain": stat.domain, "estimate": estimate, "std_error": se,

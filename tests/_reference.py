@@ -83,3 +83,35 @@ def k_step_logit_plan(L, k, digits=60):
                 g = [-log_b - lse([logits[i][j] + f[i] for i in range(m)]) for j in range(n)]
         return np.array([[float((logits[i][j] + f[i] + g[j]).exp()) for j in range(n)]
                          for i in range(m)])
+
+
+def dense_cr2(X, base, weights, z, cluster, keep=None, indicator=None):
+    """CR2 variance of sum w e and its Bell-McCaffrey df, with dense matrices.
+
+    ``e`` is the residual of ``z`` on ``X`` under the weights ``base``; the
+    (rows x rows) matrix ``S = I - D^1/2 X (X'DX)^+ X' D^1/2`` is formed, each
+    cluster's block inverted to its square root by an eigendecomposition, and
+    the Gram matrix of the clusters' linear forms in the outcome built row by
+    row (``indicator``: the rows whose outcome varies).
+    """
+    n = len(base)
+    keep = np.ones(cluster.max() + 1) if keep is None else keep
+    indicator = np.ones(n) if indicator is None else indicator
+    root = np.sqrt(base)
+    S = np.eye(n) - (root[:, None] * X) @ np.linalg.pinv(X.T @ (base[:, None] * X)) @ (
+        X.T * root)
+    u = S @ (root * z)
+    v = weights / root
+    totals, forms = [], []
+    for g in range(cluster.max() + 1):
+        rows = np.flatnonzero(cluster == g)
+        values, vectors = np.linalg.eigh(S[np.ix_(rows, rows)])
+        inverse_root = np.where(values > 1e-10, 1 / np.sqrt(np.abs(values)), 0.0)
+        A = (vectors * inverse_root) @ vectors.T
+        totals.append(v[rows] @ A @ u[rows])
+        r = np.zeros(n)
+        r[rows] = A @ v[rows]
+        forms.append(np.sqrt(keep[g]) * indicator * root * (S @ r))
+    variance = float(np.sum(keep * np.square(totals)))
+    gram = np.array(forms) @ np.array(forms).T
+    return variance, float(np.trace(gram) ** 2 / np.sum(gram**2))

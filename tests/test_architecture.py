@@ -305,7 +305,7 @@ LAYERS = [
     ["skbalance.kernels", "skbalance.datasets", "skbalance.plotting", "skbalance._hadamard"],
     ["skbalance._rows", "skbalance._targets", "skbalance.ssl"],
     ["skbalance._problem", "skbalance._streaming"],
-    ["skbalance._report", "skbalance.theory", "skbalance._design"],
+    ["skbalance._report", "skbalance.theory", "skbalance._design", "skbalance._bias_reduced"],
     ["skbalance._solve", "skbalance._covariate_balance"],
     ["skbalance._balancer", "skbalance._spectral", "skbalance._meta"],
     ["skbalance._inference"],

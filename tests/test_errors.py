@@ -807,3 +807,20 @@ def test_bounded_replicates_that_cannot_meet_the_bounds_stop_early():
     longer = skb.MarginalBalancer(targets=targets, bounds=(0.8, 1.2), tol=0, max_iter=2000)
     longer.fit(clus, sample_weight=clus["pw"])
     np.testing.assert_allclose(est.balancer_.weights_, longer.weights_, rtol=1e-6)
+
+
+def test_intervals_without_degrees_of_freedom():
+    # found by the design property round (issue 22): a NaN interval came back
+    census = pd.DataFrame({"N": [1], "y": [48.7]})  # the whole population: no error
+    est = skb.BalancedFunctionalEstimator(baseline="empirical",
+                                          design=skb.SurveyDesign(fpc="N"))
+    row = est.fit(census[["N"]], census["y"]).results_.iloc[0]
+    assert (row.std_error, row.ci_low, row.ci_high) == (0.0, 48.7, 48.7)
+    # every stratum a single unit, "adjust": a variance, but PSUs - strata = 0
+    X = pd.DataFrame({"s": ["a", "b", "c"]})
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(strata="s", lonely_psu="adjust"))
+    with pytest.raises(ValueError, match="no degrees of freedom.*df='normal'"):
+        est.fit(X, np.array([1.0, 2.0, 4.0]))
+    est.set_params(df="normal").fit(X, np.array([1.0, 2.0, 4.0]))
+    assert np.isfinite(est.results_[["ci_low", "ci_high"]].to_numpy()).all()
