@@ -83,6 +83,9 @@ class BalancedFunctionalEstimator(BaseEstimator):
         California school districts it lifts coverage from 81% to 92%, with
         ``linearization="cr2"`` to 94%, JK1's from 88% to 96%); with equal
         clusters it is conservative (about a third of the parts).
+        "domain": for each estimate, its domain's first-stage units with
+        positive weight minus their strata (R's ``degf`` of
+        ``subset(design, ...)``, what ``svyciprop`` on a subset uses).
         "bell-mccaffrey" (with ``linearization="cr2"``): Bell and
         McCaffrey's degrees of freedom of the bias-reduced variance
         when the rows' residuals are independent with equal variance.
@@ -95,6 +98,16 @@ class BalancedFunctionalEstimator(BaseEstimator):
         of large clusters that the calibration fits. For one-stage designs
         (and none: each row its own unit); the regression is the limit's,
         also for a fit of k steps. See the survey guide for when to use it.
+    ci_method : {"logit", "xlogit", "asin", "beta", "mean"}, default="logit"
+        The interval of a proportion (every level of a categorical outcome,
+        and the mean of a 0/1 outcome), as R survey's ``svyciprop``: "logit"
+        (its default, and ours: the Wald interval of the log odds, which
+        stays inside [0, 1] and is close to symmetric on the scale where a
+        proportion's estimate is close to normal), "xlogit" (the same here),
+        "asin" (of ``asin(sqrt(p))``), "beta" (Korn and Graubard's, from the
+        effective sample size), or "mean" (Wald's ``p +- t SE``, which can
+        leave [0, 1]; R's ``confint(svymean(...))``). Other statistics keep
+        Wald's interval. R's "likelihood" is not offered.
     method : {"balanced", "empirical", "ipwi"}
         Deprecated since 0.2, removed in 0.3: ``baseline`` (``"balanced"`` is
         ``baseline=None``).
@@ -173,7 +186,9 @@ class BalancedFunctionalEstimator(BaseEstimator):
         "statistic": [StrOptions({"mean", "total", "ratio"})],
         "domain": [None, "array-like", str, Integral, tuple],
         "denominator": [None, "array-like", str, Integral, tuple],
-        "df": [StrOptions({"design", "satterthwaite", "normal", "bell-mccaffrey"})],
+        "df": [StrOptions({"design", "satterthwaite", "normal", "bell-mccaffrey",
+                           "domain"})],
+        "ci_method": [StrOptions({"mean", "logit", "xlogit", "asin", "beta"})],
         "linearization": [StrOptions({"design", "cr2"})],
         "method": [StrOptions({"balanced", "empirical", "ipwi"}),
                    Hidden(StrOptions({"deprecated"}))],
@@ -185,9 +200,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
                  statistic: Literal["mean", "total", "ratio"] = "mean",
                  domain: Hashable | Vector | None = None,
                  denominator: Hashable | Vector | None = None,
-                 df: Literal["design", "satterthwaite", "normal",
-                             "bell-mccaffrey"] = "design",
+                 df: Literal["design", "satterthwaite", "normal", "bell-mccaffrey",
+                             "domain"] = "design",
                  linearization: Literal["design", "cr2"] = "design",
+                 ci_method: Literal["mean", "logit", "xlogit", "asin", "beta"] = "logit",
                  method: str = "deprecated") -> None:
         self.balancer = balancer
         self.baseline = baseline
@@ -198,6 +214,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         self.denominator = denominator
         self.df = df
         self.linearization = linearization
+        self.ci_method = ci_method
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -282,7 +299,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
             raise ValueError("linearization='cr2' adjusts the linearized variance: the "
                              "design has replicate weights, which give their own.")
         self.results_ = estimate_statistics(fit, stats, design, df=self.df,
-                                            linearization=self.linearization)
+                                            linearization=self.linearization,
+                                            ci_method=self.ci_method)
         single = len(stats) == 1
         for name, column in (("estimate_", "estimate"), ("std_error_", "std_error")):
             values = self.results_[column].to_numpy()

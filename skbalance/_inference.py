@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from array_api_compat import array_namespace
-from scipy import sparse
+from scipy import sparse, special
+from scipy.stats import beta as beta_distribution
 from scipy.stats import t as student_t
 from sklearn.base import clone
 
@@ -27,6 +28,7 @@ from ._design import (
     ReplicateWeights,
     multiplied,
     replicate_parts,
+    replicate_variance,
     satterthwaite_df,
 )
 from ._problem import balancing_steps
@@ -233,7 +235,8 @@ class BalancingFit:
     method: str
 
 
-def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearization="design"):
+def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearization="design",
+                        ci_method="mean"):
     """Estimates, standard errors, intervals and design effects.
 
     Parameters
@@ -253,6 +256,10 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
     linearization : {"design", "cr2"}, default="design"
         The linearized variance of R survey, or its bias-reduced form (see
         :mod:`skbalance._bias_reduced`).
+    ci_method : {"mean", "logit", "xlogit", "asin", "beta"}, default="mean"
+        The interval of a proportion (a level of a categorical outcome, or
+        the mean of a 0/1 outcome), as R survey's ``svyciprop``; other
+        statistics keep the Wald interval.
 
     Returns
     -------
@@ -283,10 +290,12 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
         weighted = weights * z
         moments.append(_srs_moments(weighted, z, denominator_total))
         influences.append((weighted, z))
+    replicated = None
     with np.errstate(over="ignore"):  # a variance beyond float is named below
         if design is not None and design.replicates is not None:
             thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
             parts = replicate_parts(thetas, np.asarray(estimates), scale, rscales, mse)
+            replicated = (thetas, scale, rscales, mse)
         elif linearization == "cr2":
             parts, bell_mccaffrey = _bias_reduced(fit, influences, stats, design)
         else:
@@ -305,6 +314,8 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
         dfs = satterthwaite_df(parts, design_df)
     elif df == "bell-mccaffrey":
         dfs = np.minimum(bell_mccaffrey, design_df)
+    elif df == "domain":
+        dfs = _domain_df(stats, counted, design, design_df)
     else:
         dfs = np.full(len(stats), design_df)
     sizes = _domain_sizes(stats, counted, weights)
@@ -315,7 +326,110 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
             f"The variance of the {stat.kind} of {column_label(stat.outcome)} overflows "
             f"float (the weights sum to {sizes[0][1]:.3g}): rescale sample_weight (means, "
             "proportions and ratios do not depend on the weights' scale).")
-    return _table(stats, np.asarray(estimates), variances, units, dfs, moments, sizes, alpha)
+    table = _table(stats, np.asarray(estimates), variances, units, dfs, moments, sizes, alpha)
+    if ci_method != "mean":
+        # R's beta interval counts the rows of the design: a calibrated
+        # design keeps every row in a domain's subset, an uncalibrated one
+        # only the domain's
+        n_design = int(to_numpy(counted).sum())
+        for position, stat in enumerate(stats):
+            if _is_proportion(stat):
+                row = table.iloc[position]
+                n = row["n"] if fit.method == "empirical" else n_design
+                logit_variance = None
+                if ci_method == "logit" and replicated is not None:
+                    # R refits the log odds on every replicate (svyglm)
+                    thetas, scale, rscales, mse = replicated
+                    logit_variance = _replicate_logit_variance(
+                        thetas[:, position], estimates[position], scale, rscales, mse)
+                table.loc[position, ["ci_low", "ci_high"]] = proportion_interval(
+                    row["estimate"], row["std_error"] ** 2, row["df"], alpha, ci_method, n,
+                    logit_variance)
+    return table
+
+
+def _replicate_logit_variance(thetas, theta, scale, rscales, mse):
+    """The replicate variance of the log odds, or None where a replicate's
+    proportion is 0 or 1 (the delta method then stands in)."""
+    if not (0 < theta < 1 and np.all((thetas > 0) & (thetas < 1) | ~np.isfinite(thetas))):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logits = np.log(thetas / (1 - thetas))
+    return float(replicate_variance(logits[:, None], [np.log(theta / (1 - theta))], scale,
+                                    rscales, mse)[0])
+
+
+def _is_proportion(stat):
+    """A level of a categorical outcome, or the mean of a 0/1 outcome."""
+    if stat.kind == "proportion":
+        return True
+    if stat.kind != "mean":
+        return False
+    values = np.asarray(to_numpy(stat.numerator))
+    return bool(np.all((values == 0) | (values == 1)))
+
+
+def proportion_interval(p, variance, df, alpha, method, n, logit_variance=None):
+    """R survey's ``svyciprop`` interval of a proportion ``p`` with ``variance``.
+
+    "logit" and "xlogit": the Wald interval of ``log(p / (1 - p))`` (delta
+    method), transformed back; "asin": of ``asin(sqrt(p))``, transformed back
+    by ``sin^2`` (as R, with no folding at the ends); "beta": Korn and
+    Graubard's, from the effective sample size ``p (1 - p) / variance``
+    scaled by ``(t(n - 1) / t(df))^2``. All but the Wald interval stay inside
+    [0, 1]. ``logit_variance``: the variance of the log odds where it was
+    estimated directly ("logit" with replicate weights, as R's ``svyglm``).
+
+    Examples
+    --------
+    >>> from skbalance._inference import proportion_interval
+    >>> [round(x, 4) for x in proportion_interval(0.1, 0.0009, 30, 0.05, "logit", 100)]
+    [0.0525, 0.1829]
+    """
+    if variance == 0:
+        return p, p
+    quantile = float(student_t.ppf(1 - alpha / 2, df)) if np.isfinite(df) else float(
+        special.ndtri(1 - alpha / 2))
+    se = float(np.sqrt(variance))
+    if method in ("logit", "xlogit"):
+        if not 0 < p < 1:
+            return p, p
+        centre, half = np.log(p / (1 - p)), quantile * se / (p * (1 - p))
+        if method == "logit" and logit_variance is not None:
+            half = quantile * np.sqrt(logit_variance)
+        return float(special.expit(centre - half)), float(special.expit(centre + half))
+    if method == "asin":
+        if not 0 < p < 1:
+            return p, p
+        centre, half = np.arcsin(np.sqrt(p)), quantile * se / (2 * np.sqrt(p * (1 - p)))
+        return float(np.sin(centre - half) ** 2), float(np.sin(centre + half) ** 2)
+    effective = p * (1 - p) / variance
+    tail = alpha / 2
+    effective *= (student_t.ppf(tail, n - 1) / (student_t.ppf(tail, df) if np.isfinite(df)
+                                                 else special.ndtri(tail))) ** 2
+    low = beta_distribution.ppf(tail, effective * p, effective * (1 - p) + 1) if p > 0 else 0.0
+    high = beta_distribution.ppf(1 - tail, effective * p + 1, effective * (1 - p)) if p < 1 else 1.0
+    return float(low), float(high)
+
+
+def _domain_df(stats, counted, design, design_df):
+    """R's ``degf`` of every statistic's domain subset: its first-stage units
+    with positive weight minus their strata (rows minus 1 without a design;
+    the design's for replicate weights)."""
+    if design is not None and design.replicates is not None:
+        return np.full(len(stats), design_df)
+    out = []
+    for stat in stats:
+        inside = np.asarray(to_numpy(counted), dtype=bool)
+        if stat.indicator is not None:
+            inside = inside & (np.asarray(to_numpy(stat.indicator)) != 0)
+        if design is None:
+            out.append(int(inside.sum()) - 1)
+            continue
+        units = design.units[0][inside]
+        strata = design.unit_strata[0][inside]
+        out.append(np.unique(units).shape[0] - np.unique(strata).shape[0])
+    return np.asarray(out, dtype=np.float64)
 
 
 def _bias_reduced(fit, influences, stats, design):

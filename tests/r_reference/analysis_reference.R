@@ -1,0 +1,47 @@
+# Reference values for the analysis functions of issue 20, from R survey.
+#
+# Run from this folder:  Rscript analysis_reference.R > analysis_reference.json
+# (R 4.2.2, survey 4.1-1 from Debian's r-cran-survey). Each entry stores the
+# value (15 significant digits) and the R call that produced it; the tests
+# read the JSON and need no R.
+
+suppressMessages(library(survey))
+data(api)
+
+entries <- list()
+add <- function(name, value, call) {
+  entries[[length(entries) + 1]] <<- sprintf('  "%s": {"value": %s, "call": "%s"}',
+    name, paste0("[", paste(sprintf("%.15g", as.numeric(value)), collapse = ", "), "]"),
+    gsub('"', "'", call))
+}
+pop_clus <- c(`(Intercept)` = nrow(apipop), stypeH = sum(apipop$stype == "H"),
+              stypeM = sum(apipop$stype == "M"), sch.wideYes = sum(apipop$sch.wide == "Yes"))
+dclus1 <- svydesign(id = ~dnum, weights = ~pw, fpc = ~fpc, data = apiclus1)
+rclus1 <- calibrate(dclus1, ~stype + sch.wide, pop_clus, calfun = "raking", epsilon = 1e-12,
+                    maxit = 1000)
+cal <- "rclus1 <- calibrate(svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), ~stype+sch.wide, pop, calfun='raking', epsilon=1e-12)"
+dstrat <- svydesign(id = ~1, strata = ~stype, weights = ~pw, fpc = ~fpc, data = apistrat)
+strat <- "dstrat <- svydesign(id=~1, strata=~stype, weights=~pw, fpc=~fpc, data=apistrat)"
+jk <- as.svrepdesign(dclus1, type = "JK1")
+jkcall <- "jk <- as.svrepdesign(svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), type='JK1')"
+
+# ---- 3. proportion intervals (svyciprop), every method but "likelihood"
+cases <- list(
+  list("clus1_raked_H_awards", quote(svyciprop(~I(awards == "Yes"), subset(rclus1, stype == "H"), method = m)),
+       paste(cal, "; svyciprop(~I(awards=='Yes'), subset(rclus1, stype=='H'), method=M)")),
+  list("strat_awards", quote(svyciprop(~I(awards == "Yes"), dstrat, method = m)),
+       paste(strat, "; svyciprop(~I(awards=='Yes'), dstrat, method=M)")),
+  list("clus1_M_schwide", quote(svyciprop(~I(sch.wide == "Yes"), subset(dclus1, stype == "M"), method = m)),
+       "svyciprop(~I(sch.wide=='Yes'), subset(svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), stype=='M'), method=M)"),
+  list("jk1_awards", quote(svyciprop(~I(awards == "Yes"), jk, method = m)),
+       paste(jkcall, "; svyciprop(~I(awards=='Yes'), jk, method=M)"))
+)
+for (case in cases) for (m in c("logit", "xlogit", "asin", "beta", "mean")) {
+  r <- suppressWarnings(eval(case[[2]]))
+  add(paste0("ciprop.", case[[1]], ".", m), c(coef(r), confint(r)),
+      sub("M\\)", paste0("'", m, "')"), case[[3]]))
+}
+add("ciprop.clus1_raked_H_awards.degf", degf(subset(rclus1, stype == "H")),
+    paste(cal, "; degf(subset(rclus1, stype=='H'))"))
+
+cat("{\n", paste(unlist(entries), collapse = ",\n"), "\n}\n", sep = "")
