@@ -302,9 +302,9 @@ def run_rake(args, out=None):
 def run_estimate(args, out=None):
     """Balance a CSV file and print design-based estimates of its outcomes."""
     out = sys.stdout if out is None else out
-    targets = _read_targets(args.targets)
+    targets = None if args.targets is None else _read_targets(args.targets)
     text = [c for c in (args.by, *(args.clusters or []), *(args.strata or [])) if c]
-    data = _read_data(args, _targets_columns(targets), text)
+    data = _read_data(args, [] if targets is None else _targets_columns(targets), text)
     for column in [*args.y, *(c for c in [args.denominator, args.by] if c)]:
         if column not in data.columns:
             raise CommandError(f"column {column!r} is not in {args.data}.")
@@ -321,13 +321,16 @@ def run_estimate(args, out=None):
         replicate_weights=replicate_columns, n_replicates=args.n_replicates,
         random_state=args.seed,
     )
-    balancer = MarginalBalancer(targets=targets, max_iter=args.max_iter, tol=args.tol,
-                                bounds=tuple(args.bounds) if args.bounds else None,
-                                distance=args.distance,
-                                bounds_relative_to=args.bounds_relative_to)
+    balancer = None
+    if targets is not None:
+        balancer = MarginalBalancer(targets=targets, max_iter=args.max_iter, tol=args.tol,
+                                    bounds=tuple(args.bounds) if args.bounds else None,
+                                    distance=args.distance,
+                                    bounds_relative_to=args.bounds_relative_to)
     estimator = BalancedFunctionalEstimator(
-        balancer, design=design, statistic=args.statistic, domain=args.by, df=args.df,
-        denominator=args.denominator,
+        balancer, baseline="empirical" if balancer is None else None, design=design,
+        statistic=args.statistic, domain=args.by, df=args.df, denominator=args.denominator,
+        linearization=args.linearization, ci_method=args.ci_method, na_rm=args.na_rm,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -335,17 +338,22 @@ def run_estimate(args, out=None):
     for warning in caught:
         print(f"skbalance: warning: {warning.message}", file=sys.stderr)
     results = estimator.results_
-    print(_summary(estimator.balancer_) + "\n", file=out)
+    print((_summary(estimator.balancer_) if balancer is not None else
+           "design weights alone (no --targets: no balancing)") + "\n", file=out)
     print(results.to_string(index=False, float_format=lambda v: f"{v:.6g}"), file=out)
     if args.out is not None:
         _write_csv(results, args.out, [args.data, args.targets])
         print(f"wrote {len(results)} rows to {args.out}", file=out)
-    return 0 if estimator.balancer_.converged_ or not args.strict else 3
+    converged = balancer is None or estimator.balancer_.converged_
+    return 0 if converged or not args.strict else 3
 
 
-def _add_balancing_options(command):
+def _add_balancing_options(command, targets_required=True):
     command.add_argument("data", help="CSV file, one row per unit")
-    command.add_argument("--targets", required=True, help="JSON file of target margins")
+    command.add_argument("--targets", required=targets_required,
+                         help="JSON file of target margins" + (
+                             "" if targets_required else
+                             " (omit it for estimates from the design weights alone)"))
     command.add_argument("--weight-column",
                          help="column of base (design) weights (default: 1 for every row)")
     command.add_argument("--max-iter", type=int, default=1000,
@@ -394,7 +402,7 @@ def _parser():
         "estimate", help="balance a CSV file and estimate means, totals, proportions or "
         "ratios with design-based standard errors", **formatted,
     )
-    _add_balancing_options(estimate)
+    _add_balancing_options(estimate, targets_required=False)
     estimate.add_argument("--y", nargs="+", required=True, help="outcome column(s)")
     estimate.add_argument("--statistic", choices=["mean", "total", "ratio"], default="mean",
                           help="default: %(default)s (categorical outcomes: proportions)")
@@ -421,11 +429,23 @@ def _parser():
     estimate.add_argument("--n-replicates", type=int, default=200,
                           help="bootstrap replicates (default: %(default)s)")
     estimate.add_argument("--seed", type=int, help="seed of the bootstrap")
-    estimate.add_argument("--df", choices=["design", "satterthwaite", "normal"],
+    estimate.add_argument("--df", choices=["design", "satterthwaite", "normal",
+                                           "bell-mccaffrey", "domain"],
                           default="design",
                           help="degrees of freedom of the intervals: PSUs minus strata "
-                          "(default), Satterthwaite's (few, unequal clusters), or normal "
-                          "(R's confint default)")
+                          "(default), Satterthwaite's (few, unequal clusters), normal "
+                          "(R's confint default), Bell-McCaffrey's (with --linearization "
+                          "cr2), or each domain's PSUs minus strata (R's svyciprop)")
+    estimate.add_argument("--linearization", choices=["design", "cr2"], default="design",
+                          help="the linearized variance (default), or its bias-reduced "
+                          "form (few clusters of unequal sizes)")
+    estimate.add_argument("--ci-method", choices=["logit", "xlogit", "asin", "beta", "mean"],
+                          default="logit",
+                          help="interval of a proportion (default: %(default)s, as R's "
+                          "svyciprop; mean: Wald's)")
+    estimate.add_argument("--na-rm", action="store_true",
+                          help="leave rows with a missing outcome out of the estimates "
+                          "(R's na.rm=TRUE); without it they are an error")
     estimate.add_argument("--out", help="also write the results table to this CSV file")
     return parser
 

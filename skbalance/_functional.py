@@ -108,6 +108,12 @@ class BalancedFunctionalEstimator(BaseEstimator):
         effective sample size), or "mean" (Wald's ``p +- t SE``, which can
         leave [0, 1]; R's ``confint(svymean(...))``). Other statistics keep
         Wald's interval. R's "likelihood" is not offered.
+    na_rm : bool, default=False
+        Rows with a missing outcome (NaN or None in any column of ``y``, or
+        in the denominator) are left out of every estimate, as R's
+        ``na.rm=TRUE``: they count as outside the domain, so the design and
+        the balancing keep them (a balanced fit still uses their balancing
+        columns). False: a missing outcome is an error naming the column.
     method : {"balanced", "empirical", "ipwi"}
         Deprecated since 0.2, removed in 0.3: ``baseline`` (``"balanced"`` is
         ``baseline=None``).
@@ -189,6 +195,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         "df": [StrOptions({"design", "satterthwaite", "normal", "bell-mccaffrey",
                            "domain"})],
         "ci_method": [StrOptions({"mean", "logit", "xlogit", "asin", "beta"})],
+        "na_rm": ["boolean"],
         "linearization": [StrOptions({"design", "cr2"})],
         "method": [StrOptions({"balanced", "empirical", "ipwi"}),
                    Hidden(StrOptions({"deprecated"}))],
@@ -204,7 +211,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
                              "domain"] = "design",
                  linearization: Literal["design", "cr2"] = "design",
                  ci_method: Literal["mean", "logit", "xlogit", "asin", "beta"] = "logit",
-                 method: str = "deprecated") -> None:
+                 na_rm: bool = False, method: str = "deprecated") -> None:
         self.balancer = balancer
         self.baseline = baseline
         self.method = method
@@ -215,6 +222,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         self.df = df
         self.linearization = linearization
         self.ci_method = ci_method
+        self.na_rm = na_rm
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -289,7 +297,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
             weights = base * rows.gather(problem.importance_factors(), problem.cell_of_row)
             steps = 0  # importance weighting takes no balancing step
         stats = statistics_of(y, rows, self.statistic, self._column(rows, self.domain),
-                              self._column(rows, self.denominator))
+                              self._column(rows, self.denominator), na_rm=self.na_rm)
         fit = BalancingFit(problem, weights, steps, balancer, weighting)
         if self.df == "bell-mccaffrey" and self.linearization != "cr2":
             raise ValueError("df='bell-mccaffrey' are the degrees of freedom of the "

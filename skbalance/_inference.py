@@ -103,17 +103,20 @@ def _outcomes(y, rows):
     raise ValueError(f"y must be 1-D or 2-D; got shape {array.shape}.")
 
 
-def _levels(values, name, drop_unused=False):
-    """Sorted levels and host codes of a categorical column (no missing values).
+def _levels(values, name, drop_unused=False, missing_hint=None):
+    """Sorted levels and host codes of a categorical column.
 
     ``drop_unused``: leave out the categories no row has (domains, as R's
     ``svyby`` drops empty groups); an outcome keeps them (a proportion of 0).
+    Missing values are an error naming ``missing_hint`` as the way out, or,
+    with ``missing_hint=False``, the code -1.
     """
     series = pd.Series(np.asarray(values, dtype=object) if not isinstance(values, pd.Series)
                        else values)
-    if series.isna().any():
-        raise ValueError(f"{name} has {int(series.isna().sum())} missing value(s); fill or "
-                         "drop them (no row is dropped silently).")
+    if missing_hint is not False and series.isna().any():
+        raise ValueError(f"{name} has {int(series.isna().sum())} missing value(s) in "
+                         f"{series.shape[0]} rows; "
+                         f"{missing_hint or 'fill or drop them'} (no row is dropped silently).")
     if isinstance(series.dtype, pd.CategoricalDtype):
         if drop_unused:
             series = series.cat.remove_unused_categories()
@@ -122,15 +125,41 @@ def _levels(values, name, drop_unused=False):
     return list(levels), codes
 
 
-def _numeric(values, rows, name):
-    """A numeric outcome where the rows live, finite, one value per row."""
+_NA_HINT = "pass na_rm=True to leave those rows out of the estimates (R's na.rm=TRUE), or fill them"
+
+
+def _numeric(values, rows, name, missing=None):
+    """A numeric outcome where the rows live, finite, one value per row;
+    ``missing`` (host mask): rows left out, their values taken as 0."""
     if rows.on_device and not isinstance(values, (pd.Series, np.ndarray)):
         return values
+    if missing is not None:
+        values = np.where(missing, 0.0, np.asarray(values, dtype=np.float64))
+    elif pd.isna(pd.Series(np.asarray(values))).any():
+        n_missing = int(pd.isna(pd.Series(np.asarray(values))).sum())
+        raise ValueError(f"{name} has {n_missing} missing value(s) in {len(values)} rows; "
+                         f"{_NA_HINT}.")
     columns, _ = rows.outcome(np.asarray(values), name=name)
     return columns[0]
 
 
-def statistics_of(y, rows, statistic, domain=None, denominator=None):
+def _missing_rows(y, rows, denominator):
+    """Rows where any outcome (or the ratio's denominator) is missing, as R's
+    ``na.rm=TRUE`` leaves them out of every statistic of the call."""
+    columns = [values for _, values, _ in _outcomes(y, rows)]
+    if denominator is not None:
+        columns.append(denominator)
+    missing = np.zeros(rows.n_rows, dtype=bool)
+    for values in columns:
+        host = to_numpy(values) if not isinstance(values, (pd.Series, list)) else values
+        missing |= pd.isna(pd.Series(np.asarray(host, dtype=object))).to_numpy()
+    if missing.all():
+        raise ValueError("Every row has a missing outcome: na_rm=True leaves nothing to "
+                         "estimate.")
+    return missing
+
+
+def statistics_of(y, rows, statistic, domain=None, denominator=None, na_rm=False):
     """The list of :class:`Statistic` that ``y`` and the options ask for.
 
     Parameters
@@ -144,36 +173,45 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None):
         Domain of every row: every statistic is estimated within each domain.
     denominator : array-like or None
         The denominator of ``statistic="ratio"``.
+    na_rm : bool, default=False
+        Rows with a missing outcome (any of ``y``'s, or the denominator) are
+        outside every statistic's domain, their design kept (R's
+        ``na.rm=TRUE``); False: missing values are an error.
 
     Returns
     -------
     list of Statistic
     """
+    missing = _missing_rows(y, rows, denominator) if na_rm else None
+    if missing is not None and not missing.any():
+        missing = None
+    present = None if missing is None else (~missing) * 1.0
     if domain is not None:
         domain_levels, domain_codes = _levels(domain, "The domain column", drop_unused=True)
-        indicators = [(level, rows.to_rows((domain_codes == j) * 1.0))
-                      for j, level in enumerate(domain_levels)]
+        indicators = [(level, rows.to_rows((domain_codes == j) * (
+            1.0 if present is None else present))) for j, level in enumerate(domain_levels)]
     else:
-        indicators = [(None, None)]
+        indicators = [(None, None if present is None else rows.to_rows(present))]
     if statistic == "ratio":
         if denominator is None:
             raise ValueError("statistic='ratio' needs a denominator (a column of X or an "
                              "array).")
         named = isinstance(denominator, pd.Series) and denominator.name is not None
         x = _numeric(denominator, rows, "The ratio's denominator" + (
-            f" {column_label(denominator.name)}" if named else ""))
+            f" {column_label(denominator.name)}" if named else ""), missing)
     ones = rows.to_rows(np.ones(rows.n_rows))
     stats = []
     for name, values, categorical in _outcomes(y, rows):
         if categorical:
             if statistic == "ratio":
                 raise ValueError(f"Outcome {name!r} is categorical: a ratio needs numbers.")
-            levels, codes = _levels(values, f"Outcome {name!r}")
+            levels, codes = _levels(values, f"Outcome {name!r}",
+                                    missing_hint=False if na_rm else _NA_HINT)
             parts = [(level, rows.to_rows((codes == j) * 1.0))
                      for j, level in enumerate(levels)]
             kind = "proportion" if statistic == "mean" else "count"
         else:
-            parts = [(None, _numeric(values, rows, f"Outcome {name!r}"))]
+            parts = [(None, _numeric(values, rows, f"Outcome {name!r}", missing))]
             kind = statistic
         for level, u in parts:
             for domain_level, indicator in indicators:

@@ -84,3 +84,62 @@ def test_the_interval_of_other_statistics_stays_wald():
     assert half == pytest.approx(
         row.std_error * __import__("scipy").stats.t.ppf(0.975, row.df))
     assert pd.notna(row.ci_low)
+
+
+@pytest.fixture(scope="module")
+def with_missing():
+    clus1 = skb.datasets.load_api("clus1")
+    y = clus1["api00"].astype(float)
+    y.iloc[[2, 9, 49, 50, 119]] = np.nan  # R's rows 3, 10, 50, 51, 120
+    awards = clus1["awards"].astype(object)
+    awards.iloc[[6, 7, 89]] = None
+    return clus1.assign(y=y, aw=awards)
+
+
+def _fit_na(X, y, balanced=False, design=None, **params):
+    design = design or skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    if balanced:
+        est = skb.BalancedFunctionalEstimator(_raked(), design=design, na_rm=True, **params)
+    else:
+        est = skb.BalancedFunctionalEstimator(baseline="empirical", design=design,
+                                              na_rm=True, **params)
+    return est.fit(X, y, sample_weight=X["pw"]).results_
+
+
+@pytest.mark.parametrize("key,balanced,params,column", [
+    ("mean", False, {}, "y"),
+    ("total", False, {"statistic": "total"}, "y"),
+    ("raked_mean", True, {}, "y"),
+    ("raked_awards", True, {}, "aw"),
+    ("ratio", False, {"statistic": "ratio", "denominator": "api99"}, "y"),
+    ("raked_by_stype", True, {"domain": "stype"}, "y"),
+])
+def test_missing_outcomes_are_left_out_as_r_na_rm(with_missing, key, balanced, params, column):
+    results = _fit_na(with_missing, with_missing[column], balanced, **params)
+    np.testing.assert_allclose(results.estimate, REF[f"narm.{key}.estimate"], rtol=1e-8)
+    np.testing.assert_allclose(results.std_error, REF[f"narm.{key}.se"], rtol=1e-8)
+
+
+def test_missing_outcomes_with_replicates_and_several_outcomes(with_missing):
+    jk1 = skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1")
+    row = _fit_na(with_missing, with_missing["y"], design=jk1).iloc[0]
+    assert row.estimate == pytest.approx(REF["narm.jk1_mean.estimate"][0], rel=1e-8)
+    assert row.std_error == pytest.approx(REF["narm.jk1_mean.se"][0], rel=1e-8)
+    # rows missing any outcome are left out of every estimate, as R's formula
+    both = _fit_na(with_missing, with_missing[["y", "api99"]])
+    np.testing.assert_allclose(both.estimate, REF["narm.both.estimate"], rtol=1e-8)
+    np.testing.assert_allclose(both.std_error, REF["narm.both.se"], rtol=1e-8)
+    assert (both.n == 183 - 5).all()
+
+
+@pytest.mark.parametrize("column,message", [
+    ("y", "Outcome 'y' has 5 missing value\\(s\\) in 183 rows; pass na_rm=True"),
+    ("aw", "Outcome 'aw' has 3 missing value\\(s\\) in 183 rows; pass na_rm=True"),
+])
+def test_a_missing_outcome_is_an_error_by_default(with_missing, column, message):
+    est = skb.BalancedFunctionalEstimator(baseline="empirical")
+    with pytest.raises(ValueError, match=message):
+        est.fit(with_missing, with_missing[column], sample_weight=with_missing["pw"])
+    every = with_missing.assign(y=np.nan)
+    with pytest.raises(ValueError, match="Every row has a missing outcome"):
+        est.set_params(na_rm=True).fit(every, every["y"])

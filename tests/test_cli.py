@@ -264,3 +264,31 @@ def test_help_shows_targets_format_and_defaults():
     for default in ("default: 1000", "default: 1e-08", "default: none",
                     "default: 1 for every"):
         assert default in out
+
+
+def test_estimate_without_targets_na_rm_and_the_new_options(clus1_files):
+    # issue 20: design-weighted estimates need no --targets; --na-rm, --ci-method
+    path = clus1_files
+    sample = skb.datasets.load_api("clus1")
+    y = sample["api00"].astype(float)
+    y.iloc[[2, 9, 49, 50, 119]] = np.nan
+    sample.assign(y=y).to_csv(path / "na.csv", index=False)
+    base = ["estimate", path / "na.csv", "--weight-column", "pw", "--clusters", "dnum",
+            "--fpc", "fpc", "--y", "y"]
+    result = run(*base)
+    assert result.returncode == 2 and "has 5 missing value(s)" in result.stderr
+    assert "--na-rm" in result.stderr or "na_rm=True" in result.stderr
+    result = run(*base, "--na-rm", "--out", path / "na_out.csv")
+    assert result.returncode == 0, result.stderr
+    assert "design weights alone" in result.stdout
+    written = pd.read_csv(path / "na_out.csv")
+    # R: svymean(~y, svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=...), na.rm=TRUE)
+    assert written["estimate"].iloc[0] == pytest.approx(644.078651685393, rel=1e-9)
+    assert written["std_error"].iloc[0] == pytest.approx(24.3476614622912, rel=1e-9)
+    result = run("estimate", path / "clus1.csv", "--weight-column", "pw", "--clusters",
+                 "dnum", "--fpc", "fpc", "--y", "awards", "--ci-method", "beta",
+                 "--linearization", "cr2", "--df", "bell-mccaffrey", "--out", path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    written = pd.read_csv(path / "p.csv")
+    assert (written["ci_low"] >= 0).all() and (written["ci_high"] <= 1).all()
+    assert (written["df"] < 14).all()

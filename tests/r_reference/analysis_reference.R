@@ -44,4 +44,37 @@ for (case in cases) for (m in c("logit", "xlogit", "asin", "beta", "mean")) {
 add("ciprop.clus1_raked_H_awards.degf", degf(subset(rclus1, stype == "H")),
     paste(cal, "; degf(subset(rclus1, stype=='H'))"))
 
+# ---- 6. missing outcomes (na.rm = TRUE): rows 3, 10, 50, 51 and 120 of api00
+# missing (the same in Python); awards missing in rows 7, 8 and 90
+with_na <- apiclus1
+with_na$y <- with_na$api00
+with_na$y[c(3, 10, 50, 51, 120)] <- NA
+with_na$aw <- with_na$awards
+with_na$aw[c(7, 8, 90)] <- NA
+dna <- svydesign(id = ~dnum, weights = ~pw, fpc = ~fpc, data = with_na)
+rna <- calibrate(dna, ~stype + sch.wide, pop_clus, calfun = "raking", epsilon = 1e-12,
+                 maxit = 1000)
+jna <- as.svrepdesign(dna, type = "JK1")
+nacall <- "dna <- svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1 with y = api00 missing in rows 3, 10, 50, 51, 120 and aw = awards missing in rows 7, 8, 90)"
+narake <- "rna <- calibrate(dna, ~stype+sch.wide, pop, calfun='raking', epsilon=1e-12)"
+est_se <- function(prefix, stat, call) {
+  add(paste0(prefix, ".estimate"), coef(stat), call)
+  add(paste0(prefix, ".se"), SE(stat), call)
+}
+est_se("narm.mean", svymean(~y, dna, na.rm = TRUE), paste(nacall, "; svymean(~y, dna, na.rm=TRUE)"))
+est_se("narm.total", svytotal(~y, dna, na.rm = TRUE), paste(nacall, "; svytotal(~y, dna, na.rm=TRUE)"))
+est_se("narm.raked_mean", svymean(~y, rna, na.rm = TRUE),
+       paste(nacall, ";", narake, "; svymean(~y, rna, na.rm=TRUE)"))
+est_se("narm.raked_awards", svymean(~aw, rna, na.rm = TRUE),
+       paste(nacall, ";", narake, "; svymean(~aw, rna, na.rm=TRUE) [No, Yes]"))
+est_se("narm.ratio", svyratio(~y, ~api99, dna, na.rm = TRUE),
+       paste(nacall, "; svyratio(~y, ~api99, dna, na.rm=TRUE)"))
+b <- svyby(~y, ~stype, rna, svymean, na.rm = TRUE)
+add("narm.raked_by_stype.estimate", coef(b), paste(nacall, ";", narake, "; svyby(~y, ~stype, rna, svymean, na.rm=TRUE) [E, H, M]"))
+add("narm.raked_by_stype.se", SE(b), paste(nacall, ";", narake, "; svyby(~y, ~stype, rna, svymean, na.rm=TRUE) [E, H, M]"))
+est_se("narm.jk1_mean", svymean(~y, jna, na.rm = TRUE),
+       paste(nacall, "; svymean(~y, as.svrepdesign(dna, type='JK1'), na.rm=TRUE)"))
+est_se("narm.both", svymean(~y + api99, dna, na.rm = TRUE),
+       paste(nacall, "; svymean(~y+api99, dna, na.rm=TRUE) (rows missing either are left out of both)"))
+
 cat("{\n", paste(unlist(entries), collapse = ",\n"), "\n}\n", sep = "")
