@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from numbers import Integral
+from collections.abc import Hashable, Sequence
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -14,7 +14,13 @@ from sklearn.utils._param_validation import HasMethods, Hidden, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._balancer import MarginalBalancer
-from ._inference import BalancingFit, estimate_statistics, statistics_of
+from ._inference import (
+    BalancingFit,
+    estimate_statistics,
+    quantile_statistics,
+    statistics_of,
+    woodruff_table,
+)
 from ._problem import balancing_steps
 from ._rows import Rows, is_dask, kish_effective_size, read_rows
 from ._typing import Table, Vector
@@ -62,10 +68,19 @@ class BalancedFunctionalEstimator(BaseEstimator):
     design : SurveyDesign or None, default=None
         How the sample was drawn. None: each row (of positive weight) is an
         independent draw, as R's ``svydesign(id=~1, weights=~w)``.
-    statistic : {"mean", "total", "ratio"}, default="mean"
+    statistic : {"mean", "total", "ratio", "quantile"}, default="mean"
         What to estimate for every outcome. A categorical outcome (object,
         category, string or bool) gives the proportion (or count, for
         "total") of each of its levels. "ratio" is ``T(y) / T(denominator)``.
+        "quantile": the ``quantiles`` of a numeric outcome, as R survey's
+        ``svyquantile`` (R 4.1's defaults, ``qrule="math"``: the smallest
+        value whose weighted share reaches the quantile; Woodruff's interval
+        from the design-based interval of the share below it, and the
+        standard error its width over ``2 t``). With replicate weights the
+        share's replicate variance is used (R's ``interval.type="mean"``).
+    quantiles : float or sequence of float, default=0.5
+        With ``statistic="quantile"``: the quantiles, strictly between 0 and
+        1 (the ``level`` column of ``results_``).
     domain : label, array-like or None, default=None
         A column of ``X`` (or the values): every statistic is estimated within
         each of its levels, as R's ``svyby`` (the whole sample keeps its
@@ -98,16 +113,18 @@ class BalancedFunctionalEstimator(BaseEstimator):
         of large clusters that the calibration fits. For one-stage designs
         (and none: each row its own unit); the regression is the limit's,
         also for a fit of k steps. See the survey guide for when to use it.
-    ci_method : {"logit", "xlogit", "asin", "beta", "mean"}, default="logit"
+    ci_method : {"logit", "xlogit", "asin", "beta", "mean"} or None, default=None
         The interval of a proportion (every level of a categorical outcome,
         and the mean of a 0/1 outcome), as R survey's ``svyciprop``: "logit"
-        (its default, and ours: the Wald interval of the log odds, which
+        (the default, None, as R's: the Wald interval of the log odds, which
         stays inside [0, 1] and is close to symmetric on the scale where a
         proportion's estimate is close to normal), "xlogit" (the same here),
         "asin" (of ``asin(sqrt(p))``), "beta" (Korn and Graubard's, from the
         effective sample size), or "mean" (Wald's ``p +- t SE``, which can
         leave [0, 1]; R's ``confint(svymean(...))``). Other statistics keep
-        Wald's interval. R's "likelihood" is not offered.
+        Wald's interval. R's "likelihood" is not offered. For quantiles, the
+        interval of the share below the estimate (R's ``interval.type``;
+        None: "mean", R's default there; "logit" is "xlogit").
     na_rm : bool, default=False
         Rows with a missing outcome (NaN or None in any column of ``y``, or
         in the denominator) are left out of every estimate, as R's
@@ -189,12 +206,13 @@ class BalancedFunctionalEstimator(BaseEstimator):
         "balancer": [HasMethods(["fit_problem", "compute_weights"]), None],
         "baseline": [StrOptions({"empirical", "ipwi"}), None],
         "design": [HasMethods(["resolve"]), None],
-        "statistic": [StrOptions({"mean", "total", "ratio"})],
+        "statistic": [StrOptions({"mean", "total", "ratio", "quantile"})],
+        "quantiles": ["array-like", Real],
         "domain": [None, "array-like", str, Integral, tuple],
         "denominator": [None, "array-like", str, Integral, tuple],
         "df": [StrOptions({"design", "satterthwaite", "normal", "bell-mccaffrey",
                            "domain"})],
-        "ci_method": [StrOptions({"mean", "logit", "xlogit", "asin", "beta"})],
+        "ci_method": [StrOptions({"mean", "logit", "xlogit", "asin", "beta"}), None],
         "na_rm": ["boolean"],
         "linearization": [StrOptions({"design", "cr2"})],
         "method": [StrOptions({"balanced", "empirical", "ipwi"}),
@@ -204,19 +222,21 @@ class BalancedFunctionalEstimator(BaseEstimator):
     def __init__(self, balancer: MarginalBalancer | None = None, *,
                  baseline: Literal["empirical", "ipwi"] | None = None,
                  design: SurveyDesign | None = None,
-                 statistic: Literal["mean", "total", "ratio"] = "mean",
+                 statistic: Literal["mean", "total", "ratio", "quantile"] = "mean",
+                 quantiles: float | Sequence[float] = 0.5,
                  domain: Hashable | Vector | None = None,
                  denominator: Hashable | Vector | None = None,
                  df: Literal["design", "satterthwaite", "normal", "bell-mccaffrey",
                              "domain"] = "design",
                  linearization: Literal["design", "cr2"] = "design",
-                 ci_method: Literal["mean", "logit", "xlogit", "asin", "beta"] = "logit",
+                 ci_method: Literal["mean", "logit", "xlogit", "asin", "beta"] | None = None,
                  na_rm: bool = False, method: str = "deprecated") -> None:
         self.balancer = balancer
         self.baseline = baseline
         self.method = method
         self.design = design
         self.statistic = statistic
+        self.quantiles = quantiles
         self.domain = domain
         self.denominator = denominator
         self.df = df
@@ -296,9 +316,13 @@ class BalancedFunctionalEstimator(BaseEstimator):
         else:
             weights = base * rows.gather(problem.importance_factors(), problem.cell_of_row)
             steps = 0  # importance weighting takes no balancing step
-        stats = statistics_of(y, rows, self.statistic, self._column(rows, self.domain),
-                              self._column(rows, self.denominator), na_rm=self.na_rm)
         fit = BalancingFit(problem, weights, steps, balancer, weighting)
+        if self.statistic == "quantile":
+            stats, extras = quantile_statistics(y, rows, weights, self._quantiles(),
+                                                self._column(rows, self.domain), self.na_rm)
+        else:
+            stats = statistics_of(y, rows, self.statistic, self._column(rows, self.domain),
+                                  self._column(rows, self.denominator), na_rm=self.na_rm)
         if self.df == "bell-mccaffrey" and self.linearization != "cr2":
             raise ValueError("df='bell-mccaffrey' are the degrees of freedom of the "
                              "bias-reduced variance: pass linearization='cr2' with it.")
@@ -306,9 +330,16 @@ class BalancedFunctionalEstimator(BaseEstimator):
                 design.replicates is not None):
             raise ValueError("linearization='cr2' adjusts the linearized variance: the "
                              "design has replicate weights, which give their own.")
-        self.results_ = estimate_statistics(fit, stats, design, df=self.df,
-                                            linearization=self.linearization,
-                                            ci_method=self.ci_method)
+        if self.statistic == "quantile":  # Woodruff: through the share below each
+            shares = estimate_statistics(fit, stats, design, df=self.df,
+                                         linearization=self.linearization, ci_method="mean")
+            n_design = int(np.sum(to_numpy(problem.base) > 0))
+            self.results_ = woodruff_table(shares, extras, 0.05, self.ci_method or "mean",
+                                           n_design, weighting == "empirical")
+        else:
+            self.results_ = estimate_statistics(fit, stats, design, df=self.df,
+                                                linearization=self.linearization,
+                                                ci_method=self.ci_method or "logit")
         single = len(stats) == 1
         for name, column in (("estimate_", "estimate"), ("std_error_", "std_error")):
             values = self.results_[column].to_numpy()
@@ -329,6 +360,14 @@ class BalancedFunctionalEstimator(BaseEstimator):
         else:
             validate_data(self, rows.fit_table, skip_check_array=True, reset=True)
         return self
+
+    def _quantiles(self):
+        """The quantiles asked for, checked: numbers strictly inside (0, 1)."""
+        values = np.atleast_1d(np.asarray(self.quantiles, dtype=np.float64))
+        if values.ndim != 1 or values.size == 0 or not np.all((values > 0) & (values < 1)):
+            raise ValueError(f"quantiles must be numbers strictly between 0 and 1; got "
+                             f"{self.quantiles!r}.")
+        return [float(v) for v in values]
 
     def _weighting(self):
         """The weights of the estimate: ``baseline``, or "balanced" for None.

@@ -826,3 +826,89 @@ def compute_replicate_weights(X: Table, balancer: MarginalBalancer, design: Surv
     fit = BalancingFit(problem, fitted.weights_, balancing_steps(fitted), fitted, "balanced")
     factors = _replicate_factors(fit, problem, cell_base)
     return ReplicateWeights(base * factors[cell], scale, rscales, mse, kind)
+
+
+def quantile_rule(values, weights, p):
+    """R survey's ``qrule="math"`` (Hyndman and Fan's type 1): the smallest
+    value whose weighted share at or below it reaches ``p``, rows of weight 0
+    left out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance._inference import quantile_rule
+    >>> quantile_rule(np.array([3.0, 1.0, 2.0, 4.0]), np.ones(4), 0.5)
+    2.0
+    """
+    kept = weights != 0
+    values, weights = values[kept], weights[kept]
+    order = np.argsort(values, kind="stable")
+    # sums accumulated in extended precision; a share within 1e-12 of p
+    # reaches it (an even count of equal weights at the median does exactly,
+    # which rounding must not undo)
+    extended = weights[order].astype(np.longdouble)
+    values, cumulative = values[order], np.cumsum(extended)
+    total = cumulative[-1]
+    reached = np.flatnonzero(cumulative >= (p - 1e-12) * total)
+    return float(values[reached[0]] if reached.size else values[-1])
+
+
+def quantile_statistics(y, rows, weights, quantiles, domain=None, na_rm=False):
+    """Every quantile's point estimate, and the share at or below it.
+
+    Returns the :class:`Statistic` of each share (the mean of ``x <= q`` in
+    the domain, whose design-based interval Woodruff's method turns into the
+    quantile's) and, for each, ``(values, weights, inside)`` on the host.
+    """
+    shares = []
+    outcomes = _outcomes(y, rows)
+    for name, _, categorical in outcomes:
+        if categorical:
+            raise ValueError(f"Outcome {name!r} is categorical: a quantile needs numbers.")
+    missing = _missing_rows(y, rows, None) if na_rm else None
+    if domain is not None:
+        levels, codes = _levels(domain, "The domain column", drop_unused=True)
+        domains = [(level, codes == j) for j, level in enumerate(levels)]
+    else:
+        domains = [(None, np.ones(rows.n_rows, dtype=bool))]
+    w = np.asarray(to_numpy(weights), dtype=np.float64)
+    for name, values, _ in outcomes:
+        x = np.asarray(to_numpy(_numeric(values, rows, f"Outcome {name!r}", missing)),
+                       dtype=np.float64)
+        for level, in_domain in domains:
+            inside = in_domain & (w > 0) & (True if missing is None else ~missing)
+            if not inside.any():
+                raise ValueError(f"Domain {level_repr(level)} has no row of positive weight"
+                                 f" with a value of {column_label(name)}.")
+            indicator = rows.to_rows(inside * 1.0)
+            for p in quantiles:
+                q = quantile_rule(x[inside], w[inside], p)
+                below = rows.to_rows((x <= q) * inside * 1.0)
+                shares.append((Statistic("mean", name, p, level, below, indicator, indicator),
+                               (x, w, inside, q)))
+    return [s for s, _ in shares], [extra for _, extra in shares]
+
+
+def woodruff_table(table, extras, alpha, method, n_design, empirical):
+    """Quantiles' intervals from their shares' (Woodruff 1952, as R survey's
+    ``svyquantile``): the interval of the share at or below the estimate,
+    mapped back through the weighted quantile function; the standard error
+    is its width over ``2 t``. An end of the share's interval beyond [0, 1]
+    is taken at 0 or 1 (R returns NaN there)."""
+    rows = []
+    for (_, row), (x, w, inside, q) in zip(table.iterrows(), extras):
+        share, se, df = row["estimate"], row["std_error"], row["df"]
+        quantile_t = (float(student_t.ppf(1 - alpha / 2, df)) if np.isfinite(df)
+                      else float(special.ndtri(1 - alpha / 2)))
+        if method == "mean":
+            low, high = share - quantile_t * se, share + quantile_t * se
+        else:
+            n = row["n"] if empirical else n_design
+            low, high = proportion_interval(share, se**2, df, alpha,
+                                            "xlogit" if method == "logit" else method, n)
+        lower = quantile_rule(x[inside], w[inside], min(max(low, 0.0), 1.0))
+        upper = quantile_rule(x[inside], w[inside], min(max(high, 0.0), 1.0))
+        rows.append({**row.to_dict(), "statistic": "quantile", "estimate": q,
+                     "std_error": (upper - lower) / (2 * quantile_t), "ci_low": lower,
+                     "ci_high": upper})
+    return pd.DataFrame(rows, columns=table.columns)

@@ -143,3 +143,91 @@ def test_a_missing_outcome_is_an_error_by_default(with_missing, column, message)
     every = with_missing.assign(y=np.nan)
     with pytest.raises(ValueError, match="Every row has a missing outcome"):
         est.set_params(na_rm=True).fit(every, every["y"])
+
+
+def _quantiles(est, X, y, where=None):
+    results = est.fit(X, y, sample_weight=X["pw"]).results_
+    if where is not None:
+        results = results.loc[results.domain == where]
+    return results
+
+
+def _check_quantiles(results, key, values=None):
+    """Equal to R; where R gives NaN (the share's interval leaves [0, 1]), the
+    interval ends at the smallest (largest) value and the SE is finite."""
+    for column, name in (("estimate", "estimate"), ("ci_low", "ci_low"),
+                         ("ci_high", "ci_high"), ("std_error", "se")):
+        expected = REF[f"quantile.{key}.{name}"]
+        known = np.isfinite(expected)
+        np.testing.assert_allclose(results[column].to_numpy()[known], expected[known],
+                                   rtol=1e-8)
+        assert np.isfinite(results[column]).all()
+        if not known.all() and column in ("ci_low", "ci_high"):
+            end = values.min() if column == "ci_low" else values.max()
+            assert (results[column].to_numpy()[~known] == end).all()
+
+
+def test_quantiles_equal_svyquantile_on_a_raked_cluster_sample():
+    # the issue's values: 552, 652, 715; median interval (561, 714), SE 35.6678826994527
+    clus1 = skb.datasets.load_api("clus1")
+    est = skb.BalancedFunctionalEstimator(
+        _raked(), design=skb.SurveyDesign(clusters="dnum", fpc="fpc"), statistic="quantile",
+        quantiles=[0.25, 0.5, 0.75])
+    results = _quantiles(est, clus1, clus1["api00"])
+    _check_quantiles(results, "clus1_raked")
+    assert list(results.level) == [0.25, 0.5, 0.75]
+    assert list(results.statistic) == ["quantile"] * 3
+    assert results.std_error.iloc[1] == pytest.approx(35.6678826994527, rel=1e-9)
+
+
+@pytest.mark.parametrize("method", ["mean", "beta", "xlogit", "asin"])
+def test_quantile_interval_types_equal_r(method):
+    strat = skb.datasets.load_api("strat")
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(strata="stype", fpc="fpc"),
+        statistic="quantile", quantiles=[0.1, 0.5, 0.9], ci_method=method)
+    _check_quantiles(_quantiles(est, strat, strat["api00"]), f"strat_{method}")
+
+
+def test_quantiles_in_domains_and_with_replicates_equal_r():
+    clus1 = skb.datasets.load_api("clus1")
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
+        statistic="quantile", quantiles=[0.5, 0.8], domain="stype", df="domain")
+    for level in ("E", "H", "M"):  # R's lower end for H is NaN: ours is the minimum
+        _check_quantiles(_quantiles(est, clus1, clus1["enroll"], level), f"clus1_{level}",
+                         clus1.loc[clus1.stype == level, "enroll"])
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", statistic="quantile", quantiles=[0.25, 0.5],
+        design=skb.SurveyDesign(clusters="dnum", fpc="fpc", replicates="jk1"))
+    _check_quantiles(_quantiles(est, clus1, clus1["api00"]), "jk1")
+
+
+def test_quantile_rule_equals_a_plain_loop():
+    rng = np.random.default_rng(0)
+    x, w = rng.integers(0, 20, 300).astype(float), rng.uniform(0, 2, 300)
+    w[:30] = 0.0
+    order = np.argsort(x, kind="stable")
+    for p in (0.01, 0.25, 0.5, 0.77, 0.99):
+        running, total = 0.0, w.sum()
+        for i in order:  # the first value whose share at or below reaches p
+            running += w[i]
+            if running >= p * total and w[i] > 0:
+                break
+        est = skb.BalancedFunctionalEstimator(baseline="empirical", statistic="quantile",
+                                              quantiles=p)
+        assert est.fit(pd.DataFrame({"g": np.zeros(300)}), x, sample_weight=w).estimate_ == x[i]
+
+
+@pytest.mark.parametrize("quantiles", [0.0, 1.0, [0.5, 1.2], -0.1, []])
+def test_a_quantile_outside_0_and_1_is_an_error(quantiles):
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", statistic="quantile",
+                                          quantiles=quantiles)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        est.fit(pd.DataFrame({"g": [0, 1, 0]}), np.array([1.0, 2.0, 3.0]))
+
+
+def test_a_categorical_outcome_has_no_quantile():
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", statistic="quantile")
+    with pytest.raises(ValueError, match="categorical: a quantile needs numbers"):
+        est.fit(pd.DataFrame({"g": [0, 1, 0]}), pd.Series(["a", "b", "a"], name="y"))

@@ -44,6 +44,28 @@ for (case in cases) for (m in c("logit", "xlogit", "asin", "beta", "mean")) {
 add("ciprop.clus1_raked_H_awards.degf", degf(subset(rclus1, stype == "H")),
     paste(cal, "; degf(subset(rclus1, stype=='H'))"))
 
+# ---- 2. quantiles (svyquantile, R 4.1's qrule="math", Woodruff intervals)
+qrow <- function(prefix, q, call) {
+  for (name in c("estimate", "ci_low", "ci_high", "se")) {
+    column <- switch(name, estimate = 1, ci_low = 2, ci_high = 3, se = 4)
+    add(paste0(prefix, ".", name), q[[1]][, column], call)
+  }
+}
+qrow("quantile.clus1_raked", svyquantile(~api00, rclus1, quantiles = c(0.25, 0.5, 0.75), ci = TRUE, se = TRUE),
+     paste(cal, "; svyquantile(~api00, rclus1, quantiles=c(.25, .5, .75), ci=TRUE, se=TRUE)"))
+for (m in c("mean", "beta", "xlogit", "asin")) {
+  qrow(paste0("quantile.strat_", m),
+       svyquantile(~api00, dstrat, quantiles = c(0.1, 0.5, 0.9), ci = TRUE, se = TRUE, interval.type = m),
+       sprintf("%s; svyquantile(~api00, dstrat, quantiles=c(.1, .5, .9), ci=TRUE, se=TRUE, interval.type='%s')", strat, m))
+}
+for (level in c("E", "H", "M")) {
+  qrow(paste0("quantile.clus1_", level),
+       svyquantile(~enroll, subset(dclus1, stype == level), quantiles = c(0.5, 0.8), ci = TRUE, se = TRUE),
+       sprintf("svyquantile(~enroll, subset(svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), stype=='%s'), quantiles=c(.5, .8), ci=TRUE, se=TRUE)", level))
+}
+qrow("quantile.jk1", svyquantile(~api00, jk, quantiles = c(0.25, 0.5), ci = TRUE, se = TRUE),
+     paste(jkcall, "; svyquantile(~api00, jk, quantiles=c(.25, .5), ci=TRUE, se=TRUE)"))
+
 # ---- 6. missing outcomes (na.rm = TRUE): rows 3, 10, 50, 51 and 120 of api00
 # missing (the same in Python); awards missing in rows 7, 8 and 90
 with_na <- apiclus1
