@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bias_reduced_parts"]
+__all__ = ["bias_reduced_roots"]
 
 # Leverage this close to 1 leaves no residual to scale: that direction is dropped.
 _FULL_LEVERAGE = 1e-10
@@ -38,9 +38,9 @@ def _orthonormal_basis(X, base):
     return scaled @ (vectors[:, keep] / np.sqrt(values[keep]))
 
 
-def bias_reduced_parts(units, unit_stratum, keep, X, base, weights, influences, domains):
-    """Every cluster's part of the CR2 variance of every statistic, and the
-    Bell-McCaffrey degrees of freedom of each.
+def bias_reduced_roots(units, unit_stratum, keep, X, base, weights, influences, domains):
+    """Every cluster's signed root of its part of the CR2 variance of every
+    statistic, and the Bell-McCaffrey degrees of freedom of each.
 
     Parameters
     ----------
@@ -64,9 +64,10 @@ def bias_reduced_parts(units, unit_stratum, keep, X, base, weights, influences, 
 
     Returns
     -------
-    parts : ndarray of shape (n_units, n_stats)
-        ``(1 - f) t_g^2``, ``t_g`` the cluster's total of ``w`` times its
-        adjusted residuals; they sum to the variance.
+    roots : ndarray of shape (n_units, n_stats)
+        ``sqrt(1 - f) t_g``, ``t_g`` the cluster's total of ``w`` times its
+        adjusted residuals: their squares sum to the variance, ``R.T @ R`` is
+        the covariance matrix.
     df : ndarray of shape (n_stats,)
         Bell and McCaffrey's degrees of freedom.
     """
@@ -95,11 +96,11 @@ def bias_reduced_parts(units, unit_stratum, keep, X, base, weights, influences, 
         spans.append(U)
         scales.append(scale)
         r_parts.append(v[rows] + U @ ((scale - 1) * adjust))  # r_g = A_g v_g on its rows
-    parts = keep[:, None] * totals**2
+    roots = np.sqrt(keep)[:, None] * totals
     df = np.array([_bell_mccaffrey_df(order, starts, Q, base, keep, r_parts,
                                       None if d is None else np.asarray(d, dtype=np.float64))
                    for d in domains])
-    return parts, df
+    return roots, df
 
 
 def _bell_mccaffrey_df(order, starts, Q, base, keep, r_parts, domain):

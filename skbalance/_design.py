@@ -29,7 +29,7 @@ from .utils._validation import column_label, level_repr, plain
 from .utils._warnings import warn
 
 __all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign", "replicate_parts",
-           "replicate_variance", "satterthwaite_df"]
+           "replicate_roots", "replicate_variance", "satterthwaite_df"]
 
 # (unit x cell) weight tables up to this many entries are dense (64 MB)
 _DENSE_TABLE = 1 << 23
@@ -565,7 +565,7 @@ class ResolvedDesign:
         variance = parts.sum(axis=0)
         return variance[0] if single else variance
 
-    def variance_components(self, columns, cell_part=None, domains=None):
+    def variance_components(self, columns, cell_part=None, domains=None, roots=False):
         """Every unit's part of the linearized variance, at every stage.
 
         Parameters
@@ -580,6 +580,10 @@ class ResolvedDesign:
             on an uncalibrated design, which drops the other rows). None:
             every stratum counts (R on a calibrated design, which keeps them
             with weight 0).
+
+        roots : bool, default=False
+            Return signed square roots of the parts: ``R`` with ``R ** 2``
+            the parts and ``R.T @ R`` the covariance matrix of the totals.
 
         Returns
         -------
@@ -596,7 +600,7 @@ class ResolvedDesign:
                     np.ones(stage.n_units, dtype=bool) if d is None else
                     np.bincount(stage.unit, d, minlength=stage.n_units) > 0
                     for d in domains])
-            parts.append(stage.components(totals, self.lonely_psu, present))
+            parts.append(stage.components(totals, self.lonely_psu, present, roots))
         return np.vstack(parts)
 
     def replicate_multipliers(self):
@@ -722,11 +726,12 @@ class _Stage:
             totals -= table @ corrections
         return totals
 
-    def components(self, totals, lonely, present=None):
+    def components(self, totals, lonely, present=None, roots=False):
         """Every unit's part of this stage's variance, from the unit totals of
         each statistic (n_units, n_stats); they sum to the stage's variance.
         ``present`` (n_units, n_stats): the units holding each statistic's
-        domain, whose strata alone count for lonely_psu="average"."""
+        domain, whose strata alone count for lonely_psu="average". ``roots``:
+        their signed square roots instead (the covariances' factor)."""
         strata = self.unit_stratum
         means = np.column_stack([np.bincount(strata, totals[:, k], minlength=self.n_strata)
                                  for k in range(totals.shape[1])])
@@ -748,7 +753,8 @@ class _Stage:
                 deviation[lonely_unit] = totals[lonely_unit]
         scale = self.keep * np.where(lonely_unit, 1.0, size / np.maximum(size - 1, 1))
         weight = np.where(exhausted, 0.0, scale * self.factor)
-        parts = weight[:, None] * deviation**2
+        parts = (np.sqrt(weight)[:, None] * deviation if roots
+                 else weight[:, None] * deviation**2)
         if lonely != "average":
             return parts
         # R's onestage: within each parent unit, the strata without a lonely
@@ -775,7 +781,8 @@ class _Stage:
             ratio = np.divide(all_strata, ok_strata, out=np.ones(n_parent),
                               where=ok_strata > 0)
             factors.append(ratio[self.stratum_parent][strata])
-        return parts * np.column_stack(factors)
+        factors = np.column_stack(factors)
+        return parts * (np.sqrt(factors) if roots else factors)
 
 
 def _stratum_names(unit_strata, clusters, strata):
@@ -1071,6 +1078,20 @@ def replicate_parts(thetas, theta, scale, rscales, mse):
         counted = ~missing & (rscales[:, None] > 0)
         centre = np.where(counted, thetas, 0.0).sum(axis=0) / counted.sum(axis=0)
     return scale * rscales[:, None] * np.where(missing, 0.0, thetas - centre) ** 2
+
+
+def replicate_roots(thetas, theta, scale, rscales, mse):
+    """Signed square roots of :func:`replicate_parts`: ``R.T @ R`` is the
+    replicate covariance matrix of the statistics."""
+    thetas = np.asarray(thetas, dtype=np.float64)
+    parts = replicate_parts(thetas, theta, scale, rscales, mse)
+    centre = (np.asarray(theta, dtype=np.float64) if mse else None)
+    if centre is None:
+        missing = ~np.isfinite(thetas)
+        counted = ~missing & (rscales[:, None] > 0)
+        centre = np.where(counted, thetas, 0.0).sum(axis=0) / counted.sum(axis=0)
+    sign = np.sign(np.where(np.isfinite(thetas), thetas - centre, 0.0))
+    return sign * np.sqrt(parts)
 
 
 def replicate_variance(thetas, theta, scale, rscales, mse):

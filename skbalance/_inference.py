@@ -11,6 +11,7 @@ each replicate's weights, on the same cells.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -23,11 +24,11 @@ from scipy.stats import t as student_t
 from sklearn.base import clone
 
 from ._balancer import MarginalBalancer
-from ._bias_reduced import bias_reduced_parts
+from ._bias_reduced import bias_reduced_roots
 from ._design import (
     ReplicateWeights,
     multiplied,
-    replicate_parts,
+    replicate_roots,
     replicate_variance,
     satterthwaite_df,
 )
@@ -245,21 +246,16 @@ def _dot(a, b):
     return float(array_namespace(a, b).sum(a * b))
 
 
-def _iid_parts(x, counted, each=True):
-    """Every row's part of ``n / (n - 1) sum (x - mean x)^2`` over the rows with
-    positive weight (0 elsewhere; NaN when fewer than two rows count).
-
-    ``each=False`` returns the sum alone (one part), computed where the rows
-    live: no row-sized array comes to the host.
-    """
+def _iid_roots(x, counted):
+    """Every row's signed root of its part of ``n / (n - 1) sum (x - mean x)^2``
+    over the rows with positive weight (0 elsewhere; NaN when fewer than two
+    rows count), where the rows live."""
     xp = array_namespace(x)
     n = float(xp.sum(xp.astype(counted, x.dtype)))
     if n < 2:
-        return np.full(counted.shape[0] if each else 1, np.nan)
+        return xp.full_like(x, np.nan)
     centred = xp.where(counted, x - float(xp.sum(x)) / n, xp.zeros_like(x))
-    if not each:
-        return np.array([n / (n - 1) * float(xp.sum(centred * centred))])
-    return np.asarray(to_numpy(centred * centred), dtype=np.float64) * (n / (n - 1))
+    return centred * math.sqrt(n / (n - 1))
 
 
 @dataclass
@@ -329,21 +325,26 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
         moments.append(_srs_moments(weighted, z, denominator_total))
         influences.append((weighted, z))
     replicated = None
-    with np.errstate(over="ignore"):  # a variance beyond float is named below
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float: named below
         if design is not None and design.replicates is not None:
             thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
-            parts = replicate_parts(thetas, np.asarray(estimates), scale, rscales, mse)
+            roots = replicate_roots(thetas, np.asarray(estimates), scale, rscales, mse)
             replicated = (thetas, scale, rscales, mse)
         elif linearization == "cr2":
-            parts, bell_mccaffrey = _bias_reduced(fit, influences, stats, design)
+            roots, bell_mccaffrey = _bias_reduced(fit, influences, stats, design)
         else:
             # R's svyby on an uncalibrated design takes each domain's rows alone
             # (subset drops the others), which lonely_psu="average" sees
             domains = ([s.indicator for s in stats] if fit.method == "empirical"
                        else None)
-            parts = _linearized_parts(fit, influences, design, each=df == "satterthwaite",
-                                      domains=domains)
-        variances = parts.sum(axis=0)
+            roots = _linearized_roots(fit, influences, design, domains=domains)
+        # every part of every variance (units or replicates), and the covariances
+        xp = array_namespace(roots)
+        covariance = np.asarray(to_numpy(xp.matmul(xp.permute_dims(roots, (1, 0)), roots)),
+                                dtype=np.float64)
+        variances = np.diag(covariance).copy()
+        parts = (np.asarray(to_numpy(roots * roots), dtype=np.float64)
+                 if df == "satterthwaite" else None)
     design_df = (design.degrees_of_freedom if design is not None
                  else int(to_numpy(counted).sum()) - 1)
     if df == "normal":  # R's confint default: the normal quantile
@@ -509,16 +510,17 @@ def _bias_reduced(fit, influences, stats, design):
     zs = [np.asarray(to_numpy(z), dtype=np.float64)[counted] for _, z in influences]
     domains = [None if s.indicator is None else
                np.asarray(to_numpy(s.indicator), dtype=np.float64)[counted] for s in stats]
-    return bias_reduced_parts(units, unit_stratum, keep, X, base[counted], weights, zs,
+    return bias_reduced_roots(units, unit_stratum, keep, X, base[counted], weights, zs,
                               domains)
 
 
-def _linearized_parts(fit, influences, design, each=True, domains=None):
-    """Every unit's part of the variance of every statistic's influence total,
-    after the balancing residual (n_parts, n_stats); without a design and with
-    ``each=False``, the variances alone (one part). ``domains``: per
-    statistic, its domain indicator (None: every row), where a domain's
-    variance sees only its own strata (see ``ResolvedDesign.variance_components``).
+def _linearized_roots(fit, influences, design, domains=None):
+    """Every unit's signed root of its part of the variance of every
+    statistic's influence total, after the balancing residual (n_parts,
+    n_stats; each row its own unit without a design, where the rows live).
+    ``domains``: per statistic, its domain indicator (None: every row), where
+    a domain's variance sees only its own strata (see
+    ``ResolvedDesign.variance_components``).
 
     ``influences`` holds, per statistic, ``(w z, z)``; the influence value
     ``w_i (C_k z)_i`` is ``(w z)_i - w_i correction[cell_i]``.
@@ -534,12 +536,12 @@ def _linearized_parts(fit, influences, design, each=True, domains=None):
         return design.variance_components(
             [to_numpy(w) for w in weighted],
             cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections),
-            domains=domains)
+            domains=domains, roots=True)
     counted = problem.base > 0
-    return np.column_stack([
-        _iid_parts(w - weights * problem.rows.gather(corrections[:, k], problem.cell_of_row),
-                   counted, each)
-        for k, w in enumerate(weighted)])
+    columns = [_iid_roots(w - weights * problem.rows.gather(corrections[:, k],
+                                                            problem.cell_of_row), counted)
+               for k, w in enumerate(weighted)]
+    return array_namespace(columns[0]).stack(columns, axis=1)
 
 
 def _largest(values):

@@ -66,6 +66,33 @@ for (level in c("E", "H", "M")) {
 qrow("quantile.jk1", svyquantile(~api00, jk, quantiles = c(0.25, 0.5), ci = TRUE, se = TRUE),
      paste(jkcall, "; svyquantile(~api00, jk, quantiles=c(.25, .5), ci=TRUE, se=TRUE)"))
 
+# ---- 4. domains over two variables, the covariance matrix, contrasts; t test
+b2 <- svyby(~api00, ~stype + sch.wide, dclus1, svymean, covmat = TRUE)
+b2call <- "b2 <- svyby(~api00, ~stype+sch.wide, svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), svymean, covmat=TRUE) [rows sorted by (stype, sch.wide)]"
+r2 <- svyby(~enroll, ~stype + comp.imp, rclus1, svymean)
+o2 <- order(as.character(r2$stype), as.character(r2$comp.imp))
+add("by2_raked.estimate", coef(r2)[o2], paste(cal, "; svyby(~enroll, ~stype+comp.imp, rclus1, svymean) [sorted by (stype, comp.imp)]"))
+add("by2_raked.se", SE(r2)[o2], paste(cal, "; svyby(~enroll, ~stype+comp.imp, rclus1, svymean) [sorted by (stype, comp.imp)]"))
+key <- paste(b2$stype, b2$sch.wide)
+o <- order(as.character(b2$stype), as.character(b2$sch.wide))
+add("by2.labels_in_r_order", o, paste(b2call, "; order of R's rows when sorted by (stype, sch.wide)"))
+add("by2.estimate", coef(b2)[o], b2call)
+add("by2.se", SE(b2)[o], b2call)
+add("by2.vcov", as.vector(vcov(b2)[o, o]), paste(b2call, "; vcov(b2), column-major"))
+w <- rep(0, nrow(b2)); w[o[2]] <- 1; w[o[1]] <- -1  # (E, Yes) - (E, No)
+ct <- svycontrast(b2, w)
+add("by2.contrast_E_yes_minus_no", c(coef(ct), SE(ct)), paste(b2call, "; svycontrast(b2, (E,Yes) - (E,No))"))
+bs <- svyby(~api00, ~stype, dstrat, svymean, covmat = TRUE)
+ct2 <- svycontrast(bs, c(E = -1, H = 0, M = 1))
+add("strat_by.contrast_M_minus_E", c(coef(ct2), SE(ct2)),
+    paste(strat, "; svycontrast(svyby(~api00, ~stype, dstrat, svymean, covmat=TRUE), c(E=-1, H=0, M=1))"))
+tt <- svyttest(api00 ~ comp.imp, dclus1)
+add("ttest.clus1_compimp", c(tt$estimate, tt$statistic, tt$parameter, tt$p.value),
+    "svyttest(api00 ~ comp.imp, svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1)) [estimate, t, df, p]")
+tt2 <- svyttest(api00 ~ sch.wide, rclus1)
+add("ttest.raked_schwide", c(tt2$estimate, tt2$statistic, tt2$parameter, tt2$p.value),
+    paste(cal, "; svyttest(api00 ~ sch.wide, rclus1) [estimate, t, df, p]"))
+
 # ---- 6. missing outcomes (na.rm = TRUE): rows 3, 10, 50, 51 and 120 of api00
 # missing (the same in Python); awards missing in rows 7, 8 and 90
 with_na <- apiclus1
