@@ -7,6 +7,7 @@ from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
 from array_api_compat import array_namespace, device
 from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator, _fit_context, clone
@@ -31,6 +32,16 @@ if TYPE_CHECKING:
     from ._design import SurveyDesign
 
 __all__ = ["BalancedFunctionalEstimator"]
+
+
+def _t_summary(estimate, se, df):
+    """Estimate, standard error, t, two-sided p-value and 95% interval."""
+    t = estimate / se if se > 0 else (np.inf if estimate else 0.0) * np.sign(estimate)
+    quantile = float(student_t.ppf(0.975, df))
+    return pd.Series({"estimate": estimate, "std_error": se, "t": t,
+                      "p_value": float(2 * student_t.sf(abs(t), df)),
+                      "ci_low": estimate - quantile * se, "ci_high": estimate + quantile * se,
+                      "df": df})
 
 
 def _no_columns(rows):
@@ -81,10 +92,11 @@ class BalancedFunctionalEstimator(BaseEstimator):
     quantiles : float or sequence of float, default=0.5
         With ``statistic="quantile"``: the quantiles, strictly between 0 and
         1 (the ``level`` column of ``results_``).
-    domain : label, array-like or None, default=None
+    domain : label, list of labels, array-like or None, default=None
         A column of ``X`` (or the values): every statistic is estimated within
         each of its levels, as R's ``svyby`` (the whole sample keeps its
-        design and balancing).
+        design and balancing). A list of columns: every observed combination
+        of their levels (R's ``svyby(~y, ~a + b)``), labelled by tuples.
     denominator : label, array-like or None, default=None
         The denominator of ``statistic="ratio"``: a column of ``X`` or values.
     df : {"design", "satterthwaite", "normal"}, default="design"
@@ -144,6 +156,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
         simple random sampling of the same size, R's ``deff=TRUE``), ``df``
         (PSUs minus strata, R's ``degf``, or Satterthwaite's per statistic)
         and ``n`` (rows of positive weight in the domain).
+    vcov_ : ndarray of shape (n_results, n_results)
+        The covariance matrix of all the estimates of the fit, rows and
+        columns in the order of ``results_`` (R's ``covmat=TRUE``), from the
+        same parts as the standard errors (diagonal for quantiles, as R).
     estimate_ : float or ndarray of shape (n_results,)
         The column ``estimate`` of ``results_`` (a float for one row).
     std_error_ : float or ndarray of shape (n_results,)
@@ -331,15 +347,19 @@ class BalancedFunctionalEstimator(BaseEstimator):
             raise ValueError("linearization='cr2' adjusts the linearized variance: the "
                              "design has replicate weights, which give their own.")
         if self.statistic == "quantile":  # Woodruff: through the share below each
-            shares = estimate_statistics(fit, stats, design, df=self.df,
-                                         linearization=self.linearization, ci_method="mean")
+            shares, _ = estimate_statistics(fit, stats, design, df=self.df,
+                                            linearization=self.linearization,
+                                            ci_method="mean", return_covariance=True)
             n_design = int(np.sum(to_numpy(problem.base) > 0))
             self.results_ = woodruff_table(shares, extras, 0.05, self.ci_method or "mean",
                                            n_design, weighting == "empirical")
+            self.vcov_ = np.diag(self.results_["std_error"].to_numpy() ** 2)  # as R
         else:
-            self.results_ = estimate_statistics(fit, stats, design, df=self.df,
-                                                linearization=self.linearization,
-                                                ci_method=self.ci_method or "logit")
+            self.results_, covariance = estimate_statistics(
+                fit, stats, design, df=self.df, linearization=self.linearization,
+                ci_method=self.ci_method or "logit", return_covariance=True)
+            self.vcov_ = (from_numpy(covariance, rows.xp, rows.device, rows.base.dtype)
+                          if rows.on_device else covariance)
         single = len(stats) == 1
         for name, column in (("estimate_", "estimate"), ("std_error_", "std_error")):
             values = self.results_[column].to_numpy()
@@ -383,12 +403,94 @@ class BalancedFunctionalEstimator(BaseEstimator):
 
     @staticmethod
     def _column(rows, spec):
-        """A named column of ``X`` (host values), or the values given."""
+        """A named column of ``X`` (host values), the values given, or, for a
+        list of column labels, every row's tuple of their values."""
         if spec is None:
             return None
         if isinstance(spec, (str, Integral, tuple)) and not isinstance(spec, bool):
             return to_numpy(rows.column(spec)) if rows.on_device else rows.column(spec)
+        if isinstance(spec, list) and spec and all(
+                isinstance(c, (str, Integral)) and not isinstance(c, bool) for c in spec):
+            columns = [np.asarray(to_numpy(rows.column(c)) if rows.on_device
+                                  else rows.column(c), dtype=object) for c in spec]
+            combined = np.empty(rows.n_rows, dtype=object)
+            combined[:] = list(zip(*columns))
+            return pd.Series(combined)
         return spec
+
+    def contrast(self, weights: Vector) -> pd.Series:
+        """A linear combination of the estimates: R survey's ``svycontrast``.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_estimates,)
+            One weight per row of ``results_`` (``[-1, 1]`` over two domains'
+            means: their difference).
+
+        Returns
+        -------
+        pandas.Series
+            ``estimate``, ``std_error`` (from ``vcov_``), ``t``, ``p_value``
+            (two-sided, Student t), ``ci_low``, ``ci_high`` (95%) and ``df``
+            (the smallest of the rows combined).
+
+        Examples
+        --------
+        >>> import skbalance as skb
+        >>> strat = skb.datasets.load_api("strat")
+        >>> est = skb.BalancedFunctionalEstimator(
+        ...     baseline="empirical", design=skb.SurveyDesign(strata="stype", fpc="fpc"),
+        ...     domain="stype").fit(strat, strat["api00"], sample_weight=strat["pw"])
+        >>> round(est.contrast([-1, 0, 1])["estimate"], 2)  # M - E
+        -37.83
+        """
+        check_is_fitted(self, "vcov_")
+        c = np.asarray(weights, dtype=np.float64)
+        n = len(self.results_)
+        if c.shape != (n,):
+            raise ValueError(f"The contrast needs one weight per row of results_ ({n}); "
+                             f"got shape {c.shape}.")
+        if not np.all(np.isfinite(c)):
+            raise ValueError("The contrast's weights must be finite numbers.")
+        estimate = float(c @ self.results_["estimate"].to_numpy())
+        se = float(np.sqrt(max(c @ np.asarray(to_numpy(self.vcov_)) @ c, 0.0)))
+        used = c != 0
+        df = float(self.results_["df"].to_numpy()[used].min()) if used.any() else np.inf
+        return _t_summary(estimate, se, df)
+
+    def ttest(self) -> pd.Series:
+        """The design t test of two domains' means: R survey's ``svyttest(y ~ g)``.
+
+        The second domain's mean minus the first's, over its standard error,
+        with the design's degrees of freedom minus one (R's, from the
+        regression on the group).
+
+        Returns
+        -------
+        pandas.Series
+            ``estimate`` (the difference), ``std_error``, ``t``, ``p_value``
+            (two-sided), ``ci_low``, ``ci_high`` and ``df``.
+
+        Examples
+        --------
+        >>> import skbalance as skb
+        >>> clus1 = skb.datasets.load_api("clus1")
+        >>> est = skb.BalancedFunctionalEstimator(
+        ...     baseline="empirical", design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
+        ...     domain="comp.imp").fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
+        >>> round(est.ttest()["p_value"], 4)
+        0.3718
+        """
+        check_is_fitted(self, "vcov_")
+        results = self.results_
+        if len(results) != 2 or results["domain"].isna().any() or (
+                results["statistic"] != "mean").any():
+            raise ValueError("ttest compares the means of one outcome in two domains: fit "
+                             f"with a domain of two levels (results_ has {len(results)} "
+                             "row(s)).")
+        difference = self.contrast([-1.0, 1.0])
+        return _t_summary(difference["estimate"], difference["std_error"],
+                          difference["df"] - 1)
 
     def confidence_interval(self, alpha: float = 0.05) -> tuple[Any, Any]:
         """Confidence interval at level ``1 - alpha`` (Student t with ``df_``).

@@ -270,7 +270,7 @@ class BalancingFit:
 
 
 def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearization="design",
-                        ci_method="mean"):
+                        ci_method="mean", return_covariance=False):
     """Estimates, standard errors, intervals and design effects.
 
     Parameters
@@ -294,12 +294,17 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
         The interval of a proportion (a level of a categorical outcome, or
         the mean of a 0/1 outcome), as R survey's ``svyciprop``; other
         statistics keep the Wald interval.
+    return_covariance : bool, default=False
+        Also return the covariance matrix of the estimates.
 
     Returns
     -------
     pandas.DataFrame
         One row per statistic: statistic, outcome, level, domain, estimate,
         std_error, ci_low, ci_high, deff, df, n.
+    covariance : ndarray of shape (n_stats, n_stats)
+        With ``return_covariance``: the estimates' covariance matrix (R's
+        ``covmat=TRUE``), from the same parts as the variances.
     """
     problem, weights = fit.problem, fit.weights
     base = problem.base
@@ -384,6 +389,9 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
                 table.loc[position, ["ci_low", "ci_high"]] = proportion_interval(
                     row["estimate"], row["std_error"] ** 2, row["df"], alpha, ci_method, n,
                     logit_variance)
+    if return_covariance:  # beyond float where the variances are (SEs above 1e154)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return table, covariance * np.outer(units, units)
     return table
 
 

@@ -231,3 +231,63 @@ def test_a_categorical_outcome_has_no_quantile():
     est = skb.BalancedFunctionalEstimator(baseline="empirical", statistic="quantile")
     with pytest.raises(ValueError, match="categorical: a quantile needs numbers"):
         est.fit(pd.DataFrame({"g": [0, 1, 0]}), pd.Series(["a", "b", "a"], name="y"))
+
+
+def test_domains_over_two_columns_with_covariance_and_contrast_equal_r():
+    clus1 = skb.datasets.load_api("clus1")
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
+        domain=["stype", "sch.wide"])
+    results = est.fit(clus1, clus1["api00"], sample_weight=clus1["pw"]).results_
+    assert list(results.domain) == [("E", "No"), ("E", "Yes"), ("H", "No"), ("H", "Yes"),
+                                    ("M", "No"), ("M", "Yes")]
+    np.testing.assert_allclose(results.estimate, REF["by2.estimate"], rtol=1e-10)
+    np.testing.assert_allclose(results.std_error, REF["by2.se"], rtol=1e-10)
+    np.testing.assert_allclose(est.vcov_, REF["by2.vcov"].reshape(6, 6, order="F"),
+                               rtol=1e-9, atol=1e-9)
+    difference = est.contrast([-1, 1, 0, 0, 0, 0])  # (E, Yes) - (E, No)
+    np.testing.assert_allclose([difference.estimate, difference.std_error],
+                               REF["by2.contrast_E_yes_minus_no"], rtol=1e-10)
+    raked = skb.BalancedFunctionalEstimator(
+        _raked(), design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
+        domain=["stype", "comp.imp"])
+    results = raked.fit(clus1, clus1["enroll"], sample_weight=clus1["pw"]).results_
+    np.testing.assert_allclose(results.estimate, REF["by2_raked.estimate"], rtol=1e-8)
+    np.testing.assert_allclose(results.std_error, REF["by2_raked.se"], rtol=1e-8)
+
+
+def test_contrast_of_stratified_domains_and_its_errors():
+    strat = skb.datasets.load_api("strat")
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(strata="stype", fpc="fpc"),
+        domain="stype").fit(strat, strat["api00"], sample_weight=strat["pw"])
+    difference = est.contrast([-1, 0, 1])
+    np.testing.assert_allclose([difference.estimate, difference.std_error],
+                               REF["strat_by.contrast_M_minus_E"], rtol=1e-10)
+    # independent strata: the covariance of two strata's means is 0
+    assert est.vcov_[0, 2] == pytest.approx(0, abs=1e-9)
+    with pytest.raises(ValueError, match=r"one weight per row of results_ \(3\)"):
+        est.contrast([1, -1])
+
+
+@pytest.mark.parametrize("key,balanced,group", [("clus1_compimp", False, "comp.imp"),
+                                                ("raked_schwide", True, "sch.wide")])
+def test_ttest_equals_svyttest(key, balanced, group):
+    clus1 = skb.datasets.load_api("clus1")
+    design = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    est = (skb.BalancedFunctionalEstimator(_raked(), design=design, domain=group) if balanced
+           else skb.BalancedFunctionalEstimator(baseline="empirical", design=design,
+                                                domain=group))
+    test = est.fit(clus1, clus1["api00"], sample_weight=clus1["pw"]).ttest()
+    expected = REF[f"ttest.{key}"]  # estimate, t, df, p
+    np.testing.assert_allclose([test.estimate, test.t], expected[:2], rtol=1e-8)
+    assert test.df == expected[2]
+    assert test.p_value == pytest.approx(expected[3], rel=1e-6)
+
+
+def test_ttest_needs_two_domains():
+    clus1 = skb.datasets.load_api("clus1")
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", domain="stype").fit(
+        clus1, clus1["api00"])
+    with pytest.raises(ValueError, match="two levels"):
+        est.ttest()
