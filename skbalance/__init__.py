@@ -10,6 +10,7 @@ from ._inference import compute_replicate_weights
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
 from ._spectral import SpectralGapAnalyzer
+from ._tables import chisq_test
 from ._targets import Mean, Total
 from ._version import __version__
 from .kernels import SinkhornResult, sinkhorn
@@ -26,6 +27,7 @@ __all__ = [
     "SurveyDesign",
     "Total",
     "__version__",
+    "chisq_test",
     "compute_balancing_weights",
     "compute_replicate_weights",
     "covariate_balance",

@@ -291,3 +291,39 @@ def test_ttest_needs_two_domains():
         clus1, clus1["api00"])
     with pytest.raises(ValueError, match="two levels"):
         est.ttest()
+
+
+@pytest.mark.parametrize("statistic", ["F", "Chisq"])
+def test_rao_scott_tests_equal_svychisq(statistic):
+    clus1 = skb.datasets.load_api("clus1")
+    strat = skb.datasets.load_api("strat")
+    cluster = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    cases = {
+        "clus1_schwide_stype": dict(X=clus1, rows="sch.wide", columns="stype",
+                                    baseline="empirical", design=cluster),
+        "raked_awards_stype": dict(X=clus1, rows="awards", columns="stype",
+                                   balancer=_raked(), design=cluster),
+        "strat_stype_both": dict(X=strat, rows="stype", columns="both", baseline="empirical",
+                                 design=skb.SurveyDesign(strata="stype", fpc="fpc")),
+    }
+    for key, case in cases.items():
+        test = skb.chisq_test(**case, sample_weight=case["X"]["pw"], statistic=statistic)
+        expected = REF[f"chisq.{key}.{statistic}"]
+        if statistic == "F":  # statistic, ndf, ddf, p
+            np.testing.assert_allclose([test.statistic, test.ndf, test.ddf],
+                                       expected[:3], rtol=1e-8)
+        else:  # Pearson's statistic, df, p
+            np.testing.assert_allclose([test.statistic, test.ndf], expected[:2], rtol=1e-8)
+        assert test.p_value == pytest.approx(expected[-1], rel=1e-6)
+
+
+def test_chisq_test_errors():
+    clus1 = skb.datasets.load_api("clus1")
+    with pytest.raises(ValueError, match="needs two levels in each column"):
+        skb.chisq_test(clus1.assign(one="a"), "one", "stype", baseline="empirical")
+    weights = np.where(clus1["stype"] == "H", 0.0, clus1["pw"])
+    with pytest.raises(ValueError, match="margin for level 'H' of 'stype' has no weight"):
+        skb.chisq_test(clus1, "sch.wide", "stype", baseline="empirical",
+                       sample_weight=weights)
+    with pytest.raises(ValueError, match="statistic must be 'F' or 'Chisq'"):
+        skb.chisq_test(clus1, "sch.wide", "stype", statistic="Wald")

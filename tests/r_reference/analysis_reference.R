@@ -93,6 +93,21 @@ tt2 <- svyttest(api00 ~ sch.wide, rclus1)
 add("ttest.raked_schwide", c(tt2$estimate, tt2$statistic, tt2$parameter, tt2$p.value),
     paste(cal, "; svyttest(api00 ~ sch.wide, rclus1) [estimate, t, df, p]"))
 
+# ---- 5. Rao-Scott tests of two-way tables (svychisq)
+chis <- list(
+  list("clus1_schwide_stype", quote(svychisq(~sch.wide + stype, dclus1, statistic = st)),
+       "svychisq(~sch.wide+stype, svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), statistic=ST)"),
+  list("raked_awards_stype", quote(svychisq(~awards + stype, rclus1, statistic = st)),
+       paste(cal, "; svychisq(~awards+stype, rclus1, statistic=ST)")),
+  list("strat_stype_both", quote(svychisq(~stype + both, dstrat, statistic = st)),
+       paste(strat, "; svychisq(~stype+both, dstrat, statistic=ST)"))
+)
+for (case in chis) for (st in c("F", "Chisq")) {
+  r <- suppressWarnings(eval(case[[2]]))
+  add(paste0("chisq.", case[[1]], ".", st), c(r$statistic, r$parameter, r$p.value),
+      sub("ST\\)", paste0("'", st, "') [statistic, parameters, p]"), case[[3]]))
+}
+
 # ---- 6. missing outcomes (na.rm = TRUE): rows 3, 10, 50, 51 and 120 of api00
 # missing (the same in Python); awards missing in rows 7, 8 and 90
 with_na <- apiclus1
