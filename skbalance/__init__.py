@@ -9,6 +9,7 @@ from ._functional import BalancedFunctionalEstimator
 from ._inference import compute_replicate_weights
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
+from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
 from ._tables import chisq_test
 from ._targets import Mean, Total
@@ -24,7 +25,9 @@ __all__ = [
     "ReplicateWeights",
     "SinkhornResult",
     "SpectralGapAnalyzer",
+    "SurveyClassifier",
     "SurveyDesign",
+    "SurveyRegressor",
     "Total",
     "__version__",
     "chisq_test",

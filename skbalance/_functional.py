@@ -441,7 +441,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         >>> est = skb.BalancedFunctionalEstimator(
         ...     baseline="empirical", design=skb.SurveyDesign(strata="stype", fpc="fpc"),
         ...     domain="stype").fit(strat, strat["api00"], sample_weight=strat["pw"])
-        >>> round(est.contrast([-1, 0, 1])["estimate"], 2)  # M - E
+        >>> round(float(est.contrast([-1, 0, 1])["estimate"]), 2)  # M - E
         -37.83
         """
         check_is_fitted(self, "vcov_")
@@ -478,7 +478,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         >>> est = skb.BalancedFunctionalEstimator(
         ...     baseline="empirical", design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
         ...     domain="comp.imp").fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
-        >>> round(est.ttest()["p_value"], 4)
+        >>> round(float(est.ttest()["p_value"]), 4)
         0.3718
         """
         check_is_fitted(self, "vcov_")

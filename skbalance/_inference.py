@@ -431,7 +431,7 @@ def proportion_interval(p, variance, df, alpha, method, n, logit_variance=None):
     --------
     >>> from skbalance._inference import proportion_interval
     >>> [round(x, 4) for x in proportion_interval(0.1, 0.0009, 30, 0.05, "logit", 100)]
-    [0.0525, 0.1829]
+    [0.0533, 0.18]
     """
     if variance == 0:
         return p, p
@@ -819,10 +819,18 @@ def compute_replicate_weights(X: Table, balancer: MarginalBalancer, design: Surv
     if resolved.replicates is None:
         raise ValueError("The design has no replicates: set replicates='jk1', 'jkn', "
                          "'bootstrap', 'brr', 'fay', or supply replicate_weights.")
-    fitted = clone(balancer)
-    given = rows if isinstance(fitted, MarginalBalancer) else X
-    problem = fitted.fit_problem(given, sample_weight=resolved.weights)
-    cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)
+    return replicate_fit_weights(balancer, rows if isinstance(balancer, MarginalBalancer)
+                                 else X, resolved)
+
+
+def replicate_fit_weights(balancer, X, resolved):
+    """Every replicate's weights of a resolved design, re-balanced like the
+    full sample by ``balancer`` (None: the replicate base weights as they are).
+
+    Returns
+    -------
+    ReplicateWeights
+    """
     if resolved.supplied is not None:
         base = resolved.supplied.weights
         scale, rscales, mse = (resolved.supplied.scale, resolved.supplied.rscales,
@@ -832,6 +840,11 @@ def compute_replicate_weights(X: Table, balancer: MarginalBalancer, design: Surv
         multipliers, scale, rscales, mse = resolved.replicate_multipliers()
         base = resolved.weights[:, None] * multipliers[resolved.units[0]]
         kind = resolved.replicates
+    if balancer is None:
+        return ReplicateWeights(np.asarray(base), scale, rscales, mse, kind)
+    fitted = clone(balancer)
+    problem = fitted.fit_problem(X, sample_weight=resolved.weights)
+    cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)
     [cell_base] = _cell_sums_supplied(cell, problem.n_cells, [np.ones(cell.shape[0])], base)
     fit = BalancingFit(problem, fitted.weights_, balancing_steps(fitted), fitted, "balanced")
     factors = _replicate_factors(fit, problem, cell_base)

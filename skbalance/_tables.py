@@ -63,7 +63,7 @@ def chisq_test(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
     >>> test = skb.chisq_test(clus1, "sch.wide", "stype", baseline="empirical",
     ...                       design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
     ...                       sample_weight=clus1["pw"])
-    >>> round(test["statistic"], 4), round(test["p_value"], 4)
+    >>> round(float(test["statistic"]), 4), round(float(test["p_value"]), 4)
     (5.1934, 0.0217)
     """
     if statistic not in ("F", "Chisq"):

@@ -310,7 +310,7 @@ LAYERS = [
     ["skbalance._balancer", "skbalance._spectral", "skbalance._meta"],
     ["skbalance._inference"],
     ["skbalance._functional"],
-    ["skbalance._tables", "skbalance._cli"],
+    ["skbalance._tables", "skbalance._regression", "skbalance._cli"],
     ["skbalance.__main__", "skbalance"],
 ]
 

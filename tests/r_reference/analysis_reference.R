@@ -44,6 +44,26 @@ for (case in cases) for (m in c("logit", "xlogit", "asin", "beta", "mean")) {
 add("ciprop.clus1_raked_H_awards.degf", degf(subset(rclus1, stype == "H")),
     paste(cal, "; degf(subset(rclus1, stype=='H'))"))
 
+# ---- 1. design-based regression (svyglm)
+glm_row <- function(prefix, m, call) {
+  add(paste0(prefix, ".coef"), coef(m), call)
+  add(paste0(prefix, ".se"), SE(m), call)
+  add(paste0(prefix, ".df"), m$df.residual, call)
+}
+glm_row("glm.raked_gaussian", svyglm(api00 ~ ell + meals + mobility, rclus1),
+        paste(cal, "; svyglm(api00 ~ ell + meals + mobility, rclus1)"))
+glm_row("glm.clus1_logit", svyglm(I(sch.wide == "Yes") ~ ell + meals, dclus1, family = quasibinomial, control = glm.control(epsilon = 1e-14, maxit = 100)),
+        "svyglm(I(sch.wide=='Yes') ~ ell + meals, svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), family=quasibinomial, control=glm.control(epsilon=1e-14, maxit=100))")
+glm_row("glm.raked_logit", svyglm(I(awards == "Yes") ~ api99 + meals, rclus1, family = quasibinomial, control = glm.control(epsilon = 1e-14, maxit = 100)),
+        paste(cal, "; svyglm(I(awards=='Yes') ~ api99 + meals, rclus1, family=quasibinomial, control=glm.control(epsilon=1e-14, maxit=100))"))
+glm_row("glm.strat_poisson", svyglm(enroll ~ meals + api00, dstrat, family = quasipoisson, control = glm.control(epsilon = 1e-14, maxit = 100)),
+        paste(strat, "; svyglm(enroll ~ meals + api00, dstrat, family=quasipoisson, control=glm.control(epsilon=1e-14, maxit=100))"))
+glm_row("glm.raked_domain_E", svyglm(api00 ~ ell + meals, subset(rclus1, stype == "E")),
+        paste(cal, "; svyglm(api00 ~ ell + meals, subset(rclus1, stype=='E'))"))
+jkr <- calibrate(jk, ~stype + sch.wide, pop_clus, calfun = "raking", epsilon = 1e-12, maxit = 1000)
+glm_row("glm.jk1_raked_gaussian", svyglm(api00 ~ ell + meals + mobility, jkr),
+        paste(jkcall, "; jkr <- calibrate(jk, ~stype+sch.wide, pop, calfun='raking', epsilon=1e-12); svyglm(api00 ~ ell + meals + mobility, jkr)"))
+
 # ---- 2. quantiles (svyquantile, R 4.1's qrule="math", Woodruff intervals)
 qrow <- function(prefix, q, call) {
   for (name in c("estimate", "ci_low", "ci_high", "se")) {
