@@ -303,9 +303,10 @@ def run_estimate(args, out=None):
     """Balance a CSV file and print design-based estimates of its outcomes."""
     out = sys.stdout if out is None else out
     targets = None if args.targets is None else _read_targets(args.targets)
-    text = [c for c in (args.by, *(args.clusters or []), *(args.strata or [])) if c]
+    by = args.by or []
+    text = [c for c in (*by, *(args.clusters or []), *(args.strata or [])) if c]
     data = _read_data(args, [] if targets is None else _targets_columns(targets), text)
-    for column in [*args.y, *(c for c in [args.denominator, args.by] if c)]:
+    for column in [*args.y, *(c for c in [args.denominator, *by] if c)]:
         if column not in data.columns:
             raise CommandError(f"column {column!r} is not in {args.data}.")
     replicate_columns = None
@@ -329,7 +330,8 @@ def run_estimate(args, out=None):
                                     bounds_relative_to=args.bounds_relative_to)
     estimator = BalancedFunctionalEstimator(
         balancer, baseline="empirical" if balancer is None else None, design=design,
-        statistic=args.statistic, domain=args.by, df=args.df, denominator=args.denominator,
+        statistic=args.statistic, domain=(by[0] if len(by) == 1 else by) or None,
+        quantiles=args.quantiles, df=args.df, denominator=args.denominator,
         linearization=args.linearization, ci_method=args.ci_method, na_rm=args.na_rm,
     )
     with warnings.catch_warnings(record=True) as caught:
@@ -404,10 +406,15 @@ def _parser():
     )
     _add_balancing_options(estimate, targets_required=False)
     estimate.add_argument("--y", nargs="+", required=True, help="outcome column(s)")
-    estimate.add_argument("--statistic", choices=["mean", "total", "ratio"], default="mean",
+    estimate.add_argument("--statistic", choices=["mean", "total", "ratio", "quantile"],
+                          default="mean",
                           help="default: %(default)s (categorical outcomes: proportions)")
     estimate.add_argument("--denominator", help="denominator column of --statistic ratio")
-    estimate.add_argument("--by", help="domain column: estimates within each of its levels")
+    estimate.add_argument("--by", nargs="+",
+                          help="domain column(s): estimates within each level (each "
+                          "observed combination of levels)")
+    estimate.add_argument("--quantiles", type=float, nargs="+", default=[0.5],
+                          help="with --statistic quantile (default: %(default)s)")
     estimate.add_argument("--clusters", nargs="+", help="cluster column(s), one per stage")
     estimate.add_argument("--strata", nargs="+", help="stratum column(s), one per stage")
     estimate.add_argument("--fpc", nargs="+",
@@ -440,9 +447,9 @@ def _parser():
                           help="the linearized variance (default), or its bias-reduced "
                           "form (few clusters of unequal sizes)")
     estimate.add_argument("--ci-method", choices=["logit", "xlogit", "asin", "beta", "mean"],
-                          default="logit",
-                          help="interval of a proportion (default: %(default)s, as R's "
-                          "svyciprop; mean: Wald's)")
+                          help="interval of a proportion (default: logit, as R's "
+                          "svyciprop; mean: Wald's), or of the share below a quantile "
+                          "(default: mean, as R's svyquantile)")
     estimate.add_argument("--na-rm", action="store_true",
                           help="leave rows with a missing outcome out of the estimates "
                           "(R's na.rm=TRUE); without it they are an error")

@@ -292,3 +292,21 @@ def test_estimate_without_targets_na_rm_and_the_new_options(clus1_files):
     written = pd.read_csv(path / "p.csv")
     assert (written["ci_low"] >= 0).all() and (written["ci_high"] <= 1).all()
     assert (written["df"] < 14).all()
+
+
+def test_estimate_quantiles_by_two_columns(clus1_files):
+    path = clus1_files
+    result = run("estimate", path / "clus1.csv", "--weight-column", "pw", "--clusters",
+                 "dnum", "--fpc", "fpc", "--y", "api00", "--statistic", "quantile",
+                 "--quantiles", "0.25", "0.5", "--by", "stype", "sch.wide",
+                 "--out", path / "q.csv")
+    assert result.returncode == 0, result.stderr
+    written = pd.read_csv(path / "q.csv")
+    assert len(written) == 12 and set(written["level"]) == {0.25, 0.5}
+    sample = skb.datasets.load_api("clus1")
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
+        statistic="quantile", quantiles=[0.25, 0.5], domain=["stype", "sch.wide"])
+    expected = est.fit(sample, sample["api00"], sample_weight=sample["pw"]).results_
+    np.testing.assert_allclose(written["estimate"], expected["estimate"])
+    np.testing.assert_allclose(written["std_error"], expected["std_error"], rtol=1e-12)
