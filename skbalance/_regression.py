@@ -26,11 +26,13 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._balancer import MarginalBalancer
 from ._inference import BalancingFit, Statistic, estimate_statistics, replicate_fit_weights
@@ -50,7 +52,7 @@ def _link_inverse(family, eta):
         return eta
     if family == "poisson":
         return np.exp(np.minimum(eta, 700.0))
-    return 1.0 / (1.0 + np.exp(-eta))
+    return expit(eta)
 
 
 def _variance(family, mu):
@@ -91,7 +93,9 @@ def fit_glm(X, y, weights, family):
         converged = False
         for _ in range(_MAX_IRLS):
             mu = _link_inverse(family, eta)
-            v = np.maximum(_variance(family, mu), 1e-300)
+            # kept off 0 so that separated classes (no finite solution) give
+            # large finite coefficients, as R's glm, not a singular system
+            v = np.maximum(_variance(family, mu), 1e-10)
             working = eta + (y - mu) / v
             XtW = X[kept].T * (weights * v)[kept]
             new = np.linalg.solve(XtW @ X[kept], XtW @ working[kept])
@@ -101,9 +105,9 @@ def fit_glm(X, y, weights, family):
                 converged = True
                 break
     mu = _link_inverse(family, X @ beta)
-    v = _variance(family, mu)
+    v = np.maximum(_variance(family, mu), 1e-10)
     information = (X[kept].T * (weights * v)[kept]) @ X[kept]
-    influence = (X * (y - mu)[:, None]) @ np.linalg.inv(information)  # rows: I^-1 x_i r_i
+    influence = (X * (y - mu)[:, None]) @ np.linalg.pinv(information, hermitian=True)
     influence[~kept] = 0.0
     return beta, influence, converged
 
@@ -114,10 +118,14 @@ class _SurveyModel(BaseEstimator):
     _family = "gaussian"
 
     def _fit_model(self, X, y, sample_weight):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
+                             "target y is None.")
         rows = read_rows(X)
         if rows.on_device or rows.lazy:
             raise TypeError(f"{type(self).__name__} takes in-memory host data (NumPy, "
                             "pandas or polars).")
+        validate_data(self, rows.fit_table, skip_check_array=True, reset=True)
         design = None
         if self.design is not None:
             design = self.design.resolve(rows, None if sample_weight is None
@@ -150,9 +158,12 @@ class _SurveyModel(BaseEstimator):
         target = self._target(y, rows.n_rows)
         model_weights = np.where(inside, weights, 0.0)
         kept = model_weights > 0
+        if self._family == "binomial" and np.ptp(target[kept]) == 0:
+            raise ValueError("Among the rows of positive weight, y has a single class: a "
+                             "logistic model needs both classes.")
         if int(kept.sum()) <= design_matrix.shape[1]:
             raise ValueError(f"The model has {design_matrix.shape[1]} coefficients and "
-                             f"{int(kept.sum())} row(s) of positive weight.")
+                             f"n_samples={int(kept.sum())} row(s) of positive weight.")
         _check_rank(design_matrix[kept], names)
         beta, influence, converged = fit_glm(design_matrix, target, model_weights,
                                              self._family)
@@ -190,9 +201,6 @@ class _SurveyModel(BaseEstimator):
         self.weights_ = weights
         self.features_ = features
         self.balancer_ = balancer
-        self.n_features_in_ = len(rows.columns)
-        if rows.named:
-            self.feature_names_in_ = np.asarray(rows.columns, dtype=object)
         return self
 
     def _replicate_covariance(self, rows, design, matrix, target, inside, beta, X,
@@ -238,9 +246,9 @@ class _SurveyModel(BaseEstimator):
                 array = np.asarray(to_numpy(values) if not isinstance(values, pd.Series)
                                    else values.to_numpy(), dtype=np.float64)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"Feature {column!r} must be numeric ({exc}); encode it "
-                                 "first (for instance with OneHotEncoder in a "
-                                 "Pipeline).") from exc
+                kind = TypeError if isinstance(exc, TypeError) else ValueError
+                raise kind(f"Feature {column!r} must be numeric ({exc}); encode it first "
+                           "(for instance with OneHotEncoder in a Pipeline).") from exc
             if not np.all(np.isfinite(array)):
                 raise ValueError(f"Feature {column!r} has missing or infinite values.")
             columns.append(array)
@@ -249,6 +257,7 @@ class _SurveyModel(BaseEstimator):
     def _linear_predictor(self, X):
         check_is_fitted(self, "coef_")
         rows = read_rows(X)
+        validate_data(self, rows.fit_table, skip_check_array=True, reset=False)
         return self.intercept_ + self._matrix(rows, self.features_) @ self.coef_
 
 
@@ -339,7 +348,13 @@ class SurveyRegressor(RegressorMixin, _SurveyModel):
         return self.family
 
     def _target(self, y, n_rows):
-        target = np.asarray(y, dtype=np.float64).reshape(-1)
+        target = np.asarray(y, dtype=np.float64)
+        if target.ndim == 2 and target.shape[1] == 1:
+            warn("A column-vector y was passed when a 1d array was expected.",
+                 DataConversionWarning)
+        target = target.reshape(-1) if target.ndim == 2 and target.shape[1] == 1 else target
+        if target.ndim != 1:
+            raise ValueError(f"y must be one-dimensional; got shape {target.shape}.")
         if target.shape[0] != n_rows:
             raise ValueError(f"y has {target.shape[0]} values for {n_rows} rows.")
         if not np.all(np.isfinite(target)):
@@ -480,15 +495,29 @@ class SurveyClassifier(ClassifierMixin, _SurveyModel):
         return tags
 
     def _target(self, y, n_rows):
-        labels = np.asarray(y).reshape(-1)
+        labels = np.asarray(y)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            warn("A column-vector y was passed when a 1d array was expected.",
+                 DataConversionWarning)
+        labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
+        if labels.ndim != 1:
+            raise ValueError(f"y must be one-dimensional; got shape {labels.shape}.")
+        if labels.dtype.kind in "fc" and not np.all(np.isfinite(labels)):
+            raise ValueError("Input y contains NaN or infinity.")
+        kind = type_of_target(labels)
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"Unknown label type: {kind}. SurveyClassifier needs two "
+                             "classes.")
         if labels.shape[0] != n_rows:
             raise ValueError(f"y has {labels.shape[0]} values for {n_rows} rows.")
         if pd.isna(pd.Series(labels)).any():
             raise ValueError("y has missing values.")
         self.classes_ = np.unique(labels)
         if self.classes_.shape[0] != 2:
-            raise ValueError(f"SurveyClassifier needs an outcome with two classes; y has "
-                             f"{self.classes_.shape[0]}: {self.classes_[:5].tolist()}.")
+            raise ValueError(f"Only binary classification is supported: SurveyClassifier "
+                             f"needs an outcome with two classes; y has "
+                             f"{self.classes_.shape[0]} class(es): "
+                             f"{self.classes_[:5].tolist()}.")
         return (labels == self.classes_[1]) * 1.0
 
     def fit(self, X: Table, y: Vector, sample_weight: Vector | None = None
@@ -588,4 +617,5 @@ class SurveyClassifier(ClassifierMixin, _SurveyModel):
         >>> set(model.predict(clus1)) <= {"No", "Yes"}
         True
         """
-        return self.classes_[(self._linear_predictor(X) > 0) * 1]
+        above = self._linear_predictor(X) > 0
+        return self.classes_[above * 1]
