@@ -417,6 +417,34 @@ class SurveyRegressor(RegressorMixin, _SurveyModel):
         return _link_inverse(self.family, self._linear_predictor(X))
 
 
+    def score(self, X: Table, y: Vector, sample_weight: Vector | None = None) -> float:
+        """Return the coefficient of determination of the predictions.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            Rows with the features.
+        y : array-like of shape (n_samples,)
+            The outcome.
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Weights of the rows in the score.
+
+        Returns
+        -------
+        float
+            ``1 - sum w (y - y_hat)^2 / sum w (y - mean y)^2``.
+
+        Examples
+        --------
+        >>> import skbalance as skb
+        >>> clus1 = skb.datasets.load_api("clus1")
+        >>> model = skb.SurveyRegressor(features=["meals"]).fit(clus1, clus1["api00"])
+        >>> 0 < model.score(clus1, clus1["api00"]) < 1
+        True
+        """
+        return super().score(X, y, sample_weight=sample_weight)
+
+
 class SurveyClassifier(ClassifierMixin, _SurveyModel):
     """Design-based logistic regression (R survey's ``svyglm(family=quasibinomial)``).
 
@@ -619,3 +647,30 @@ class SurveyClassifier(ClassifierMixin, _SurveyModel):
         """
         above = self._linear_predictor(X) > 0
         return self.classes_[above * 1]
+
+    def score(self, X: Table, y: Vector, sample_weight: Vector | None = None) -> float:
+        """Return the (weighted) share of rows whose class is predicted right.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            Rows with the features.
+        y : array-like of shape (n_samples,)
+            The classes.
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Weights of the rows in the score.
+
+        Returns
+        -------
+        float
+            The accuracy.
+
+        Examples
+        --------
+        >>> import skbalance as skb
+        >>> clus1 = skb.datasets.load_api("clus1")
+        >>> model = skb.SurveyClassifier(features=["meals"]).fit(clus1, clus1["sch.wide"])
+        >>> 0.5 < model.score(clus1, clus1["sch.wide"]) <= 1
+        True
+        """
+        return super().score(X, y, sample_weight=sample_weight)
