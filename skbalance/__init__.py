@@ -11,7 +11,7 @@ from ._meta import BalancedEstimator
 from ._problem import CellProblem
 from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
-from ._tables import chisq_test
+from ._tables import chisq_test, two_way_table
 from ._targets import Mean, Total
 from ._version import __version__
 from .kernels import SinkhornResult, sinkhorn
@@ -38,4 +38,5 @@ __all__ = [
     "sinkhorn",
     "ssl",
     "theory",
+    "two_way_table",
 ]

@@ -11,7 +11,7 @@ from scipy.stats import chi2, f
 from ._functional import BalancedFunctionalEstimator
 from ._typing import Table, Vector
 
-__all__ = ["chisq_test"]
+__all__ = ["chisq_test", "two_way_table"]
 
 
 def chisq_test(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
@@ -122,6 +122,71 @@ def chisq_test(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
     return pd.Series({"statistic": pearson, "ndf": float(k), "ddf": np.inf,
                       "p_value": float(chi2.sf(pearson / (trace / k), k)),
                       "pearson": pearson})
+
+
+def two_way_table(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
+                  baseline: Literal["empirical", "ipwi"] | None = None, design: Any = None,
+                  sample_weight: Vector | None = None, statistic: Literal[
+                      "proportion", "total"] = "proportion") -> pd.DataFrame:
+    """A weighted two-way table with design-based standard errors of its cells.
+
+    R survey's ``svymean(~interaction(rows, columns), design)`` (proportions of
+    the whole) or ``svytotal`` (weighted counts), every combination of the two
+    columns' levels a cell (0 where no row has it), through the balancing and
+    the design as every estimate of :class:`BalancedFunctionalEstimator`.
+
+    Parameters
+    ----------
+    X : DataFrame
+        The rows, with the two columns and the design's.
+    rows, columns : label
+        The table's two columns (categorical).
+    balancer, baseline, design, sample_weight : default=None
+        As in :func:`chisq_test`.
+    statistic : {"proportion", "total"}, default="proportion"
+        Cell shares of the whole, or weighted counts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell: the two levels, ``estimate``, ``std_error``,
+        ``ci_low``, ``ci_high`` (95%, Wald) and ``n`` (rows in the cell);
+        ``estimate.unstack()`` of it indexed by the levels is the table.
+
+    Examples
+    --------
+    >>> import skbalance as skb
+    >>> clus1 = skb.datasets.load_api("clus1")
+    >>> table = skb.two_way_table(clus1, "sch.wide", "stype", baseline="empirical",
+    ...                           design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
+    ...                           sample_weight=clus1["pw"])
+    >>> round(float(table["estimate"].sum()), 12), len(table)
+    (1.0, 6)
+    """
+    if statistic not in ("proportion", "total"):
+        raise ValueError(f"statistic must be 'proportion' or 'total'; got {statistic!r}.")
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    for column in (rows, columns):
+        if column not in frame.columns:
+            raise ValueError(f"Column {column!r} is not in the data.")
+    cell = pd.Series(list(zip(frame[rows], frame[columns])), index=frame.index, name="cell")
+    estimator = BalancedFunctionalEstimator(
+        balancer, baseline=baseline, design=design, ci_method="mean",
+        statistic="mean" if statistic == "proportion" else "total")
+    results = estimator.fit(frame, cell, sample_weight=sample_weight).results_
+    found = {level: k for k, level in enumerate(results["level"])}
+    counts = cell[pd.Series(np.asarray(
+        sample_weight if sample_weight is not None else np.ones(len(frame)))).to_numpy() > 0
+        ].value_counts()
+    out = []
+    for r in sorted(frame[rows].dropna().unique()):
+        for c in sorted(frame[columns].dropna().unique()):
+            k = found.get((r, c))
+            row = ({"estimate": 0.0, "std_error": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+                   if k is None else results.iloc[k][["estimate", "std_error", "ci_low",
+                                                       "ci_high"]].to_dict())
+            out.append({rows: r, columns: c, **row, "n": int(counts.get((r, c), 0))})
+    return pd.DataFrame(out)
 
 
 def _main_effects(nr, nc):

@@ -327,3 +327,31 @@ def test_chisq_test_errors():
                        sample_weight=weights)
     with pytest.raises(ValueError, match="statistic must be 'F' or 'Chisq'"):
         skb.chisq_test(clus1, "sch.wide", "stype", statistic="Wald")
+
+
+def test_two_way_tables_equal_svymean_and_svytotal_of_the_interaction():
+    clus1 = skb.datasets.load_api("clus1")
+    cluster = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    table = skb.two_way_table(clus1, "sch.wide", "stype", balancer=_raked(), design=cluster,
+                              sample_weight=clus1["pw"])
+    order = table.sort_values(["stype", "sch.wide"])  # R's interaction: first column fastest
+    np.testing.assert_allclose(order.estimate, REF["table.raked_schwide_stype.estimate"],
+                               rtol=1e-8)
+    np.testing.assert_allclose(order.std_error, REF["table.raked_schwide_stype.se"],
+                               rtol=1e-8)
+    assert table.n.sum() == len(clus1)
+    totals = skb.two_way_table(clus1, "awards", "stype", baseline="empirical", design=cluster,
+                               sample_weight=clus1["pw"], statistic="total")
+    order = totals.sort_values(["stype", "awards"])
+    np.testing.assert_allclose(order.estimate, REF["table.clus1_awards_stype_total.estimate"],
+                               rtol=1e-10)
+    np.testing.assert_allclose(order.std_error, REF["table.clus1_awards_stype_total.se"],
+                               rtol=1e-10)
+
+
+def test_a_cell_no_row_has_is_zero():
+    X = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["u", "v", "u", "u"]})
+    table = skb.two_way_table(X, "a", "b", baseline="empirical")
+    missing = table[(table.a == "y") & (table.b == "v")].iloc[0]
+    assert (missing.estimate, missing.std_error, missing.n) == (0.0, 0.0, 0)
+    assert table.estimate.sum() == pytest.approx(1.0)

@@ -128,6 +128,13 @@ for (case in chis) for (st in c("F", "Chisq")) {
       sub("ST\\)", paste0("'", st, "') [statistic, parameters, p]"), case[[3]]))
 }
 
+tab <- svymean(~interaction(sch.wide, stype), rclus1)
+add("table.raked_schwide_stype.estimate", coef(tab), paste(cal, "; svymean(~interaction(sch.wide, stype), rclus1) [No.E, Yes.E, No.H, Yes.H, No.M, Yes.M]"))
+add("table.raked_schwide_stype.se", SE(tab), paste(cal, "; svymean(~interaction(sch.wide, stype), rclus1)"))
+tot <- svytotal(~interaction(awards, stype), dclus1)
+add("table.clus1_awards_stype_total.estimate", coef(tot), "svytotal(~interaction(awards, stype), svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1)) [No.E, Yes.E, No.H, ...]")
+add("table.clus1_awards_stype_total.se", SE(tot), "svytotal(~interaction(awards, stype), dclus1)")
+
 # ---- 6. missing outcomes (na.rm = TRUE): rows 3, 10, 50, 51 and 120 of api00
 # missing (the same in Python); awards missing in rows 7, 8 and 90
 with_na <- apiclus1
