@@ -1,0 +1,95 @@
+"""Domain estimates at scale: their cost next to the raking fit (issue 20, item 7).
+
+1,000,000 rows in 2,000 PSUs within 50 strata, raked on 3 margins; the mean
+of one outcome in every level of a domain column with ``--domains`` levels
+(ZIP codes or counties in practice), linearized SEs. Reports the raking fit
+alone, the domain estimates (fit included), their ratio and the peak extra
+memory of each (resident set size sampled every 2 ms), CPU time beside wall
+time. The goal the issue sets: 1,000 domains within 3x the raking fit, memory
+growing with rows + domains x PSUs, not rows x domains.
+
+Usage::
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_domains.py --domains 50
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_domains.py --rows 200000 --domains 1000
+
+State the machine's load (``uptime``) and the BLAS threads beside the numbers.
+"""
+
+import argparse
+import os
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+
+import skbalance as skb
+
+
+def _rss():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(function):
+    """Wall and CPU seconds of one call, and its peak extra memory (bytes)."""
+    start_rss, peak, running = _rss(), [0], [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    running[0] = False
+    watcher.join()
+    return wall, cpu, max(peak[0] - start_rss, 0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--domains", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    n = args.rows
+    psu = rng.integers(0, 2000, n)
+    frame = pd.DataFrame({
+        "stratum": psu % 50, "psu": psu,
+        "a": rng.choice(["a0", "a1", "a2", "a3", "a4"], n),
+        "b": rng.choice(["b0", "b1"], n),
+        "c": rng.choice([f"c{k}" for k in range(10)], n),
+        "domain": rng.integers(0, args.domains, n),
+        "y": rng.normal(50, 10, n), "w": rng.uniform(1, 3, n)})
+    targets = {c: (frame[c].value_counts(normalize=True) * 0.9
+                   + 0.1 / frame[c].nunique()).to_dict() for c in ("a", "b", "c")}
+    balancer = skb.MarginalBalancer(targets=targets, tol=1e-8)
+    design = skb.SurveyDesign(strata="stratum", clusters="psu", nest=True)
+
+    def fit():
+        balancer.fit(frame[["a", "b", "c"]], sample_weight=frame["w"])
+
+    def domains():
+        skb.BalancedFunctionalEstimator(balancer, design=design, domain="domain").fit(
+            frame, frame["y"], sample_weight=frame["w"])
+
+    fit()  # warm
+    fit_wall, fit_cpu, fit_memory = measure(fit)
+    wall, cpu, memory = measure(domains)
+    print(f"{n} rows, {args.domains} domains, OPENBLAS_NUM_THREADS="
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, load "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"raking fit:      {fit_wall:6.2f} s wall, {fit_cpu:6.2f} s CPU, "
+          f"{fit_memory / 2**20:7.0f} MB")
+    print(f"domain estimates: {wall:6.2f} s wall, {cpu:6.2f} s CPU, "
+          f"{memory / 2**20:7.0f} MB  ({wall / fit_wall:.1f}x the fit)")
+
+
+if __name__ == "__main__":
+    main()
