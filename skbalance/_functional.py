@@ -18,6 +18,7 @@ from ._balancer import MarginalBalancer
 from ._inference import (
     BalancingFit,
     estimate_statistics,
+    proportion_interval,
     quantile_statistics,
     statistics_of,
     woodruff_table,
@@ -354,12 +355,14 @@ class BalancedFunctionalEstimator(BaseEstimator):
             self.results_ = woodruff_table(shares, extras, 0.05, self.ci_method or "mean",
                                            n_design, weighting == "empirical")
             self.vcov_ = np.diag(self.results_["std_error"].to_numpy() ** 2)  # as R
+            self._intervals = ["quantile"] * len(self.results_)
         else:
             self.results_, covariance = estimate_statistics(
                 fit, stats, design, df=self.df, linearization=self.linearization,
                 ci_method=self.ci_method or "logit", return_covariance=True)
             self.vcov_ = (from_numpy(covariance, rows.xp, rows.device, rows.base.dtype)
                           if rows.on_device else covariance)
+            self._intervals = self.results_.attrs.pop("intervals")
         single = len(stats) == 1
         for name, column in (("estimate_", "estimate"), ("std_error_", "std_error")):
             values = self.results_[column].to_numpy()
@@ -493,7 +496,11 @@ class BalancedFunctionalEstimator(BaseEstimator):
                           difference["df"] - 1)
 
     def confidence_interval(self, alpha: float = 0.05) -> tuple[Any, Any]:
-        """Confidence interval at level ``1 - alpha`` (Student t with ``df_``).
+        """Confidence interval at level ``1 - alpha``, made as ``results_``'s.
+
+        Student t with ``df_`` around the estimate; a proportion's by
+        ``ci_method`` (the logit interval by default); a quantile's only at
+        95% (Woodruff's, from the fit).
 
         Parameters
         ----------
@@ -512,12 +519,15 @@ class BalancedFunctionalEstimator(BaseEstimator):
         >>> X = np.repeat([[0], [1]], [30, 10], axis=0)
         >>> y = np.r_[np.zeros(30), np.ones(10)]
         >>> est = skb.BalancedFunctionalEstimator(baseline="empirical").fit(X, y)
-        >>> [round(v, 3) for v in est.confidence_interval()]
-        [0.11, 0.39]
+        >>> [round(v, 3) for v in est.confidence_interval()]  # a proportion: logit
+        [0.136, 0.413]
         """
         check_is_fitted(self)
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1); got {alpha!r}.")
+        recipes = getattr(self, "_intervals", [])
+        if any(r is not None for r in recipes):  # proportions and quantiles: as results_
+            return self._special_intervals(alpha, recipes)
         if np.ndim(self.df_) == 0:  # arrays of any namespace scale by a float
             quantile = float(student_t.ppf(1 - alpha / 2, self.df_)) if self.df_ > 0 else np.nan
         else:  # one per row, where the estimates live
@@ -527,6 +537,32 @@ class BalancedFunctionalEstimator(BaseEstimator):
                                       device(self.estimate_), self.estimate_.dtype)
         low = self.estimate_ - quantile * self.std_error_
         high = self.estimate_ + quantile * self.std_error_
+        return low, high
+
+    def _special_intervals(self, alpha, recipes):
+        """Every row's interval at level 1 - alpha, made as in ``results_``."""
+        results = self.results_
+        if any(r == "quantile" for r in recipes):
+            if alpha != 0.05:
+                raise ValueError("A quantile's interval comes with the fit (95%, "
+                                 "Woodruff's); read it from results_.")
+            low, high = results["ci_low"].to_numpy(), results["ci_high"].to_numpy()
+        else:
+            low, high = [], []
+            for (_, row), recipe in zip(results.iterrows(), recipes):
+                if recipe is None:
+                    quantile = float(student_t.ppf(1 - alpha / 2, row["df"]))
+                    ends = (row["estimate"] - quantile * row["std_error"],
+                            row["estimate"] + quantile * row["std_error"])
+                else:
+                    method, n, logit_variance = recipe
+                    ends = proportion_interval(row["estimate"], row["std_error"] ** 2,
+                                               row["df"], alpha, method, n, logit_variance)
+                low.append(ends[0])
+                high.append(ends[1])
+            low, high = np.asarray(low), np.asarray(high)
+        if len(results) == 1:
+            return float(low[0]), float(high[0])
         return low, high
 
     def score(self, X: Table, y: Vector | Table, sample_weight: Vector | None = None) -> float:

@@ -371,6 +371,9 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
             f"float (the weights sum to {sizes[0][1]:.3g}): rescale sample_weight (means, "
             "proportions and ratios do not depend on the weights' scale).")
     table = _table(stats, np.asarray(estimates), variances, units, dfs, moments, sizes, alpha)
+    # how each row's interval is made, for other levels: None (Wald), or a
+    # proportion's (method, n, variance of the log odds or None)
+    table.attrs["intervals"] = [None] * len(stats)
     if ci_method != "mean":
         # R's beta interval counts the rows of the design: a calibrated
         # design keeps every row in a domain's subset, an uncalibrated one
@@ -389,6 +392,7 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
                 table.loc[position, ["ci_low", "ci_high"]] = proportion_interval(
                     row["estimate"], row["std_error"] ** 2, row["df"], alpha, ci_method, n,
                     logit_variance)
+                table.attrs["intervals"][position] = (ci_method, n, logit_variance)
     if return_covariance:  # beyond float where the variances are (SEs above 1e154)
         with np.errstate(over="ignore", invalid="ignore"):
             return table, covariance * np.outer(units, units)

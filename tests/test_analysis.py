@@ -355,3 +355,22 @@ def test_a_cell_no_row_has_is_zero():
     missing = table[(table.a == "y") & (table.b == "v")].iloc[0]
     assert (missing.estimate, missing.std_error, missing.n) == (0.0, 0.0, 0)
     assert table.estimate.sum() == pytest.approx(1.0)
+
+
+def test_confidence_interval_agrees_with_results_at_every_level():
+    clus1 = skb.datasets.load_api("clus1")
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
+        domain="stype")
+    est.fit(clus1, (clus1["awards"] == "Yes") * 1.0, sample_weight=clus1["pw"])
+    low, high = est.confidence_interval()
+    np.testing.assert_allclose(low, est.results_.ci_low)
+    np.testing.assert_allclose(high, est.results_.ci_high)
+    low90, high90 = est.confidence_interval(0.10)
+    assert (low90 > low).all() and (high90 < high).all() and (low90 > 0).all()
+    quantile = skb.BalancedFunctionalEstimator(baseline="empirical", statistic="quantile")
+    quantile.fit(clus1, clus1["api00"])
+    assert quantile.confidence_interval() == (quantile.results_.ci_low.item(),
+                                              quantile.results_.ci_high.item())
+    with pytest.raises(ValueError, match="comes with the fit"):
+        quantile.confidence_interval(0.1)
