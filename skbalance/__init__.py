@@ -2,7 +2,7 @@
 for scikit-learn, with the variance theory of k-step balancing."""
 
 from . import datasets, ssl, theory
-from ._balancer import MarginalBalancer, compute_balancing_weights
+from ._balancer import MarginalBalancer, compute_balancing_weights, post_stratification
 from ._covariate_balance import covariate_balance
 from ._design import ReplicateWeights, SurveyDesign
 from ._functional import BalancedFunctionalEstimator
@@ -12,7 +12,7 @@ from ._problem import CellProblem
 from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
 from ._tables import chisq_test, two_way_table
-from ._targets import Mean, Total
+from ._targets import Mean, Total, targets_from_frame
 from ._version import __version__
 from .kernels import SinkhornResult, sinkhorn
 
@@ -35,8 +35,10 @@ __all__ = [
     "compute_replicate_weights",
     "covariate_balance",
     "datasets",
+    "post_stratification",
     "sinkhorn",
     "ssl",
+    "targets_from_frame",
     "theory",
     "two_way_table",
 ]

@@ -32,7 +32,7 @@ from ._streaming import (
     dask_weights,
     positional_weights,
 )
-from ._targets import is_numeric
+from ._targets import is_numeric, targets_from_frame
 from ._typing import Distance, Table, Vector
 from .kernels import group_sum
 from .utils._array_api import check_same_namespace
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from ._problem import CellProblem
 
-__all__ = ["MarginalBalancer", "compute_balancing_weights"]
+__all__ = ["MarginalBalancer", "compute_balancing_weights", "post_stratification"]
 
 
 class MarginalBalancer(TransformerMixin, BaseEstimator):
@@ -646,3 +646,41 @@ def compute_balancing_weights(
                                 missing=missing, target_type=target_type, distance=distance,
                                 solver=solver, method=method)
     return balancer.fit(X, sample_weight=sample_weight).weights_
+
+
+def post_stratification(population: Any, columns: Any, *, weights: Any = None,
+                        **params: Any) -> MarginalBalancer:
+    """A balancer that post-stratifies on the cells of some columns (R's ``postStratify``).
+
+    One joint margin of ``columns``, its counts read off a population frame
+    (or a weighted reference sample) by :func:`targets_from_frame`: every cell's
+    weights are scaled to the cell's population count.
+
+    Parameters
+    ----------
+    population : DataFrame (pandas or polars)
+        The population frame, or a weighted reference sample.
+    columns : label or list of labels
+        The post-strata: every combination of their levels is a cell.
+    weights : label, array-like or None, default=None
+        The frame's weights; None: every row counts 1.
+    **params
+        Other parameters of :class:`MarginalBalancer` (``tol``, ``bounds``, ...).
+
+    Returns
+    -------
+    MarginalBalancer
+        Unfitted, with ``targets={tuple(columns): counts}``.
+
+    Examples
+    --------
+    >>> import skbalance as skb
+    >>> population = skb.datasets.load_api("pop")
+    >>> sample = skb.datasets.load_api("strat")
+    >>> balancer = skb.post_stratification(population, ["stype", "sch.wide"])
+    >>> round(float(balancer.fit(sample, sample_weight=sample["pw"]).weights_.sum()))
+    6194
+    """
+    names = [columns] if isinstance(columns, (str, Integral)) else list(columns)
+    return MarginalBalancer(targets=targets_from_frame(population, [tuple(names)], weights),
+                            **params)

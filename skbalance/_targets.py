@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from .utils._validation import is_missing, level_repr, plain
 from .utils._warnings import warn
 
 __all__ = ["PROPORTION_LIMIT", "Margin", "Mean", "NumericTarget", "Total", "is_numeric",
-           "margin_label", "margin_name", "parse_targets"]
+           "margin_label", "margin_name", "parse_targets", "targets_from_frame"]
 
 _SUM_TOL = 1e-6
 # Proportions off from 1 by up to this much (rounded published percentages)
@@ -367,3 +368,67 @@ def _total(margins, sums, target_type):
              f"like {looks}. Pass proportions summing to 1 (percentages divided by 100), "
              "or target_type='count' if they are counts.", UserWarning)
     return float(reference)
+
+
+def targets_from_frame(frame: Any, columns: Any, weights: Any = None) -> dict:
+    """Read targets off a population frame or a weighted reference sample.
+
+    The (weighted) count of every level of every column, or of every
+    combination of a tuple of columns (a joint margin), ready for
+    :class:`MarginalBalancer`: the weights then sum to the frame's total.
+
+    Parameters
+    ----------
+    frame : DataFrame (pandas or polars)
+        One row per population unit, or a reference sample.
+    columns : list of labels and tuples of labels
+        A label: a margin of that column. A tuple: a joint margin of those
+        columns (R's ``postStratify`` on their cells).
+    weights : label, array-like of shape (n_rows,) or None, default=None
+        The frame's weights (a reference sample's); None: every row counts 1.
+
+    Returns
+    -------
+    dict
+        ``{column: Series of counts by level}``, a joint margin's Series
+        indexed by tuples (a MultiIndex).
+
+    Examples
+    --------
+    >>> import skbalance as skb
+    >>> population = skb.datasets.load_api("pop")
+    >>> targets = skb.targets_from_frame(population, ["stype", ("sch.wide", "awards")])
+    >>> targets["stype"].to_dict()
+    {'E': 4421.0, 'H': 755.0, 'M': 1018.0}
+    >>> round(float(targets[("sch.wide", "awards")].sum()))
+    6194
+    """
+    if hasattr(frame, "to_pandas") and not isinstance(frame, pd.DataFrame):
+        frame = frame.to_pandas()
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError("targets_from_frame reads a DataFrame (pandas or polars).")
+    if isinstance(columns, (str, tuple)):
+        columns = [columns]
+    if isinstance(weights, str):
+        if weights not in frame.columns:
+            raise ValueError(f"The weights column {weights!r} is not in the frame.")
+        weights = frame[weights]
+    values = (np.ones(len(frame)) if weights is None
+              else np.asarray(weights, dtype=np.float64).reshape(-1))
+    if values.shape[0] != len(frame) or not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError("The frame's weights must be one finite, nonnegative number per row.")
+    targets = {}
+    for key in columns:
+        names = list(key) if isinstance(key, tuple) else [key]
+        for name in names:
+            if name not in frame.columns:
+                raise ValueError(f"Column {name!r} is not in the frame (columns: "
+                                 f"{list(frame.columns)}).")
+            if frame[name].isna().any():
+                raise ValueError(f"Column {name!r} of the frame has "
+                                 f"{int(frame[name].isna().sum())} missing value(s): give "
+                                 "them a level or drop those rows first.")
+        grouped = pd.Series(values, index=frame.index).groupby(
+            [frame[n] for n in names], observed=True, sort=True).sum()
+        targets[key] = grouped.rename("count")
+    return targets

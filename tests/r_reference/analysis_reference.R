@@ -14,6 +14,10 @@ add <- function(name, value, call) {
     name, paste0("[", paste(sprintf("%.15g", as.numeric(value)), collapse = ", "), "]"),
     gsub('"', "'", call))
 }
+est_se <- function(prefix, stat, call) {
+  add(paste0(prefix, ".estimate"), coef(stat), call)
+  add(paste0(prefix, ".se"), SE(stat), call)
+}
 pop_clus <- c(`(Intercept)` = nrow(apipop), stypeH = sum(apipop$stype == "H"),
               stypeM = sum(apipop$stype == "M"), sch.wideYes = sum(apipop$sch.wide == "Yes"))
 dclus1 <- svydesign(id = ~dnum, weights = ~pw, fpc = ~fpc, data = apiclus1)
@@ -134,6 +138,16 @@ add("table.raked_schwide_stype.se", SE(tab), paste(cal, "; svymean(~interaction(
 tot <- svytotal(~interaction(awards, stype), dclus1)
 add("table.clus1_awards_stype_total.estimate", coef(tot), "svytotal(~interaction(awards, stype), svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1)) [No.E, Yes.E, No.H, ...]")
 add("table.clus1_awards_stype_total.se", SE(tot), "svytotal(~interaction(awards, stype), dclus1)")
+
+# ---- issue 21, item 5: post-stratification on a joint margin (postStratify)
+pop_cells <- as.data.frame(table(stype = apipop$stype, sch.wide = apipop$sch.wide))
+ps <- postStratify(dstrat, ~stype + sch.wide, pop_cells)
+pscall <- paste(strat, "; ps <- postStratify(dstrat, ~stype+sch.wide, as.data.frame(table(stype=apipop$stype, sch.wide=apipop$sch.wide)))")
+est_se("poststrat.mean_api00", svymean(~api00, ps), paste(pscall, "; svymean(~api00, ps)"))
+est_se("poststrat.total_enroll", svytotal(~enroll, ps), paste(pscall, "; svytotal(~enroll, ps)"))
+pc <- postStratify(dclus1, ~stype + sch.wide, pop_cells)
+est_se("poststrat_clus1.mean_api00", svymean(~api00, pc),
+       "svymean(~api00, postStratify(svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), ~stype+sch.wide, <apipop cell counts>))")
 
 # ---- 6. missing outcomes (na.rm = TRUE): rows 3, 10, 50, 51 and 120 of api00
 # missing (the same in Python); awards missing in rows 7, 8 and 90
