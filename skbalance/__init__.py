@@ -13,6 +13,7 @@ from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
 from ._tables import chisq_test, two_way_table
 from ._targets import Mean, Total, targets_from_frame
+from ._trimming import TrimmedBalancer, trim_weights
 from ._version import __version__
 from .kernels import SinkhornResult, sinkhorn
 
@@ -29,6 +30,7 @@ __all__ = [
     "SurveyDesign",
     "SurveyRegressor",
     "Total",
+    "TrimmedBalancer",
     "__version__",
     "chisq_test",
     "compute_balancing_weights",
@@ -40,5 +42,6 @@ __all__ = [
     "ssl",
     "targets_from_frame",
     "theory",
+    "trim_weights",
     "two_way_table",
 ]

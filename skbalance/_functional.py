@@ -333,7 +333,13 @@ class BalancedFunctionalEstimator(BaseEstimator):
         else:
             weights = base * rows.gather(problem.importance_factors(), problem.cell_of_row)
             steps = 0  # importance weighting takes no balancing step
-        fit = BalancingFit(problem, weights, steps, balancer, weighting)
+        fit = BalancingFit(problem, weights, steps, balancer, weighting,
+                           getattr(balancer, "residual_weights_", None)
+                           if weighting == "balanced" else None)
+        if fit.residual_weights is not None and design is not None and (
+                design.replicates is not None):
+            raise ValueError("Replicate weights of a trimmed balancing are not built yet: "
+                             "use linearization (R trims every replicate's weights).")
         if self.statistic == "quantile":
             stats, extras = quantile_statistics(y, rows, weights, self._quantiles(),
                                                 self._column(rows, self.domain), self.na_rm)

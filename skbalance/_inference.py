@@ -267,6 +267,9 @@ class BalancingFit:
     steps: object  # k: an int, or math.inf for the limit (0 for the baselines)
     balancer: object
     method: str
+    # the balanced weights before a final adjustment (trimming), which the
+    # residual keeps, as R survey's trimWeights; None: the weights themselves
+    residual_weights: object = None
 
 
 def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearization="design",
@@ -539,6 +542,12 @@ def _linearized_roots(fit, influences, design, domains=None):
     """
     problem, weights = fit.problem, fit.weights
     zs = [z for _, z in influences]
+    if fit.residual_weights is not None:  # w_cal (t z - P(t z)), t = w / w_cal
+        calibrated = fit.residual_weights
+        xp = array_namespace(calibrated)
+        ratio = xp.where(calibrated > 0, weights / xp.where(calibrated > 0, calibrated, 1.0),
+                         0.0)
+        zs, weights = [ratio * z for z in zs], calibrated
     corrections = (problem.ipwi_correction(zs) if fit.method == "ipwi"
                    else problem.cell_correction(zs, fit.steps))
     weighted = [w for w, _ in influences]

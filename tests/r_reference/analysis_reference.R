@@ -149,6 +149,19 @@ pc <- postStratify(dclus1, ~stype + sch.wide, pop_cells)
 est_se("poststrat_clus1.mean_api00", svymean(~api00, pc),
        "svymean(~api00, postStratify(svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1), ~stype+sch.wide, <apipop cell counts>))")
 
+# ---- issue 21, item 3: trimWeights after raking (the issue's case, and strict)
+pop_rs <- c(`(Intercept)` = nrow(apipop), stypeH = sum(apipop$stype == "H"),
+            stypeM = sum(apipop$stype == "M"), sch.wideYes = sum(apipop$sch.wide == "Yes"))
+rs <- calibrate(dstrat, ~stype + sch.wide, pop_rs, calfun = "raking", epsilon = 1e-12, maxit = 1000)
+rscall <- paste(strat, "; rs <- calibrate(dstrat, ~stype+sch.wide, pop, calfun='raking', epsilon=1e-12)")
+for (b in list(c(20, 40, 0), c(18, 43, 1))) {
+  t <- trimWeights(rs, lower = b[1], upper = b[2], strict = b[3] == 1)
+  name <- sprintf("trim.%g_%g_%s", b[1], b[2], if (b[3] == 1) "strict" else "once")
+  call <- sprintf("%s; t <- trimWeights(rs, lower=%g, upper=%g, strict=%s)", rscall, b[1], b[2], b[3] == 1)
+  add(paste0(name, ".weights"), weights(t), paste(call, "; weights(t)"))
+  est_se(paste0(name, ".mean_api00"), svymean(~api00, t), paste(call, "; svymean(~api00, t)"))
+}
+
 # ---- 6. missing outcomes (na.rm = TRUE): rows 3, 10, 50, 51 and 120 of api00
 # missing (the same in Python); awards missing in rows 7, 8 and 90
 with_na <- apiclus1

@@ -1,0 +1,60 @@
+"""Weight trimming after raking, as R survey's trimWeights (issue 21, item 3;
+R's values in r_reference/analysis_reference.json)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import skbalance as skb
+
+REF = {k: np.asarray(v["value"]) for k, v in json.loads(
+    (Path(__file__).parent / "r_reference" / "analysis_reference.json").read_text()).items()}
+
+
+def _raked():
+    targets = skb.datasets.api_population_targets(["stype", "sch.wide"])
+    return skb.MarginalBalancer(targets=targets, tol=1e-13, max_iter=10000)
+
+
+@pytest.mark.parametrize("key,lower,upper,strict", [("20_40_once", 20, 40, False),
+                                                    ("18_43_strict", 18, 43, True)])
+def test_trimmed_raking_equals_r_trim_weights(key, lower, upper, strict):
+    strat = skb.datasets.load_api("strat")
+    trimmer = skb.TrimmedBalancer(_raked(), lower=lower, upper=upper, strict=strict)
+    est = skb.BalancedFunctionalEstimator(trimmer,
+                                          design=skb.SurveyDesign(strata="stype", fpc="fpc"))
+    row = est.fit(strat, strat["api00"], sample_weight=strat["pw"]).results_.iloc[0]
+    np.testing.assert_allclose(est.weights_, REF[f"trim.{key}.weights"], rtol=1e-12)
+    assert est.weights_.sum() == pytest.approx(6194, rel=1e-12)
+    assert lower - 1e-12 <= est.weights_.min() and est.weights_.max() <= upper + 1e-12
+    assert row.estimate == pytest.approx(REF[f"trim.{key}.mean_api00.estimate"][0], rel=1e-12)
+    assert row.std_error == pytest.approx(REF[f"trim.{key}.mean_api00.se"][0], rel=1e-8)
+
+
+def test_trim_weights_equals_a_plain_loop():
+    rng = np.random.default_rng(0)
+    w = rng.gamma(2.0, 10.0, 50)
+    trimmed = skb.trim_weights(w, lower=8.0, upper=30.0)
+    # one pass by hand: clip, then share the cut equally among the untouched
+    expected = np.clip(w, 8.0, 30.0)
+    untouched = (w >= 8.0) & (w <= 30.0)
+    expected[untouched] += (w.sum() - np.clip(w, 8.0, 30.0).sum()) / untouched.sum()
+    np.testing.assert_allclose(trimmed, expected, rtol=1e-14)
+    strict = skb.trim_weights(w, lower=8.0, upper=30.0, strict=True)
+    assert strict.min() >= 8.0 - 1e-12 and strict.max() <= 30.0 + 1e-12
+    assert strict.sum() == pytest.approx(w.sum(), rel=1e-14)
+
+
+def test_trimming_that_cannot_be_met_is_a_clear_error():
+    with pytest.raises(ValueError, match="mean weight 2.5 lies outside the bounds"):
+        skb.trim_weights([1.0, 2.0, 3.0, 4.0], lower=3.0, upper=10.0)
+    with pytest.raises(ValueError, match="leaves no untrimmed weight"):
+        skb.trim_weights([1.0, 1.0, 9.0, 9.0], lower=2.0, upper=8.0)
+    strat = skb.datasets.load_api("strat")
+    trimmer = skb.TrimmedBalancer(_raked(), lower=20, upper=40)
+    jk = skb.SurveyDesign(strata="stype", fpc="fpc", replicates="jkn")
+    with pytest.raises(ValueError, match="trimmed balancing are not built yet"):
+        skb.BalancedFunctionalEstimator(trimmer, design=jk).fit(
+            strat, strat["api00"], sample_weight=strat["pw"])
