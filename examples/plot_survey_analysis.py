@@ -18,6 +18,9 @@ error counting the design (clusters, fpc) and the raking:
    school type (R's ``svychisq``).
 """
 
+import os
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -77,4 +80,7 @@ ax.set_xlabel("school type, met the growth target")
 ax.set_ylabel("mean API score (raked)")
 ax.set_title("Domain means with design-based 95% intervals")
 fig.tight_layout()
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+output = Path(os.environ.get("SKBALANCE_FIGURE_DIR", here)) / "plot_survey_analysis.png"
+fig.savefig(output, dpi=110)
 plt.show()
