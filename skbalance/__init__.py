@@ -13,7 +13,7 @@ from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
 from ._tables import chisq_test, two_way_table
 from ._targets import Mean, Total, targets_from_frame
-from ._trimming import TrimmedBalancer, trim_weights
+from ._trimming import TrimmedBalancer, nonresponse_weights, trim_weights
 from ._version import __version__
 from .kernels import SinkhornResult, sinkhorn
 
@@ -37,6 +37,7 @@ __all__ = [
     "compute_replicate_weights",
     "covariate_balance",
     "datasets",
+    "nonresponse_weights",
     "post_stratification",
     "sinkhorn",
     "ssl",

@@ -1,10 +1,11 @@
-"""Weight trimming, as R survey's ``trimWeights``, after any balancer."""
+"""Weight trimming (R survey's ``trimWeights``) and nonresponse adjustment."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, Real
 
@@ -14,7 +15,7 @@ from ._rows import kish_effective_size, read_rows
 from ._typing import Table, Vector
 from .utils._array_api import to_numpy
 
-__all__ = ["TrimmedBalancer", "trim_weights"]
+__all__ = ["TrimmedBalancer", "nonresponse_weights", "trim_weights"]
 
 
 def trim_weights(weights: Vector, lower: float = -np.inf, upper: float = np.inf,
@@ -234,3 +235,58 @@ class TrimmedBalancer(BaseEstimator):
             X, sample_weight=sample_weight)), dtype=np.float64)
         return trim_weights(balanced, -np.inf if self.lower is None else float(self.lower),
                             np.inf if self.upper is None else float(self.upper), self.strict)
+
+
+def nonresponse_weights(weights: Vector, respondent: Vector, classes: Vector) -> np.ndarray:
+    """Weighting-class nonresponse adjustment.
+
+    Every respondent's weight is multiplied by its class's total weight over
+    the total weight of the class's respondents; nonrespondents get weight 0.
+    The total weight of every class (and so of the sample) stays.
+
+    Parameters
+    ----------
+    weights : array-like of shape (n_samples,)
+        Base weights of the whole sample, respondents or not.
+    respondent : array-like of bool of shape (n_samples,)
+        Whether each row responded.
+    classes : array-like of shape (n_samples,)
+        The adjustment class of every row (for instance cells of known
+        variables, or groups of estimated response propensities).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        The adjusted weights (0 for nonrespondents).
+
+    Examples
+    --------
+    >>> from skbalance import nonresponse_weights
+    >>> nonresponse_weights([1.0, 1.0, 2.0, 2.0], [True, False, True, True],
+    ...                     ["a", "a", "b", "b"]).tolist()
+    [2.0, 0.0, 2.0, 2.0]
+    """
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    responded = np.asarray(respondent).reshape(-1)
+    if responded.dtype != bool:
+        if not np.isin(responded, [0, 1]).all():
+            raise ValueError("respondent must be booleans (or 0/1), one per row.")
+        responded = responded.astype(bool)
+    groups = pd.Series(np.asarray(classes, dtype=object).reshape(-1))
+    if not (w.shape[0] == responded.shape[0] == groups.shape[0]):
+        raise ValueError(f"weights, respondent and classes must have one value per row; got "
+                         f"{w.shape[0]}, {responded.shape[0]} and {groups.shape[0]}.")
+    if groups.isna().any():
+        raise ValueError(f"classes has {int(groups.isna().sum())} missing value(s).")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be finite and nonnegative.")
+    codes, levels = pd.factorize(groups, sort=True)
+    total = np.bincount(codes, w, minlength=len(levels))
+    answered = np.bincount(codes, w * responded, minlength=len(levels))
+    empty = (total > 0) & (answered <= 0)
+    if empty.any():
+        raise ValueError(f"Class {levels[int(np.flatnonzero(empty)[0])]!r} has no respondent "
+                         "with weight: its weight has nowhere to go; merge it with another "
+                         "class.")
+    factor = np.divide(total, answered, out=np.zeros_like(total), where=answered > 0)
+    return np.where(responded, w * factor[codes], 0.0)

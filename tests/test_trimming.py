@@ -58,3 +58,26 @@ def test_trimming_that_cannot_be_met_is_a_clear_error():
     with pytest.raises(ValueError, match="trimmed balancing are not built yet"):
         skb.BalancedFunctionalEstimator(trimmer, design=jk).fit(
             strat, strat["api00"], sample_weight=strat["pw"])
+
+
+def test_nonresponse_adjustment_equals_a_plain_loop():
+    rng = np.random.default_rng(1)
+    n = 200
+    w = rng.uniform(1, 5, n)
+    classes = rng.choice(["a", "b", "c"], n)
+    respondent = rng.random(n) < 0.6
+    adjusted = skb.nonresponse_weights(w, respondent, classes)
+    for level in ("a", "b", "c"):
+        rows = classes == level
+        factor = w[rows].sum() / w[rows & respondent].sum()
+        np.testing.assert_allclose(adjusted[rows & respondent],
+                                   w[rows & respondent] * factor, rtol=1e-14)
+        assert adjusted[rows].sum() == pytest.approx(w[rows].sum(), rel=1e-14)
+    assert (adjusted[~respondent] == 0).all()
+
+
+def test_a_class_without_respondent_is_a_clear_error():
+    with pytest.raises(ValueError, match="Class 'b' has no respondent"):
+        skb.nonresponse_weights([1.0, 1.0, 1.0], [True, False, False], ["a", "b", "b"])
+    with pytest.raises(ValueError, match="one value per row"):
+        skb.nonresponse_weights([1.0, 1.0], [True], ["a", "a"])
