@@ -142,7 +142,8 @@ class _SurveyModel(BaseEstimator):
             problem = balancer.fit_problem(constant, sample_weight=sample_weight)
             weights, steps, method = problem.base, 0, "empirical"
         weights = np.asarray(to_numpy(weights), dtype=np.float64)
-        features = self._features(rows, design)
+        outcome = getattr(y, "name", None)  # a column of X given as y is no feature
+        features = self._features(rows, design, outcome)
         matrix = self._matrix(rows, features)
         names = ["(Intercept)", *map(str, features)]
         design_matrix = np.column_stack([np.ones(rows.n_rows), matrix])
@@ -218,7 +219,7 @@ class _SurveyModel(BaseEstimator):
         deviations = thetas - centre
         return replicates.scale * (deviations.T * replicates.rscales) @ deviations
 
-    def _features(self, rows, design):
+    def _features(self, rows, design, outcome=None):
         if self.features is not None:
             features = list(self.features) if not isinstance(
                 self.features, (str, Integral)) else [self.features]
@@ -236,6 +237,8 @@ class _SurveyModel(BaseEstimator):
                         used.add(item)
         if self.domain is not None:
             used.add(self.domain)
+        if outcome is not None and rows.named:
+            used.add(outcome)
         return [c for c in rows.columns if c not in used]
 
     def _matrix(self, rows, features):
@@ -288,7 +291,8 @@ class SurveyRegressor(RegressorMixin, _SurveyModel):
     features : list of labels or None, default=None
         The model's covariates (numeric columns of ``X``); an intercept is
         always added. None: every column of ``X`` that the balancer's targets,
-        the design and the domain do not name.
+        the design, the domain and the outcome (a Series named as a column of
+        ``X``) do not name.
     domain : label or None, default=None
         Fit the model on the rows whose ``domain`` column equals
         ``domain_level``; the other rows keep their place in the design with
@@ -463,7 +467,8 @@ class SurveyClassifier(ClassifierMixin, _SurveyModel):
     features : list of labels or None, default=None
         The model's covariates (numeric columns of ``X``); an intercept is
         always added. None: every column of ``X`` that the balancer's targets,
-        the design and the domain do not name.
+        the design, the domain and the outcome (a Series named as a column of
+        ``X``) do not name.
     domain : label or None, default=None
         Fit the model on the rows whose ``domain`` column equals
         ``domain_level``; the other rows keep their place in the design with

@@ -116,3 +116,14 @@ def test_regression_works_in_a_pipeline_and_a_grid_search(clus1):
 def test_regression_errors_name_the_problem(model, X, y, message):
     with pytest.raises(ValueError, match=message):
         model.fit(X, y)
+
+
+def test_default_features_leave_out_the_outcome_and_the_design():
+    strat = skb.datasets.load_api("strat")[["stype", "pw", "fpc", "meals", "ell", "api00"]]
+    model = skb.SurveyRegressor(design=skb.SurveyDesign(strata="stype", fpc="fpc"))
+    model.fit(strat.drop(columns="pw"), strat["api00"], sample_weight=strat["pw"])
+    assert model.features_ == ["meals", "ell"]
+    explicit = skb.SurveyRegressor(design=skb.SurveyDesign(strata="stype", fpc="fpc"),
+                                   features=["meals", "ell"])
+    explicit.fit(strat, strat["api00"], sample_weight=strat["pw"])
+    np.testing.assert_allclose(model.coef_, explicit.coef_, rtol=1e-14)
