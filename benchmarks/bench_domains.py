@@ -23,13 +23,9 @@ import time
 
 import numpy as np
 import pandas as pd
+from bench_design import _rss  # the resident set size, as bench_design reads it
 
 import skbalance as skb
-
-
-def _rss():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def measure(function):

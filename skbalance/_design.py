@@ -954,18 +954,24 @@ def _jkn(unit_stratum, keep, lonely, describe):
     return multipliers, scale, np.asarray(rscales)
 
 
+def _bootstrap_strata(unit_stratum, describe):
+    """Every stratum's units, in code order; a stratum with one unit raises
+    (``describe(h)`` names it)."""
+    for h in range(int(unit_stratum.max()) + 1):
+        members = np.flatnonzero(unit_stratum == h)
+        if members.shape[0] < 2:
+            stratum, _ = describe(h)
+            raise ValueError(f"The bootstrap needs two units per stratum; {stratum} has "
+                             f"{members.shape[0]}.")
+        yield members
+
+
 def _rao_wu(unit_stratum, n_replicates, rng, describe):
     """Rao-Wu bootstrap of n_h - 1 units drawn in each stratum, strata and units
     in the order of their codes; ``describe(h)`` names stratum ``h``."""
-    n_units = unit_stratum.shape[0]
-    multipliers = np.zeros((n_units, n_replicates))
-    for h in range(int(unit_stratum.max()) + 1):
-        members = np.flatnonzero(unit_stratum == h)
+    multipliers = np.zeros((unit_stratum.shape[0], n_replicates))
+    for members in _bootstrap_strata(unit_stratum, describe):
         n_h = members.shape[0]
-        if n_h < 2:
-            stratum, _ = describe(h)
-            raise ValueError(f"The bootstrap needs two units per stratum; {stratum} has "
-                             f"{n_h}.")
         draws = rng.randint(0, n_h, size=(n_h - 1, n_replicates))
         for r in range(n_replicates):
             multipliers[members, r] = np.bincount(draws[:, r], minlength=n_h)
@@ -977,20 +983,13 @@ def _canty_davison(unit_stratum, keep, n_replicates, rng, describe):
     """Canty and Davison's bootstrap (R survey's "bootstrap"): in each stratum,
     n_h units drawn without replacement from a pseudo-population of N_h units
     (the sample in a random order, repeated to the stratum's population
-    size, drawn once per stratum; with replacement from the sample where no fpc is given); a unit's
-    multiplier is the number of times it is drawn. ``keep`` is every unit's
+    size, drawn once per stratum; with replacement from the sample where no
+    fpc is given); a unit's multiplier is the number of times it is drawn. ``keep`` is every unit's
     1 - sampling fraction."""
-    n_units = unit_stratum.shape[0]
-    multipliers = np.zeros((n_units, n_replicates))
-    n_strata = int(unit_stratum.max()) + 1
-    sizes = np.bincount(unit_stratum, minlength=n_strata)
-    for h in range(n_strata):
-        members = np.flatnonzero(unit_stratum == h)
+    multipliers = np.zeros((unit_stratum.shape[0], n_replicates))
+    sizes = np.bincount(unit_stratum)
+    for members in _bootstrap_strata(unit_stratum, describe):
         n_h = members.shape[0]
-        if n_h < 2:
-            stratum, _ = describe(h)
-            raise ValueError(f"The bootstrap needs two units per stratum; {stratum} has "
-                             f"{n_h}.")
         fraction = 1.0 - float(keep[members[0]])
         # one pseudo-population per stratum, as R: the sample in a random
         # order, repeated to the population size
@@ -1057,8 +1056,8 @@ def satterthwaite_df(parts, design_df):
     return np.minimum(df, design_df)
 
 
-def replicate_parts(thetas, theta, scale, rscales, mse):
-    """Every replicate's part of :func:`replicate_variance` (n_replicates, n_stats).
+def _replicate_deviations(thetas, theta, rscales, mse):
+    """Every replicate's statistic minus the centre (0 where it is not finite).
 
     A replicate whose statistic is not finite (a domain with no weight in it) is
     discarded for that statistic, with a warning, as R survey's ``svrVar``
@@ -1077,21 +1076,20 @@ def replicate_parts(thetas, theta, scale, rscales, mse):
     else:
         counted = ~missing & (rscales[:, None] > 0)
         centre = np.where(counted, thetas, 0.0).sum(axis=0) / counted.sum(axis=0)
-    return scale * rscales[:, None] * np.where(missing, 0.0, thetas - centre) ** 2
+    return np.where(missing, 0.0, thetas - centre)
+
+
+def replicate_parts(thetas, theta, scale, rscales, mse):
+    """Every replicate's part of :func:`replicate_variance` (n_replicates, n_stats);
+    replicates with a statistic that is not finite are discarded, as R does."""
+    return scale * rscales[:, None] * _replicate_deviations(thetas, theta, rscales, mse) ** 2
 
 
 def replicate_roots(thetas, theta, scale, rscales, mse):
     """Signed square roots of :func:`replicate_parts`: ``R.T @ R`` is the
     replicate covariance matrix of the statistics."""
-    thetas = np.asarray(thetas, dtype=np.float64)
-    parts = replicate_parts(thetas, theta, scale, rscales, mse)
-    centre = (np.asarray(theta, dtype=np.float64) if mse else None)
-    if centre is None:
-        missing = ~np.isfinite(thetas)
-        counted = ~missing & (rscales[:, None] > 0)
-        centre = np.where(counted, thetas, 0.0).sum(axis=0) / counted.sum(axis=0)
-    sign = np.sign(np.where(np.isfinite(thetas), thetas - centre, 0.0))
-    return sign * np.sqrt(parts)
+    return (np.sqrt(scale * rscales)[:, None]
+            * _replicate_deviations(thetas, theta, rscales, mse))
 
 
 def replicate_variance(thetas, theta, scale, rscales, mse):

@@ -45,13 +45,6 @@ def _t_summary(estimate, se, df):
                       "df": df})
 
 
-def _no_columns(rows):
-    """The same rows with one constant column in place of X's columns."""
-    if rows.on_device:
-        return Rows(rows.xp.zeros((rows.n_rows, 1), device=rows.device), rows.base, xp=rows.xp)
-    return Rows(np.zeros((rows.n_rows, 1)), rows.base)
-
-
 class BalancedFunctionalEstimator(BaseEstimator):
     """Means, totals, proportions and ratios after balancing, with standard errors.
 
@@ -323,9 +316,12 @@ class BalancedFunctionalEstimator(BaseEstimator):
         # a MarginalBalancer takes the rows as read; another balancer reads X its own way
         given = rows if isinstance(balancer, MarginalBalancer) else X
         if weighting == "empirical" and self.balancer is None:
-            given = _no_columns(rows)  # the base weights need no column of X
+            given = rows.without_columns()  # the base weights need no column of X
         problem = balancer.fit_problem(given, sample_weight=sample_weight)
-        rows, base = rows.with_base(problem.base), problem.base
+        # the rows as read, with the validated base weights (checked once)
+        rows = problem.rows if given is rows else Rows(rows.table, problem.base, xp=rows.xp,
+                                                      lazy=rows.lazy)
+        base = problem.base
         if weighting == "balanced":
             weights, steps = balancer.weights_, balancing_steps(balancer)
         elif weighting == "empirical":

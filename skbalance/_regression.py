@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._balancer import MarginalBalancer
 from ._inference import BalancingFit, Statistic, estimate_statistics, replicate_fit_weights
 from ._problem import balancing_steps
-from ._rows import Rows, read_rows
+from ._rows import read_rows
 from ._typing import Table, Vector
 from .utils._array_api import to_numpy
 from .utils._warnings import warn
@@ -138,8 +138,7 @@ class _SurveyModel(BaseEstimator):
             weights, steps, method = balancer.weights_, balancing_steps(balancer), "balanced"
         else:
             balancer = MarginalBalancer(max_iter=0, tol=0)
-            constant = Rows(np.zeros((rows.n_rows, 1)), rows.with_base(sample_weight).base)
-            problem = balancer.fit_problem(constant, sample_weight=sample_weight)
+            problem = balancer.fit_problem(rows.without_columns(), sample_weight=sample_weight)
             weights, steps, method = problem.base, 0, "empirical"
         weights = np.asarray(to_numpy(weights), dtype=np.float64)
         outcome = getattr(y, "name", None)  # a column of X given as y is no feature
@@ -177,7 +176,7 @@ class _SurveyModel(BaseEstimator):
                  for k, name in enumerate(names)]
         if design is not None and design.replicates is not None:
             covariance = self._replicate_covariance(rows, design, design_matrix, target,
-                                                    inside, beta, X, sample_weight)
+                                                    inside, beta)
             design_df = design.degrees_of_freedom
         else:
             table, covariance = estimate_statistics(
@@ -204,8 +203,7 @@ class _SurveyModel(BaseEstimator):
         self.balancer_ = balancer
         return self
 
-    def _replicate_covariance(self, rows, design, matrix, target, inside, beta, X,
-                              sample_weight):
+    def _replicate_covariance(self, rows, design, matrix, target, inside, beta):
         """Refit the model on every replicate's re-balanced weights (R's svrepglm)."""
         replicates = replicate_fit_weights(self.balancer, rows, design)
         estimates = []

@@ -404,6 +404,14 @@ class Rows:
             base = check_sample_weight(sample_weight, self.n_rows)
         return Rows(self.table, base, xp=self.xp)
 
+    def without_columns(self):
+        """The same rows and base weights with one constant column in place of
+        the table's: for a fit that needs no column (the base weights alone)."""
+        if self.on_device:
+            return Rows(self.xp.zeros((self.n_rows, 1), device=self.device), self.base,
+                        xp=self.xp)
+        return Rows(np.zeros((self.n_rows, 1)), self.base)
+
     def frame(self, columns):
         """The named columns as a pandas DataFrame (dask stays dask): what a
         group-by of the cell table reads. Array columns keep their positions

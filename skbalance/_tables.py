@@ -68,16 +68,12 @@ def chisq_test(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
     """
     if statistic not in ("F", "Chisq"):
         raise ValueError(f"statistic must be 'F' or 'Chisq'; got {statistic!r}.")
-    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-    for column in (rows, columns):
-        if column not in frame.columns:
-            raise ValueError(f"Column {column!r} is not in the data.")
+    frame, cell = _cells(X, rows, columns)
     row_levels = sorted(frame[rows].dropna().unique())
     col_levels = sorted(frame[columns].dropna().unique())
     if len(row_levels) < 2 or len(col_levels) < 2:
         raise ValueError(f"A two-way table needs two levels in each column; {rows!r} has "
                          f"{len(row_levels)} and {columns!r} {len(col_levels)}.")
-    cell = pd.Series(list(zip(frame[rows], frame[columns])), index=frame.index, name="cell")
     estimator = BalancedFunctionalEstimator(balancer, baseline=baseline, design=design,
                                             ci_method="mean")
     estimator.fit(frame, cell, sample_weight=sample_weight)
@@ -165,11 +161,7 @@ def two_way_table(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
     """
     if statistic not in ("proportion", "total"):
         raise ValueError(f"statistic must be 'proportion' or 'total'; got {statistic!r}.")
-    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-    for column in (rows, columns):
-        if column not in frame.columns:
-            raise ValueError(f"Column {column!r} is not in the data.")
-    cell = pd.Series(list(zip(frame[rows], frame[columns])), index=frame.index, name="cell")
+    frame, cell = _cells(X, rows, columns)
     estimator = BalancedFunctionalEstimator(
         balancer, baseline=baseline, design=design, ci_method="mean",
         statistic="mean" if statistic == "proportion" else "total")
@@ -187,6 +179,16 @@ def two_way_table(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
                                                        "ci_high"]].to_dict())
             out.append({rows: r, columns: c, **row, "n": int(counts.get((r, c), 0))})
     return pd.DataFrame(out)
+
+
+def _cells(X, rows, columns):
+    """The rows as a frame, and every row's cell: the pair of its two levels."""
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    for column in (rows, columns):
+        if column not in frame.columns:
+            raise ValueError(f"Column {column!r} is not in the data.")
+    return frame, pd.Series(list(zip(frame[rows], frame[columns])), index=frame.index,
+                            name="cell")
 
 
 def _main_effects(nr, nc):

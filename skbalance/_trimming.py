@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.utils._param_validation import HasMethods, Real
+from sklearn.utils._param_validation import HasMethods
 
 from ._balancer import MarginalBalancer
 from ._problem import CellProblem
