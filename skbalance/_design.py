@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._hadamard import hadamard
 from ._rows import read_rows
 from ._typing import Spec, Table, Vector
-from .kernels import first_occurrence
+from .kernels import first_occurrence, group_sums
 from .utils._array_api import to_numpy
 from .utils._validation import column_label, level_repr, plain
 from .utils._warnings import warn
@@ -570,12 +570,15 @@ class ResolvedDesign:
 
         Parameters
         ----------
-        columns : list of ndarray of shape (n_rows,)
-            Per-row contributions to each weighted total.
+        columns : list of (ndarray of shape (n_rows,) or SplitColumn)
+            Per-row contributions to each weighted total; a
+            :class:`~skbalance.kernels.SplitColumn` holds several (the
+            domains of one outcome).
         cell_part : (weights, cell, corrections) or None, default=None
             As in :meth:`variance`.
-        domains : list of (bool ndarray of shape (n_rows,) or None) or None, default=None
-            Per column, the rows of its domain: with ``lonely_psu="average"``
+        domains : list of (bool ndarray of shape (n_rows,), SplitColumn or None) or None
+            Per entry of ``columns``, the rows of its domain(s) (a split of
+            the domain's indicators for a split column): with ``lonely_psu="average"``
             only the strata holding some of them count (R survey's ``svyby``
             on an uncalibrated design, which drops the other rows). None:
             every stratum counts (R on a calibrated design, which keeps them
@@ -596,10 +599,9 @@ class ResolvedDesign:
             totals = stage.unit_totals(columns, cell_part)
             present = None
             if domains is not None:  # every unit holding rows of each column's domain
-                present = np.column_stack([
-                    np.ones(stage.n_units, dtype=bool) if d is None else
-                    np.bincount(stage.unit, d, minlength=stage.n_units) > 0
-                    for d in domains])
+                present = np.hstack([
+                    np.ones((stage.n_units, 1), dtype=bool) if d is None else
+                    group_sums(stage.unit, [d], stage.n_units) > 0 for d in domains])
             parts.append(stage.components(totals, self.lonely_psu, present, roots))
         return np.vstack(parts)
 
@@ -710,9 +712,9 @@ class _Stage:
             self.stratum_parent[self.unit_stratum] = parent[first]
 
     def unit_totals(self, columns, cell_part=None):
-        """Per unit of this stage, the totals of the columns (n_units, n_stats)."""
-        totals = np.column_stack([np.bincount(self.unit, c, minlength=self.n_units)
-                                  for c in columns])
+        """Per unit of this stage, the totals of the columns (n_units, n_stats);
+        a :class:`~skbalance.kernels.SplitColumn` gives all its parts."""
+        totals = group_sums(self.unit, columns, self.n_units)
         if cell_part is not None:
             weights, cell, corrections = cell_part
             n_cells = corrections.shape[0]

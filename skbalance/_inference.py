@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +37,7 @@ from ._problem import balancing_steps
 from ._rows import read_rows
 from ._solve import FitSettings, solve_replicates
 from ._typing import Table, Vector
+from .kernels import SplitColumn
 from .utils._array_api import to_numpy
 from .utils._validation import column_label, level_repr
 
@@ -75,6 +77,78 @@ class Statistic:
     numerator: object
     denominator: object
     indicator: object = None
+    # a domain statistic held by its outcome's split (numerator, denominator
+    # and indicator None until densified), and its domain's position there
+    split: DomainSplit | None = None
+    position: int = 0
+
+    @property
+    def is_total(self):
+        """A total or a count (no denominator)."""
+        return self.kind in ("total", "count")
+
+    def densified(self):
+        """The statistic with its row arrays, made from its split if it has one."""
+        if self.split is None:
+            return self
+        numerator, denominator, indicator = self.split.dense(self.position)
+        return Statistic(self.kind, self.outcome, self.level, self.domain, numerator,
+                         denominator, indicator)
+
+
+@dataclass
+class DomainSplit:
+    """One outcome (over its denominator) in every level of a domain column.
+
+    Held as row arrays once, with each row's domain code, instead of a dense
+    numerator, denominator and indicator per domain: memory grows with the
+    rows, not rows times domains (on the host; rows on a device keep dense
+    statistics).
+
+    Parameters
+    ----------
+    numerator : ndarray of shape (n_rows,)
+    denominator : ndarray of shape (n_rows,) or None
+        None for totals and counts.
+    codes : ndarray of int of shape (n_rows,)
+        Each row's domain, -1 for rows in none (a missing outcome).
+    n_domains : int
+    """
+
+    numerator: np.ndarray
+    denominator: np.ndarray | None
+    codes: np.ndarray
+    n_domains: int
+
+    def dense(self, position):
+        """Numerator, denominator and indicator of one domain as row arrays."""
+        indicator = (self.codes == position) * 1.0
+        return (self.numerator * indicator,
+                None if self.denominator is None else self.denominator * indicator,
+                indicator)
+
+    def column(self, values):
+        """``values`` split by domain, as the kernels take it."""
+        return SplitColumn(values, self.codes, self.n_domains)
+
+    def by_domain(self, values):
+        """Sums of ``values`` within every domain."""
+        if self._inside is None:
+            return np.bincount(self.codes, values, minlength=self.n_domains)
+        return np.bincount(self.codes[self._inside], values[self._inside],
+                           minlength=self.n_domains)
+
+    @cached_property
+    def _inside(self):
+        """The rows in some domain, or None for every row."""
+        inside = self.codes >= 0
+        return None if inside.all() else inside
+
+    @cached_property
+    def binary(self):
+        """Whether the numerator is 0 or 1 in every domain row (a proportion)."""
+        values = self.numerator[self.codes >= 0]
+        return bool(np.all((values == 0) | (values == 1)))
 
 
 def _is_categorical(values):
@@ -187,10 +261,16 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None, na_rm=False
     if missing is not None and not missing.any():
         missing = None
     present = None if missing is None else (~missing) * 1.0
+    domain_of_row = None  # on the host, domain statistics are held by splits
     if domain is not None:
         domain_levels, domain_codes = _levels(domain, "The domain column", drop_unused=True)
-        indicators = [(level, rows.to_rows((domain_codes == j) * (
-            1.0 if present is None else present))) for j, level in enumerate(domain_levels)]
+        if rows.on_device:
+            indicators = [(level, rows.to_rows((domain_codes == j) * (
+                1.0 if present is None else present))) for j, level in enumerate(domain_levels)]
+        else:
+            domain_of_row = np.asarray(domain_codes, dtype=np.int64)
+            if missing is not None:
+                domain_of_row = np.where(missing, -1, domain_of_row)
     else:
         indicators = [(None, None if present is None else rows.to_rows(present))]
     if statistic == "ratio":
@@ -215,6 +295,12 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None, na_rm=False
             parts = [(None, _numeric(values, rows, f"Outcome {name!r}", missing))]
             kind = statistic
         for level, u in parts:
+            if domain_of_row is not None:
+                v = None if kind in ("total", "count") else x if kind == "ratio" else ones
+                split = DomainSplit(u, v, domain_of_row, len(domain_levels))
+                stats.extend(Statistic(kind, name, level, domain_level, None, None, split=split,
+                                       position=j) for j, domain_level in enumerate(domain_levels))
+                continue
             for domain_level, indicator in indicators:
                 if kind in ("total", "count"):
                     v = None
@@ -312,25 +398,21 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
     problem, weights = fit.problem, fit.weights
     base = problem.base
     counted = base > 0
-    stats, units = _scale_free(stats)
-    estimates, influences, moments = [], [], []
-    for stat in stats:
-        total = _dot(weights, stat.numerator)
-        if stat.denominator is None:
-            estimate, z = total, stat.numerator
-            denominator_total = np.nan
+    if design is not None and design.replicates is not None or linearization == "cr2":
+        stats = [stat.densified() for stat in stats]  # these take every statistic's rows
+    blocks = _blocks(stats)
+    stats, units = _scale_free(stats, blocks)
+    estimates, influences, moments = [], [], []  # influences: (w z, z) per block
+    for start, stop in blocks:
+        if stats[start].split is None:
+            estimate, weighted, z, moment = _influence(fit, stats[start])
+            estimates.append(estimate)
+            moments.append(moment)
         else:
-            # IPWI divides by the base total (THEORY section 2)
-            denominator_total = _dot(weights, stat.denominator)
-            if denominator_total == 0:
-                raise ValueError(_undefined(stat))
-            below = _dot(base, stat.denominator) if fit.method == "ipwi" else denominator_total
-            estimate = total / below
-            z = stat.numerator - estimate * stat.denominator
-            z *= 1.0 / denominator_total  # in place: z is a fresh array
-        estimates.append(estimate)
-        weighted = weights * z
-        moments.append(_srs_moments(weighted, z, denominator_total))
+            block_estimates, weighted, z, block_moments = _split_influences(
+                fit, stats[start].split, stats[start:stop])
+            estimates.extend(block_estimates)
+            moments.extend(block_moments)
         influences.append((weighted, z))
     replicated = None
     with np.errstate(over="ignore", invalid="ignore"):  # beyond float: named below
@@ -343,8 +425,8 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
         else:
             # R's svyby on an uncalibrated design takes each domain's rows alone
             # (subset drops the others), which lonely_psu="average" sees
-            domains = ([s.indicator for s in stats] if fit.method == "empirical"
-                       else None)
+            domains = ([_domain_rows(stats[start]) for start, _ in blocks]
+                       if fit.method == "empirical" else None)
             roots = _linearized_roots(fit, influences, design, domains=domains)
         # every part of every variance (units or replicates), and the covariances
         xp = array_namespace(roots)
@@ -402,6 +484,78 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
     return table
 
 
+def _blocks(stats):
+    """(start, stop) of every run of statistics held by one split (one
+    statistic alone where it has no split)."""
+    blocks, start = [], 0
+    while start < len(stats):
+        split, stop = stats[start].split, start + 1
+        if split is not None:
+            while stop < len(stats) and stats[stop].split is split:
+                stop += 1
+            if [s.position for s in stats[start:stop]] != list(range(split.n_domains)):
+                raise AssertionError("a split's statistics come together, in domain order")
+        blocks.append((start, stop))
+        start = stop
+    return blocks
+
+
+def _influence(fit, stat):
+    """Estimate, ``(w z, z)`` and SRS moments of one statistic held as rows."""
+    weights, base = fit.weights, fit.problem.base
+    total = _dot(weights, stat.numerator)
+    if stat.denominator is None:
+        estimate, z = total, stat.numerator
+        denominator_total = np.nan
+    else:
+        # IPWI divides by the base total (THEORY section 2)
+        denominator_total = _dot(weights, stat.denominator)
+        if denominator_total == 0:
+            raise ValueError(_undefined(stat))
+        below = _dot(base, stat.denominator) if fit.method == "ipwi" else denominator_total
+        estimate = total / below
+        z = stat.numerator - estimate * stat.denominator
+        z *= 1.0 / denominator_total  # in place: z is a fresh array
+    weighted = weights * z
+    return estimate, weighted, z, _srs_moments(weighted, z, denominator_total)
+
+
+def _split_influences(fit, split, block):
+    """As :func:`_influence` for every domain of a split at once, from sums
+    by domain: ``(w z, z)`` come back as split columns (one row array each)."""
+    weights = np.asarray(to_numpy(fit.weights), dtype=np.float64)
+    u, v, codes = split.numerator, split.denominator, split.codes
+    totals = split.by_domain(weights * u)
+    if v is None:
+        estimates, z = totals, u
+        denominator_totals = np.full(split.n_domains, np.nan)
+    else:
+        denominator_totals = split.by_domain(weights * v)
+        if np.any(denominator_totals == 0):
+            raise ValueError(_undefined(block[int(np.flatnonzero(denominator_totals == 0)[0])]))
+        below = (split.by_domain(np.asarray(to_numpy(fit.problem.base)) * v)
+                 if fit.method == "ipwi" else denominator_totals)
+        estimates = totals / below
+        inside = codes >= 0
+        domain = codes[inside]
+        z = np.zeros_like(u)
+        z[inside] = (u[inside] - estimates[domain] * v[inside]) * (
+            1.0 / denominator_totals)[domain]
+    weighted = weights * z
+    scale = np.where(np.isnan(denominator_totals), 1.0, denominator_totals)
+    moments = list(zip(split.by_domain(weighted) * scale,
+                       split.by_domain(weighted * z) * scale * scale, denominator_totals))
+    return list(estimates), split.column(weighted), split.column(z), moments
+
+
+def _domain_rows(stat):
+    """The rows of a statistic's domain(s), as the design's lonely-PSU rule
+    reads them: None (every row), an indicator, or a split of ones."""
+    if stat.split is not None:
+        return stat.split.column(np.ones(stat.split.codes.shape[0]))
+    return stat.indicator
+
+
 def _replicate_logit_variance(thetas, theta, scale, rscales, mse):
     """The replicate variance of the log odds, or None where a replicate's
     proportion is 0 or 1 (the delta method then stands in)."""
@@ -419,6 +573,8 @@ def _is_proportion(stat):
         return True
     if stat.kind != "mean":
         return False
+    if stat.split is not None:
+        return stat.split.binary
     values = np.asarray(to_numpy(stat.numerator))
     return bool(np.all((values == 0) | (values == 1)))
 
@@ -472,9 +628,14 @@ def _domain_df(stats, counted, design, design_df):
     the design's for replicate weights)."""
     if design is not None and design.replicates is not None:
         return np.full(len(stats), design_df)
-    out = []
+    out, by_split = [], {}
     for stat in stats:
         inside = np.asarray(to_numpy(counted), dtype=bool)
+        if stat.split is not None:
+            if id(stat.split) not in by_split:
+                by_split[id(stat.split)] = _split_df(stat.split, inside, design)
+            out.append(by_split[id(stat.split)][stat.position])
+            continue
         if stat.indicator is not None:
             inside = inside & (np.asarray(to_numpy(stat.indicator)) != 0)
         if design is None:
@@ -484,6 +645,18 @@ def _domain_df(stats, counted, design, design_df):
         strata = design.unit_strata[0][inside]
         out.append(np.unique(units).shape[0] - np.unique(strata).shape[0])
     return np.asarray(out, dtype=np.float64)
+
+
+def _split_df(split, counted, design):
+    """:func:`_domain_df` of every domain of a split, from distinct pairs."""
+    inside = counted & (split.codes >= 0)
+    domain = split.codes[inside]
+    if design is None:
+        return np.bincount(domain, minlength=split.n_domains) - 1.0
+    pairs = pd.DataFrame({"unit": design.units[0][inside],
+                          "stratum": design.unit_strata[0][inside]})
+    counts = pairs.groupby(domain).nunique().reindex(range(split.n_domains), fill_value=0)
+    return (counts["unit"] - counts["stratum"]).to_numpy(dtype=np.float64)
 
 
 def _bias_reduced(fit, influences, stats, design):
@@ -537,8 +710,9 @@ def _linearized_roots(fit, influences, design, domains=None):
     a domain's variance sees only its own strata (see
     ``ResolvedDesign.variance_components``).
 
-    ``influences`` holds, per statistic, ``(w z, z)``; the influence value
-    ``w_i (C_k z)_i`` is ``(w z)_i - w_i correction[cell_i]``.
+    ``influences`` holds, per statistic (or per split of domain statistics,
+    as :class:`~skbalance.kernels.SplitColumn`), ``(w z, z)``; the influence
+    value ``w_i (C_k z)_i`` is ``(w z)_i - w_i correction[cell_i]``.
     """
     problem, weights = fit.problem, fit.weights
     zs = [z for _, z in influences]
@@ -547,21 +721,25 @@ def _linearized_roots(fit, influences, design, domains=None):
         xp = array_namespace(calibrated)
         ratio = xp.where(calibrated > 0, weights / xp.where(calibrated > 0, calibrated, 1.0),
                          0.0)
-        zs, weights = [ratio * z for z in zs], calibrated
+        zs = [z.times(ratio) if isinstance(z, SplitColumn) else ratio * z for z in zs]
+        weights = calibrated
     corrections = (problem.ipwi_correction(zs) if fit.method == "ipwi"
                    else problem.cell_correction(zs, fit.steps))
-    weighted = [w for w, _ in influences]
+    weighted = [w if isinstance(w, SplitColumn) else to_numpy(w) for w, _ in influences]
     if design is not None:
         if domains is not None:
-            domains = [None if d is None else to_numpy(d) > 0 for d in domains]
+            domains = [d if d is None or isinstance(d, SplitColumn) else to_numpy(d) > 0
+                       for d in domains]
         return design.variance_components(
-            [to_numpy(w) for w in weighted],
-            cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections),
+            weighted, cell_part=(to_numpy(weights), to_numpy(problem.cell_of_row), corrections),
             domains=domains, roots=True)
     counted = problem.base > 0
+    columns = [w for w, _ in influences]  # each row is its own unit: dense columns
+    columns = [c for w in columns for c in (
+        [w.column(j) for j in range(w.n_parts)] if isinstance(w, SplitColumn) else [w])]
     columns = [_iid_roots(w - weights * problem.rows.gather(corrections[:, k],
                                                             problem.cell_of_row), counted)
-               for k, w in enumerate(weighted)]
+               for k, w in enumerate(columns)]
     return array_namespace(columns[0]).stack(columns, axis=1)
 
 
@@ -569,15 +747,22 @@ def _largest(values):
     return float(array_namespace(values).max(array_namespace(values).abs(values)))
 
 
-def _scale_free(stats, low=1e-100, high=1e100):
+def _scale_free(stats, blocks, low=1e-100, high=1e100):
     """Statistics whose values are far from 1 in magnitude, rescaled near 1.
 
     Squares of values near 1e200 overflow; so the numerator (and denominator)
     of such a statistic are divided by their largest absolute value, and the
-    estimate and its standard error multiplied back by ``units``.
+    estimate and its standard error multiplied back by ``units``. ``blocks``:
+    the runs of statistics of one split (see :func:`_blocks`).
     """
     scaled, units = [], []
-    for stat in stats:
+    for start, stop in blocks:
+        if stats[start].split is not None:
+            split = _split_scale_free(stats[start].split, low, high)
+            units.extend(split[1])
+            scaled.extend(replace(stat, split=split[0]) for stat in stats[start:stop])
+            continue
+        stat = stats[start]
         unit_u = _largest(stat.numerator)
         unit_v = 1.0 if stat.denominator is None else _largest(stat.denominator)
         if low < unit_u < high and low < unit_v < high or unit_u == 0 or unit_v == 0:
@@ -589,6 +774,39 @@ def _scale_free(stats, low=1e-100, high=1e100):
                               else stat.denominator / unit_v))
         units.append(unit_u / unit_v)
     return scaled, np.asarray(units)
+
+
+def _split_scale_free(split, low, high):
+    """:func:`_scale_free` for every domain of a split: the split, rescaled
+    where some domain needs it, and each domain's unit."""
+    inside = split.codes >= 0
+    magnitudes = [np.abs(values[inside]) for values in (split.numerator, split.denominator)
+                  if values is not None]
+    if all(m.max(initial=0.0) < high and m.min(initial=np.inf, where=m > 0) > low
+           for m in magnitudes):  # every domain's largest value is 0 or in range
+        return split, np.ones(split.n_domains)
+    domain = split.codes[inside]
+
+    def largest(values):  # per domain
+        out = np.zeros(split.n_domains)
+        np.maximum.at(out, domain, np.abs(values[inside]))
+        return out
+
+    unit_u = largest(split.numerator)
+    unit_v = np.ones(split.n_domains) if split.denominator is None else largest(
+        split.denominator)
+    kept = ((low < unit_u) & (unit_u < high) & (low < unit_v) & (unit_v < high)
+            | (unit_u == 0) | (unit_v == 0))
+    if kept.all():
+        return split, np.ones(split.n_domains)
+    unit_u, unit_v = np.where(kept, 1.0, unit_u), np.where(kept, 1.0, unit_v)
+
+    def rescaled(values, unit):
+        return None if values is None else np.where(
+            inside, values / unit[np.maximum(split.codes, 0)], values)
+
+    return (DomainSplit(rescaled(split.numerator, unit_u), rescaled(split.denominator, unit_v),
+                        split.codes, split.n_domains), unit_u / unit_v)
 
 
 def _srs_moments(weighted, z, denominator_total):
@@ -608,6 +826,15 @@ def _domain_sizes(stats, counted, weights):
     cache = {}
     sizes = []
     for stat in stats:
+        if stat.split is not None:
+            key = id(stat.split)
+            if key not in cache:
+                inside = np.asarray(to_numpy(counted), dtype=np.float64)
+                cache[key] = (stat.split.by_domain(inside),
+                              stat.split.by_domain(np.asarray(to_numpy(weights))))
+            counts, totals = cache[key]
+            sizes.append((int(counts[stat.position]), float(totals[stat.position])))
+            continue
         key = id(stat.indicator)
         if key not in cache:
             if stat.indicator is None:
@@ -623,7 +850,7 @@ def _domain_sizes(stats, counted, weights):
 def _table(stats, estimates, variances, units, dfs, moments, sizes, alpha):
     """The results table; estimates and variances come in each statistic's
     units (see ``_scale_free``), the design effect is free of them."""
-    rows = []
+    rows, quantiles = [], {}  # the t quantile of every df, computed once
     for stat, scaled, variance, unit, moment, (n, population), df in zip(
             stats, estimates, variances, units, moments, sizes, dfs):
         estimate, se = scaled * unit, np.sqrt(variance) * unit
@@ -634,7 +861,9 @@ def _table(stats, estimates, variances, units, dfs, moments, sizes, alpha):
         if se == 0:  # no sampling error (a census, a fixed margin): a point
             quantile = 0.0
         elif df > 0:
-            quantile = float(student_t.ppf(1 - alpha / 2, df))
+            if df not in quantiles:
+                quantiles[df] = float(student_t.ppf(1 - alpha / 2, df))
+            quantile = quantiles[df]
         else:
             raise ValueError(
                 f"The interval of the {stat.kind} of {column_label(stat.outcome)} has no "
@@ -671,7 +900,7 @@ def _srs_variance(stat, moment, n, population):
     first, second, denominator_total = moment
     mean = first / population  # per unit of weight first: weights of 1e163 do not overflow
     svyvar = (second / population - mean * mean) * n / (n - 1)
-    if stat.denominator is None:
+    if stat.is_total:
         return svyvar * (population / n) * population * (1 - n / population)
     if stat.kind == "ratio":
         mean_v = denominator_total / population

@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 
 from ._targets import Margin, is_numeric, margin_label, parse_targets
-from .kernels import ConstraintMatrix, encode_cells, group_sum, numeric_scaling
+from .kernels import (
+    ConstraintMatrix,
+    SplitColumn,
+    encode_cells,
+    group_sum,
+    group_sums,
+    numeric_scaling,
+)
 from .utils._array_api import to_numpy
 from .utils._validation import check_nonnegative_int, level_repr, plain
 from .utils._warnings import warn
@@ -442,7 +449,14 @@ class CellProblem:
                                      means)
 
     def _cell_means_of(self, values):
-        """Cell means of one row array, or of several as columns."""
+        """Cell means of one row array, or of several as columns (a
+        :class:`~skbalance.kernels.SplitColumn` gives all its parts)."""
+        if isinstance(values, list) and any(isinstance(v, SplitColumn) for v in values):
+            totals = group_sums(to_numpy(self.cell_of_row), values, self.n_cells,
+                                weights=to_numpy(self.base))
+            cell_base = self.cell_base[:, None]
+            return np.divide(totals, cell_base, out=np.zeros_like(totals),
+                             where=cell_base > 0)
         if isinstance(values, list):
             return np.column_stack([self.cell_means(v) for v in values])
         return self.cell_means(values)

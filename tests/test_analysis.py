@@ -374,3 +374,65 @@ def test_confidence_interval_agrees_with_results_at_every_level():
                                               quantile.results_.ci_high.item())
     with pytest.raises(ValueError, match="comes with the fit"):
         quantile.confidence_interval(0.1)
+
+
+def test_many_domains_equal_r_for_every_statistic():
+    """37 counties (some with one school), each statistic held as one split."""
+    strat = skb.datasets.load_api("strat")
+    design = skb.SurveyDesign(strata="stype", fpc="fpc")
+
+    def fitted(y, **options):
+        options.setdefault("baseline", None)
+        est = skb.BalancedFunctionalEstimator(_raked(), design=design, domain="cname",
+                                              **options)
+        return est.fit(strat, y, sample_weight=strat["pw"]).results_
+
+    counties = sorted(strat["cname"].unique())
+    cases = [("raked_mean", fitted(strat["api00"])),
+             ("total", fitted(strat["api00"], statistic="total", baseline="empirical")),
+             ("raked_ratio", fitted(strat["api00"], statistic="ratio", denominator="api99")),
+             ("raked_awards", fitted(strat["awards"]))]
+    for key, results in cases:
+        expected_domains = counties * (2 if key == "raked_awards" else 1)
+        assert list(results.domain) == expected_domains
+        estimate, se = REF[f"counties.{key}.estimate"], REF[f"counties.{key}.se"]
+        np.testing.assert_allclose(results.estimate, estimate, rtol=1e-8, err_msg=key)
+        # a one-school county has no sampling error: R's 0, ours within rounding
+        np.testing.assert_allclose(results.std_error, se, rtol=1e-8, atol=1e-9 * se.max(),
+                                   err_msg=key)
+
+
+def test_domain_means_at_scale_equal_a_plain_loop():
+    """300 domains of a stratified cluster sample, design weights alone, a
+    missing outcome in some rows (na_rm): each domain's mean and SE by the
+    textbook formula, one domain at a time."""
+    rng = np.random.default_rng(11)
+    n, n_strata, per_stratum, n_domains = 3000, 20, 6, 300
+    stratum = rng.integers(0, n_strata, n)
+    psu = stratum * per_stratum + rng.integers(0, per_stratum, n)
+    frame = pd.DataFrame({"stratum": stratum, "psu": psu, "fpc": 50.0,
+                          "domain": rng.integers(0, n_domains, n),
+                          "y": rng.normal(10, 3, n), "w": rng.uniform(1, 4, n)})
+    frame.loc[rng.choice(n, 40, replace=False), "y"] = np.nan
+    est = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(strata="stratum", clusters="psu",
+                                                      fpc="fpc"),
+        domain="domain", na_rm=True).fit(frame, frame["y"], sample_weight=frame["w"])
+    results = est.results_
+    assert len(results) == n_domains
+    y, w = frame["y"].to_numpy(), frame["w"].to_numpy()
+    for d in range(n_domains):
+        inside = (frame["domain"].to_numpy() == d) & ~np.isnan(y)
+        total_w = w[inside].sum()
+        mean = (w[inside] * y[inside]).sum() / total_w
+        z = np.where(inside, w * (np.nan_to_num(y) - mean) / total_w, 0.0)
+        variance = 0.0
+        for h in range(n_strata):
+            units = [z[psu == j].sum() for j in np.unique(psu[stratum == h])]
+            n_h = len(units)
+            variance += (1 - n_h / 50) * n_h / (n_h - 1) * np.sum(
+                (np.array(units) - np.mean(units)) ** 2)
+        row = results.iloc[d]
+        assert row.domain == d
+        assert row.estimate == pytest.approx(mean, rel=1e-12)
+        assert row.std_error == pytest.approx(np.sqrt(variance), rel=1e-10)

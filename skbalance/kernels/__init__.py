@@ -9,7 +9,7 @@ from ._calibrate import (
                          mean_range,
                          numeric_scaling,
 )
-from ._cells import encode_cells, first_occurrence, group_sum
+from ._cells import SplitColumn, encode_cells, first_occurrence, group_sum, group_sums
 from ._ipf import RakingResult, rake_cells, rake_cells_batch
 from ._sinkhorn import SinkhornResult, sinkhorn
 
@@ -23,9 +23,11 @@ __all__ = [
     "numeric_scaling",
     "RakingResult",
     "SinkhornResult",
+    "SplitColumn",
     "encode_cells",
     "first_occurrence",
     "group_sum",
+    "group_sums",
     "rake_cells",
     "rake_cells_batch",
     "sinkhorn",

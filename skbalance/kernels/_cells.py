@@ -6,13 +6,15 @@ here turn integer level codes per column into a cell index per row and back,
 without ever materialising the Cartesian product of all levels.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from array_api_compat import array_namespace, device
 
 from ..utils._array_api import has_float64
 
-__all__ = ["encode_cells", "first_occurrence", "group_sum"]
+__all__ = ["SplitColumn", "encode_cells", "first_occurrence", "group_sum", "group_sums"]
 
 # A dense lookup table over the product of level counts is the fastest way to
 # number the cells (no hashing). Above this size a hash table over the row
@@ -242,3 +244,126 @@ def group_sum(group, values, n_groups):
         sorted_group, xp.arange(n_groups + 1, dtype=group.dtype, device=where)
     )
     return xp.take(totals, edges[1:]) - xp.take(totals, edges[:-1])
+
+
+@dataclass(frozen=True)
+class SplitColumn:
+    """One row array standing for ``n_parts`` columns, split by a code per row.
+
+    Column ``j`` is ``values`` on the rows whose code is ``j`` and 0 on the
+    others (code -1: in no column). The columns of one outcome in every
+    domain have disjoint rows, so they fit in one array: memory grows with
+    the rows, not rows times domains.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        Every row's value in its own column.
+    codes : ndarray of int of shape (n,)
+        Every row's column, in ``[-1, n_parts)``.
+    n_parts : int
+        Number of columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance.kernels import SplitColumn
+    >>> split = SplitColumn(np.array([1.0, 2.0, 3.0]), np.array([0, 1, 0]), 2)
+    >>> split.column(0).tolist()
+    [1.0, 0.0, 3.0]
+    """
+
+    values: np.ndarray
+    codes: np.ndarray
+    n_parts: int
+
+    def column(self, part):
+        """Make one column as a dense row array.
+
+        Parameters
+        ----------
+        part : int
+            The column, in ``[0, n_parts)``.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            ``values`` on the column's rows, 0 elsewhere.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skbalance.kernels import SplitColumn
+        >>> SplitColumn(np.array([1.0, 2.0]), np.array([1, 0]), 2).column(1).tolist()
+        [1.0, 0.0]
+        """
+        return np.where(self.codes == part, self.values, 0.0)
+
+    def times(self, factor):
+        """Multiply every column by ``factor``.
+
+        Parameters
+        ----------
+        factor : float or ndarray of shape (n,)
+            A number, or one per row.
+
+        Returns
+        -------
+        SplitColumn
+            The split of ``values * factor``, on the same codes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skbalance.kernels import SplitColumn
+        >>> split = SplitColumn(np.array([1.0, 2.0]), np.array([1, 0]), 2)
+        >>> split.times(3.0).values.tolist()
+        [3.0, 6.0]
+        """
+        return SplitColumn(self.values * factor, self.codes, self.n_parts)
+
+
+def group_sums(group, columns, n_groups, weights=None):
+    """Sum ``weights * column`` within every group, for many columns.
+
+    Parameters
+    ----------
+    group : ndarray of int of shape (n,)
+        Group of every row, in ``[0, n_groups)``.
+    columns : list of (ndarray of shape (n,) or SplitColumn)
+        A :class:`SplitColumn` gives its ``n_parts`` columns at once, from one
+        pass over (group, part) pairs.
+    n_groups : int
+        Number of groups.
+    weights : ndarray of shape (n,) or None, default=None
+        Row weights multiplying every column (None: 1).
+
+    Returns
+    -------
+    ndarray of shape (n_groups, n_columns)
+        ``n_columns`` counts every part of a split column.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance.kernels import SplitColumn, group_sums
+    >>> split = SplitColumn(np.array([1.0, 2.0, 3.0]), np.array([0, 1, -1]), 2)
+    >>> group_sums(np.array([0, 0, 1]), [np.ones(3), split], 2).tolist()
+    [[2.0, 1.0, 2.0], [1.0, 0.0, 0.0]]
+    """
+    sums = []
+    for column in columns:
+        if isinstance(column, SplitColumn):
+            values = column.values if weights is None else column.values * weights
+            keys = group * column.n_parts + column.codes
+            inside = column.codes >= 0
+            if not inside.all():
+                keys, values = keys[inside], values[inside]
+            sums.append(np.bincount(keys, values, minlength=n_groups * column.n_parts)
+                        .reshape(n_groups, column.n_parts))
+        else:
+            values = column if weights is None else column * weights
+            sums.append(np.bincount(group, values, minlength=n_groups)[:, None])
+    if not sums:
+        return np.zeros((n_groups, 0))
+    return np.hstack(sums).astype(np.float64, copy=False)

@@ -195,4 +195,25 @@ est_se("narm.jk1_mean", svymean(~y, jna, na.rm = TRUE),
 est_se("narm.both", svymean(~y + api99, dna, na.rm = TRUE),
        paste(nacall, "; svymean(~y+api99, dna, na.rm=TRUE) (rows missing either are left out of both)"))
 
+# ---- 7. many domains: the county of every stratified school (37 levels, some
+# with one school), each statistic in every domain; rows in C-locale order of
+# the county name (R's sort(method="radix"), Python's sorted)
+rstrat <- calibrate(dstrat, ~stype + sch.wide, pop_clus, calfun = "raking", epsilon = 1e-12,
+                    maxit = 1000)
+rstratcall <- "rstrat <- calibrate(dstrat, ~stype+sch.wide, pop, calfun='raking', epsilon=1e-12)"
+byname <- function(b) order(as.character(b$cname), method = "radix")
+b <- svyby(~api00, ~cname, rstrat, svymean)
+add("counties.raked_mean.estimate", coef(b)[byname(b)], paste(strat, ";", rstratcall, "; svyby(~api00, ~cname, rstrat, svymean) [C-locale order]"))
+add("counties.raked_mean.se", SE(b)[byname(b)], paste(strat, ";", rstratcall, "; svyby(~api00, ~cname, rstrat, svymean) [C-locale order]"))
+b <- svyby(~api00, ~cname, dstrat, svytotal)
+add("counties.total.estimate", coef(b)[byname(b)], paste(strat, "; svyby(~api00, ~cname, dstrat, svytotal) [C-locale order]"))
+add("counties.total.se", SE(b)[byname(b)], paste(strat, "; svyby(~api00, ~cname, dstrat, svytotal) [C-locale order]"))
+b <- svyby(~api00, ~cname, rstrat, svyratio, denominator = ~api99)
+add("counties.raked_ratio.estimate", coef(b)[byname(b)], paste(strat, ";", rstratcall, "; svyby(~api00, ~cname, rstrat, svyratio, denominator=~api99) [C-locale order]"))
+add("counties.raked_ratio.se", SE(b)[byname(b)], paste(strat, ";", rstratcall, "; svyby(~api00, ~cname, rstrat, svyratio, denominator=~api99) [C-locale order]"))
+b <- svyby(~awards, ~cname, rstrat, svymean)
+o <- byname(b)
+add("counties.raked_awards.estimate", c(b$awardsNo[o], b$awardsYes[o]), paste(strat, ";", rstratcall, "; svyby(~awards, ~cname, rstrat, svymean) [level No over every county, then Yes]"))
+add("counties.raked_awards.se", c(b$se.awardsNo[o], b$se.awardsYes[o]), paste(strat, ";", rstratcall, "; svyby(~awards, ~cname, rstrat, svymean) [level No over every county, then Yes]"))
+
 cat("{\n", paste(unlist(entries), collapse = ",\n"), "\n}\n", sep = "")
