@@ -446,7 +446,8 @@ def _parser():
     estimate.add_argument("--linearization", choices=["design", "cr2"], default="design",
                           help="the linearized variance (default), or its bias-reduced "
                           "form (few clusters of unequal sizes)")
-    estimate.add_argument("--ci-method", choices=["logit", "xlogit", "asin", "beta", "mean"],
+    estimate.add_argument("--ci-method", choices=["logit", "xlogit", "asin", "beta", "likelihood",
+                                                  "mean"],
                           help="interval of a proportion (default: logit, as R's "
                           "svyciprop; mean: Wald's), or of the share below a quantile "
                           "(default: mean, as R's svyquantile)")

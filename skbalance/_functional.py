@@ -119,16 +119,19 @@ class BalancedFunctionalEstimator(BaseEstimator):
         of large clusters that the calibration fits. For one-stage designs
         (and none: each row its own unit); the regression is the limit's,
         also for a fit of k steps. See the survey guide for when to use it.
-    ci_method : {"logit", "xlogit", "asin", "beta", "mean"} or None, default=None
+    ci_method : {"logit", "xlogit", "asin", "beta", "likelihood", "mean"} or None, default=None
         The interval of a proportion (every level of a categorical outcome,
         and the mean of a 0/1 outcome), as R survey's ``svyciprop``: "logit"
         (the default, None, as R's: the Wald interval of the log odds, which
         stays inside [0, 1] and is close to symmetric on the scale where a
         proportion's estimate is close to normal), "xlogit" (the same here),
         "asin" (of ``asin(sqrt(p))``), "beta" (Korn and Graubard's, from the
-        effective sample size), or "mean" (Wald's ``p +- t SE``, which can
+        effective sample size), "likelihood" (the profile likelihood of the
+        log odds scaled by its design effect, read off R's spline of the
+        profile; linearized variances only: with replicate weights R gives
+        NA, here an error), or "mean" (Wald's ``p +- t SE``, which can
         leave [0, 1]; R's ``confint(svymean(...))``). Other statistics keep
-        Wald's interval. R's "likelihood" is not offered. For quantiles, the
+        Wald's interval. For quantiles, the
         interval of the share below the estimate (R's ``interval.type``;
         None: "mean", R's default there; "logit" is "xlogit").
     na_rm : bool, default=False
@@ -222,7 +225,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
         "denominator": [None, "array-like", str, Integral, tuple],
         "df": [StrOptions({"design", "satterthwaite", "normal", "bell-mccaffrey",
                            "domain"})],
-        "ci_method": [StrOptions({"mean", "logit", "xlogit", "asin", "beta"}), None],
+        "ci_method": [StrOptions({"mean", "logit", "xlogit", "asin", "beta", "likelihood"}),
+                      None],
         "na_rm": ["boolean"],
         "linearization": [StrOptions({"design", "cr2"})],
         "method": [StrOptions({"balanced", "empirical", "ipwi"}),
@@ -239,7 +243,8 @@ class BalancedFunctionalEstimator(BaseEstimator):
                  df: Literal["design", "satterthwaite", "normal", "bell-mccaffrey",
                              "domain"] = "design",
                  linearization: Literal["design", "cr2"] = "design",
-                 ci_method: Literal["mean", "logit", "xlogit", "asin", "beta"] | None = None,
+                 ci_method: Literal["mean", "logit", "xlogit", "asin", "beta",
+                                    "likelihood"] | None = None,
                  na_rm: bool = False, method: str = "deprecated") -> None:
         self.balancer = balancer
         self.baseline = baseline
@@ -337,6 +342,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
             raise ValueError("Replicate weights of a trimmed balancing are not built yet: "
                              "use linearization (R trims every replicate's weights).")
         if self.statistic == "quantile":
+            if self.ci_method == "likelihood":
+                raise ValueError("ci_method='likelihood' is an interval of a proportion; a "
+                                 "quantile's interval (R's interval.type) is 'mean', 'beta', "
+                                 "'logit' or 'asin'.")
             stats, extras = quantile_statistics(y, rows, weights, self._quantiles(),
                                                 self._column(rows, self.domain), self.na_rm)
         else:
@@ -557,9 +566,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
                     ends = (row["estimate"] - quantile * row["std_error"],
                             row["estimate"] + quantile * row["std_error"])
                 else:
-                    method, n, logit_variance = recipe
+                    method, n, logit_variance, model = recipe
                     ends = proportion_interval(row["estimate"], row["std_error"] ** 2,
-                                               row["df"], alpha, method, n, logit_variance)
+                                               row["df"], alpha, method, n, logit_variance,
+                                               model)
                 low.append(ends[0])
                 high.append(ends[1])
             low, high = np.asarray(low), np.asarray(high)

@@ -474,10 +474,18 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
                     thetas, scale, rscales, mse = replicated
                     logit_variance = _replicate_logit_variance(
                         thetas[:, position], estimates[position], scale, rscales, mse)
+                model = None
+                if ci_method == "likelihood":
+                    if replicated is not None:
+                        raise ValueError(
+                            "ci_method='likelihood' profiles the linearized model: with "
+                            "replicate weights R's svyciprop gives NA; use 'logit' (the "
+                            "log odds refitted on every replicate) or 'beta'.")
+                    model = _model_rows(stat.densified(), weights, n)
                 table.loc[position, ["ci_low", "ci_high"]] = proportion_interval(
                     row["estimate"], row["std_error"] ** 2, row["df"], alpha, ci_method, n,
-                    logit_variance)
-                table.attrs["intervals"][position] = (ci_method, n, logit_variance)
+                    logit_variance, model)
+                table.attrs["intervals"][position] = (ci_method, n, logit_variance, model)
     if return_covariance:  # beyond float where the variances are (SEs above 1e154)
         with np.errstate(over="ignore", invalid="ignore"):
             return table, covariance * np.outer(units, units)
@@ -579,16 +587,19 @@ def _is_proportion(stat):
     return bool(np.all((values == 0) | (values == 1)))
 
 
-def proportion_interval(p, variance, df, alpha, method, n, logit_variance=None):
+def proportion_interval(p, variance, df, alpha, method, n, logit_variance=None, model=None):
     """R survey's ``svyciprop`` interval of a proportion ``p`` with ``variance``.
 
     "logit" and "xlogit": the Wald interval of ``log(p / (1 - p))`` (delta
     method), transformed back; "asin": of ``asin(sqrt(p))``, transformed back
     by ``sin^2`` (as R, with no folding at the ends); "beta": Korn and
     Graubard's, from the effective sample size ``p (1 - p) / variance``
-    scaled by ``(t(n - 1) / t(df))^2``. All but the Wald interval stay inside
-    [0, 1]. ``logit_variance``: the variance of the log odds where it was
-    estimated directly ("logit" with replicate weights, as R's ``svyglm``).
+    scaled by ``(t(n - 1) / t(df))^2``; "likelihood": the profile likelihood
+    interval of the log odds (see :func:`_profile_interval`; ``model`` the
+    outcome and scaled weights of the model's rows of positive weight). All
+    but the Wald interval stay inside [0, 1].
+    ``logit_variance``: the variance of the log odds where it was estimated
+    directly ("logit" with replicate weights, as R's ``svyglm``).
 
     Examples
     --------
@@ -613,6 +624,10 @@ def proportion_interval(p, variance, df, alpha, method, n, logit_variance=None):
             return p, p
         centre, half = np.arcsin(np.sqrt(p)), quantile * se / (2 * np.sqrt(p * (1 - p)))
         return float(np.sin(centre - half) ** 2), float(np.sin(centre + half) ** 2)
+    if method == "likelihood":
+        if not 0 < p < 1:
+            return p, p
+        return _profile_interval(*model, n, variance / (p * (1 - p)) ** 2, df, alpha)
     effective = p * (1 - p) / variance
     tail = alpha / 2
     effective *= (student_t.ppf(tail, n - 1) / (student_t.ppf(tail, df) if np.isfinite(df)
@@ -620,6 +635,156 @@ def proportion_interval(p, variance, df, alpha, method, n, logit_variance=None):
     low = beta_distribution.ppf(tail, effective * p, effective * (1 - p) + 1) if p > 0 else 0.0
     high = beta_distribution.ppf(1 - tail, effective * p + 1, effective * (1 - p)) if p < 1 else 1.0
     return float(low), float(high)
+
+
+def _model_rows(stat, weights, n):
+    """The 0/1 outcome and the weights of R's intercept-only quasibinomial
+    ``svyglm`` of a proportion, on the rows of positive weight in its domain:
+    the weights scaled to mean 1 over the model's ``n`` rows (R's
+    ``rescale=TRUE``; a calibrated design's subset keeps every row)."""
+    w = np.asarray(to_numpy(weights), dtype=np.float64)
+    inside = w > 0
+    if stat.indicator is not None:
+        inside &= np.asarray(to_numpy(stat.indicator)) != 0
+    y = np.asarray(to_numpy(stat.numerator), dtype=np.float64)[inside]
+    return y, w[inside] * (n / w[inside].sum())
+
+
+def _binomial_deviance(y, weights, mu):
+    """``sum 2 W (y log(y / mu) + (1 - y) log((1 - y) / (1 - mu)))``."""
+    return float(2 * np.sum(weights * (special.xlogy(y, y / mu)
+                                       + special.xlogy(1 - y, (1 - y) / (1 - mu)))))
+
+
+def _r_logit_fit(y, weights, tol=1e-8, max_iter=25):
+    """R's ``glm.fit`` of the intercept-only (quasi)binomial model, as it
+    stops: its log odds, and the total working weight of its last iteration
+    (whose inverse is R's model variance of the log odds, ``naive.cov``:
+    taken at the mean before the last update, so it differs from
+    ``1 / (n p (1 - p))`` in the 5th digit). Iteratively reweighted least
+    squares from R's start ``(W y + 0.5) / (W + 1)``, stopped when the
+    deviance changes by less than ``tol`` relative (``glm.control``)."""
+    mu = (weights * y + 0.5) / (weights + 1)
+    eta = special.logit(mu)
+    previous = _binomial_deviance(y, weights, mu)
+    for _ in range(max_iter):
+        working = weights * mu * (1 - mu)
+        log_odds = float(np.dot(working, eta + (y - mu) / (mu * (1 - mu))) / working.sum())
+        eta = np.full_like(y, log_odds)
+        mu = special.expit(eta)
+        deviance = _binomial_deviance(y, weights, mu)
+        if abs(deviance - previous) / (abs(deviance) + 0.1) < tol:
+            break
+        previous = deviance
+    return log_odds, float(working.sum())
+
+
+def _profile_interval(y, weights, n, logit_variance, df, alpha):
+    """R survey's ``svyciprop(method="likelihood")``: the profile likelihood
+    interval of the log odds of the intercept-only quasibinomial model
+    (``confint.svyglm(method="likelihood")``), on its rows of positive weight
+    (outcome ``y``, ``weights`` scaled to mean 1 over the model's ``n`` rows).
+
+    The signed root ``z(b)`` of the deviance's increase at log odds ``b``
+    over the dispersion (R's: ``svyvar`` of the Pearson residuals, here
+    ``m / (m - 1)`` for ``m`` rows) is taken, as R, on a grid from the fit
+    (steps of ``zmax / 5`` standard errors, at most 9 a side, until ``|z|``
+    reaches ``zmax``), interpolated by a Forsythe-Malcolm-Moler cubic spline
+    at 3 times as many points, and the ends read (linearly) where that curve
+    crosses ``t(alpha / 2, df) sqrt(lambda)``, ``lambda`` the log odds'
+    design variance over the model's. So the interval is R's approximation
+    of the profile's crossings, not the exact crossings (they differ in the
+    4th digit or so).
+    """
+    b0, working_total = _r_logit_fit(y, weights)
+    dispersion = y.shape[0] / (y.shape[0] - 1)  # the residuals' mean is 0, mean square 1
+    fitted = _binomial_deviance(y, weights, special.expit(b0))
+    se = math.sqrt(logit_variance)
+    quantile = float(student_t.ppf(alpha / 2, df)) if np.isfinite(df) else float(
+        special.ndtri(alpha / 2))
+    tail = float(special.ndtr(quantile * math.sqrt(logit_variance * working_total))) / 2
+    # R's sqrt(qf(tail, 1, n - 1, lower.tail=FALSE)), by t (scipy's F is inf in far tails)
+    z_max = float(student_t.isf(tail / 2, n - 1))
+    step_size = z_max / 5
+
+    def signed_root(b):
+        increase = (_binomial_deviance(y, weights, special.expit(b)) - fitted) / dispersion
+        return math.copysign(math.sqrt(max(increase, 0.0)), b - b0)
+
+    grid = [b0]
+    for sign in (-1, 1):
+        step, z = 0, 0.0
+        while (step := step + 1) < 10 and abs(z) < z_max:
+            grid.append(b0 + sign * step * step_size * se)
+            z = signed_root(grid[-1])
+    grid = np.sort(np.asarray(grid))
+    roots = np.asarray([signed_root(b) for b in grid])
+    points = np.linspace(grid[0], grid[-1], 3 * grid.shape[0])
+    curve = fmm_spline(grid, roots, points)
+    cutoff = float(special.ndtri(2 * tail))
+    ends = _interpolate_inverse(curve, points, [cutoff, -cutoff])
+    if not np.all(np.isfinite(ends)):
+        raise ValueError(f"The likelihood interval of the proportion "
+                         f"{float(special.expit(b0)):.6g} is undefined: its profile does not "
+                         "reach the interval's level (R gives NA); use ci_method='logit' or "
+                         "'beta'.")
+    return float(special.expit(ends[0])), float(special.expit(ends[1]))
+
+
+def _interpolate_inverse(y, x, targets):
+    """R's ``approx(y, x, xout=targets)``: ``x`` at each target value of
+    ``y``, linearly, with ``y`` sorted and the ``x`` of tied ``y`` averaged;
+    NaN outside ``y``'s range."""
+    order = np.argsort(y, kind="stable")
+    y_sorted, x_sorted = y[order], x[order]
+    levels, first = np.unique(y_sorted, return_index=True)
+    counts = np.diff(np.append(first, y_sorted.shape[0]))
+    means = np.add.reduceat(x_sorted, first) / counts
+    return np.interp(targets, levels, means, left=np.nan, right=np.nan)
+
+
+def fmm_spline(x, y, points):
+    """The cubic spline through ``(x, y)`` with Forsythe, Malcolm and Moler's
+    end conditions (R's ``spline(method="fmm")``), at ``points``.
+
+    The ends take the third derivative of the cubic through the first (and
+    last) four points; ``x`` sorted and distinct, at least four of them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance._inference import fmm_spline
+    >>> x = np.array([0.0, 1.0, 2.0, 3.0, 5.0])
+    >>> np.allclose(fmm_spline(x, x**3 - x, np.array([0.5, 4.0])), [-0.375, 60.0])
+    True
+    """
+    n = x.shape[0]
+    h = np.diff(x)
+    slopes = np.diff(y) / h
+    # second-derivative system (sigma_i), tridiagonal: h[i-1], 2 (h[i-1] + h[i]), h[i]
+    diagonal = np.empty(n)
+    rhs = np.zeros(n)
+    diagonal[1:-1] = 2 * (h[:-1] + h[1:])
+    rhs[1:-1] = np.diff(slopes)
+    diagonal[0], diagonal[-1] = -h[0], -h[-1]
+    third = np.diff(slopes[:3]) / (x[2:4] - x[0:2])  # divided differences at the left end
+    rhs[0] = (third[1] - third[0]) * h[0] ** 2 / (x[3] - x[0])
+    third = np.diff(slopes[-3:]) / (x[-2:] - x[-4:-2])  # and at the right end
+    rhs[-1] = -(third[1] - third[0]) * h[-1] ** 2 / (x[-1] - x[-4])
+    for i in range(1, n):  # elimination
+        factor = h[i - 1] / diagonal[i - 1]
+        diagonal[i] -= factor * h[i - 1]
+        rhs[i] -= factor * rhs[i - 1]
+    sigma = np.empty(n)
+    sigma[-1] = rhs[-1] / diagonal[-1]
+    for i in range(n - 2, -1, -1):  # back substitution
+        sigma[i] = (rhs[i] - h[i] * sigma[i + 1]) / diagonal[i]
+    b = slopes - h * (sigma[1:] + 2 * sigma[:-1])
+    c = 3 * sigma[:-1]
+    d = np.diff(sigma) / h
+    interval = np.clip(np.searchsorted(x, points, side="right") - 1, 0, n - 2)
+    dx = points - x[interval]
+    return y[interval] + dx * (b[interval] + dx * (c[interval] + dx * d[interval]))
 
 
 def _domain_df(stats, counted, design, design_df):

@@ -13,7 +13,7 @@ import skbalance as skb
 HERE = Path(__file__).parent / "r_reference"
 REF = {k: np.asarray(v["value"]) for k, v in
        json.loads((HERE / "analysis_reference.json").read_text()).items()}
-METHODS = ["logit", "xlogit", "asin", "beta", "mean"]
+METHODS = ["logit", "xlogit", "asin", "beta", "likelihood", "mean"]
 
 
 def _raked():
@@ -48,6 +48,10 @@ def test_proportion_intervals_equal_svyciprop(method):
     yes = results.loc[results.level == "Yes"].iloc[0]
     np.testing.assert_allclose([yes.estimate, yes.ci_low, yes.ci_high],
                                REF[f"ciprop.strat_awards.{method}"], rtol=1e-8)
+    if method == "likelihood":  # at another level, made the same way
+        low, high = est.confidence_interval(0.1)
+        np.testing.assert_allclose([low[1], high[1]], REF["ciprop.strat_awards.likelihood_90"],
+                                   rtol=1e-8)
     # a domain of an uncalibrated design (R's subset keeps only its rows)
     est = skb.BalancedFunctionalEstimator(baseline="empirical", design=cluster,
                                           domain="stype", df="domain", ci_method=method)
@@ -58,11 +62,15 @@ def test_proportion_intervals_equal_svyciprop(method):
     est = skb.BalancedFunctionalEstimator(
         baseline="empirical", design=skb.SurveyDesign(clusters="dnum", fpc="fpc",
                                                       replicates="jk1"), ci_method=method)
+    if method == "likelihood":  # R's interval is NA there
+        with pytest.raises(ValueError, match="replicate weights R's svyciprop gives NA"):
+            _interval(est, clus1, awards)
+        return
     np.testing.assert_allclose(_interval(est, clus1, awards),
                                REF[f"ciprop.jk1_awards.{method}"], rtol=1e-8)
 
 
-@pytest.mark.parametrize("method", ["logit", "xlogit", "asin", "beta"])
+@pytest.mark.parametrize("method", ["logit", "xlogit", "asin", "beta", "likelihood"])
 def test_proportion_intervals_stay_inside_0_and_1(method):
     clus1 = skb.datasets.load_api("clus1")
     est = skb.BalancedFunctionalEstimator(
@@ -436,3 +444,27 @@ def test_domain_means_at_scale_equal_a_plain_loop():
         assert row.domain == d
         assert row.estimate == pytest.approx(mean, rel=1e-12)
         assert row.std_error == pytest.approx(np.sqrt(variance), rel=1e-10)
+
+
+def test_fmm_spline_equals_r_spline():
+    """R: x <- c(0.3, 1.1, 1.7, 2.9, 3.3, 4.0, 4.4, 4.9);
+    spline(x, sin(x), n = 24)$y[c(2, 5, 11, 23)] (method "fmm")."""
+    from skbalance._inference import fmm_spline
+
+    x = np.array([0.3, 1.1, 1.7, 2.9, 3.3, 4.0, 4.4, 4.9])
+    points = np.linspace(x[0], x[-1], 24)
+    np.testing.assert_allclose(
+        fmm_spline(x, np.sin(x), points)[[1, 4, 10, 22]],
+        [0.490067725619198, 0.891207360061435, 0.740607990779028, -1.001754429517892],
+        rtol=1e-13)
+    # a cubic is reproduced exactly (the end conditions take its third derivative)
+    np.testing.assert_allclose(fmm_spline(x, x**3 - 2 * x, points), points**3 - 2 * points,
+                               rtol=1e-12)
+
+
+def test_likelihood_interval_is_for_proportions_only():
+    clus1 = skb.datasets.load_api("clus1")
+    est = skb.BalancedFunctionalEstimator(baseline="empirical", statistic="quantile",
+                                          quantiles=0.5, ci_method="likelihood")
+    with pytest.raises(ValueError, match="interval of a proportion; a quantile's"):
+        est.fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
