@@ -11,7 +11,12 @@ growing with rows + domains x PSUs, not rows x domains.
 Usage::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_domains.py --domains 50
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_domains.py --rows 200000 --domains 1000
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_domains.py --domains 1000
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_domains.py --domains 1000 \
+        --replicates subbootstrap
+
+``--replicates`` gives replicate SEs instead (80 built replicates, each
+re-raked), ``--domains 1`` the cost of a design-based estimate without domains.
 
 State the machine's load (``uptime``) and the BLAS threads beside the numbers.
 """
@@ -52,6 +57,8 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--domains", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--replicates", default=None,
+                        help="a kind of built replicates (80 of them), e.g. subbootstrap")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     n = args.rows
@@ -66,7 +73,9 @@ def main():
     targets = {c: (frame[c].value_counts(normalize=True) * 0.9
                    + 0.1 / frame[c].nunique()).to_dict() for c in ("a", "b", "c")}
     balancer = skb.MarginalBalancer(targets=targets, tol=1e-8)
-    design = skb.SurveyDesign(strata="stratum", clusters="psu", nest=True)
+    design = skb.SurveyDesign(strata="stratum", clusters="psu", nest=True,
+                              replicates=args.replicates,
+                              n_replicates=80 if args.replicates else None, random_state=0)
 
     def fit():
         balancer.fit(frame[["a", "b", "c"]], sample_weight=frame["w"])
@@ -78,7 +87,8 @@ def main():
     fit()  # warm
     fit_wall, fit_cpu, fit_memory = measure(fit)
     wall, cpu, memory = measure(domains)
-    print(f"{n} rows, {args.domains} domains, OPENBLAS_NUM_THREADS="
+    print(f"{n} rows, {args.domains} domains, "
+          f"{args.replicates or 'linearized'} SEs, OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, load "
           f"{os.getloadavg()[0]:.2f}")
     print(f"raking fit:      {fit_wall:6.2f} s wall, {fit_cpu:6.2f} s CPU, "

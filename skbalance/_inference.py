@@ -398,8 +398,8 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
     problem, weights = fit.problem, fit.weights
     base = problem.base
     counted = base > 0
-    if design is not None and design.replicates is not None or linearization == "cr2":
-        stats = [stat.densified() for stat in stats]  # these take every statistic's rows
+    if linearization == "cr2":
+        stats = [stat.densified() for stat in stats]  # it takes every statistic's rows
     blocks = _blocks(stats)
     stats, units = _scale_free(stats, blocks)
     estimates, influences, moments = [], [], []  # influences: (w z, z) per block
@@ -1076,41 +1076,83 @@ def _srs_variance(stat, moment, n, population):
 def _replicate_estimates(fit, stats, design):
     """Every statistic on every replicate, re-balanced on the same cells.
 
+    Statistics held as rows take sums per (cell, replicate); a split's
+    domains take sums per ((cell, domain) pair present, replicate), so no
+    array of rows times domains is made.
+
     Returns the replicate estimates (n_replicates, n_stats) and the variance
     constants.
     """
     problem = fit.problem
     cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)
     n_cells = problem.n_cells
-    numerators = [np.asarray(to_numpy(s.numerator), dtype=np.float64) for s in stats]
-    denominators = [None if s.denominator is None else
-                    np.asarray(to_numpy(s.denominator), dtype=np.float64) for s in stats]
-    columns = [np.ones(cell.shape[0])] + numerators + [d for d in denominators if d is not None]
     if design.supplied is not None:
         replicate = design.supplied
-        sums = _cell_sums_supplied(cell, n_cells, columns, replicate.weights)
         scale, rscales, mse = replicate.scale, replicate.rscales, replicate.mse
+
+        def sums_of(group, n_groups, columns):
+            return _cell_sums_supplied(group, n_groups, columns, replicate.weights)
     else:
         multipliers, scale, rscales, mse = design.replicate_multipliers()
-        sums = _cell_sums_built(cell, n_cells, columns, design.weights, design.units[0],
-                                multipliers)
+
+        def sums_of(group, n_groups, columns):
+            return _cell_sums_built(group, n_groups, columns, design.weights,
+                                    design.units[0], multipliers)
+    blocks = _blocks(stats)
+    dense = [stats[start] for start, _ in blocks if stats[start].split is None]
+    numerators = [np.asarray(to_numpy(s.numerator), dtype=np.float64) for s in dense]
+    denominators = [None if s.denominator is None else
+                    np.asarray(to_numpy(s.denominator), dtype=np.float64) for s in dense]
+    columns = [np.ones(cell.shape[0])] + numerators + [d for d in denominators if d is not None]
+    sums = sums_of(cell, n_cells, columns)
     cell_base = sums[0]
     factors = _replicate_factors(fit, problem, cell_base)
     balanced = [factors * s for s in sums]  # per cell and replicate: sum of w_r * column
     totals = [b.sum(axis=0) for b in balanced]
     base_totals = [s.sum(axis=0) for s in sums]
-    thetas, next_denominator = [], 1 + len(numerators)
-    for k, stat in enumerate(stats):
+    dense_thetas, next_denominator = [], 1 + len(numerators)
+    for k, stat in enumerate(dense):
         numerator = totals[1 + k]
         if stat.denominator is None:
-            thetas.append(numerator)
+            dense_thetas.append(numerator)
             continue
         index = next_denominator
         next_denominator += 1
         below = base_totals[index] if fit.method == "ipwi" else totals[index]
         with np.errstate(divide="ignore", invalid="ignore"):  # no weight: discarded
-            thetas.append(numerator / below)
+            dense_thetas.append(numerator / below)
+    dense_thetas = iter(dense_thetas)
+    thetas = []
+    for start, _ in blocks:
+        split = stats[start].split
+        if split is None:
+            thetas.append(next(dense_thetas))
+        else:
+            thetas.extend(_split_replicate_estimates(split, cell, factors, sums_of,
+                                                     fit.method == "ipwi"))
     return np.column_stack(thetas), scale, rscales, mse
+
+
+def _split_replicate_estimates(split, cell, factors, sums_of, ipwi):
+    """Every domain of a split on every replicate (one array per domain),
+    from sums per present (cell, domain) pair and replicate."""
+    inside = split.codes >= 0
+    pair = np.zeros(cell.shape[0], dtype=np.int64)  # rows in no domain add 0 to pair 0
+    pair[inside], keys = pd.factorize(cell[inside] * split.n_domains + split.codes[inside])
+    cell_of_pair, domain_of_pair = keys // split.n_domains, keys % split.n_domains
+    columns = [np.where(inside, values, 0.0) for values in (split.numerator, split.denominator)
+               if values is not None]
+    sums = sums_of(pair, keys.shape[0], columns)
+    to_domain = sparse.csr_array((np.ones(keys.shape[0]), (domain_of_pair,
+                                                            np.arange(keys.shape[0]))),
+                                 shape=(split.n_domains, keys.shape[0]))
+    pair_factors = factors[cell_of_pair]
+    numerator = to_domain @ (pair_factors * sums[0])
+    if split.denominator is None:
+        return list(numerator)
+    below = to_domain @ (sums[1] if ipwi else pair_factors * sums[1])
+    with np.errstate(divide="ignore", invalid="ignore"):  # no weight: discarded
+        return list(numerator / below)
 
 
 def _cell_sums_built(cell, n_cells, columns, weights, unit, multipliers):

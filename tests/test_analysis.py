@@ -400,8 +400,15 @@ def test_many_domains_equal_r_for_every_statistic():
              ("total", fitted(strat["api00"], statistic="total", baseline="empirical")),
              ("raked_ratio", fitted(strat["api00"], statistic="ratio", denominator="api99")),
              ("raked_awards", fitted(strat["awards"]))]
+    jkn = skb.SurveyDesign(strata="stype", fpc="fpc", replicates="jkn")
+    for y in ("api00", "awards"):
+        est = skb.BalancedFunctionalEstimator(_raked(), design=jkn, domain="cname")
+        # a one-school county has no weight in the replicate that drops it: as R
+        with pytest.warns(UserWarning, match="13 replicate.s. gave NA results"):
+            est.fit(strat, strat[y], sample_weight=strat["pw"])
+        cases.append((f"jkn_raked_{'mean' if y == 'api00' else y}", est.results_))
     for key, results in cases:
-        expected_domains = counties * (2 if key == "raked_awards" else 1)
+        expected_domains = counties * (2 if key.endswith("awards") else 1)
         assert list(results.domain) == expected_domains
         estimate, se = REF[f"counties.{key}.estimate"], REF[f"counties.{key}.se"]
         np.testing.assert_allclose(results.estimate, estimate, rtol=1e-8, err_msg=key)
@@ -468,3 +475,45 @@ def test_likelihood_interval_is_for_proportions_only():
                                           quantiles=0.5, ci_method="likelihood")
     with pytest.raises(ValueError, match="interval of a proportion; a quantile's"):
         est.fit(clus1, clus1["api00"], sample_weight=clus1["pw"])
+
+
+@pytest.mark.parametrize("statistic", ["mean", "total"])
+def test_many_domains_with_supplied_replicates_equal_a_plain_loop(statistic):
+    """40 domains, 30 supplied replicate columns, every replicate re-raked:
+    each domain's replicate estimates by plain IPF on the rows (no cells)."""
+    from tests._reference import plain_ipf_rows
+
+    rng = np.random.default_rng(5)
+    n, n_domains, n_reps = 800, 40, 30
+    frame = pd.DataFrame({"a": rng.integers(0, 3, n), "b": rng.integers(0, 4, n),
+                          "domain": rng.integers(0, n_domains, n),
+                          "y": rng.normal(5, 2, n), "w": rng.uniform(1, 3, n)})
+    frame.loc[rng.choice(n, 15, replace=False), "y"] = np.nan
+    replicates = frame["w"].to_numpy()[:, None] * rng.uniform(0.2, 1.8, (n, n_reps))
+    targets = {"a": {0: 0.2, 1: 0.3, 2: 0.5}, "b": {0: 0.1, 1: 0.2, 2: 0.3, 3: 0.4}}
+    balancer = skb.MarginalBalancer(targets=targets, tol=1e-14, max_iter=10000)
+    design = skb.SurveyDesign(replicates="bootstrap", replicate_weights=replicates,
+                              scale=1 / n_reps)
+    results = skb.BalancedFunctionalEstimator(
+        balancer, design=design, domain="domain", statistic=statistic, na_rm=True).fit(
+        frame[["a", "b", "domain"]], frame["y"], sample_weight=frame["w"]).results_
+    codes = [frame["a"].to_numpy(), frame["b"].to_numpy()]
+    shares = [list(targets["a"].values()), list(targets["b"].values())]
+    y = frame["y"].to_numpy()
+    present = ~np.isnan(y)
+
+    def estimates(base):
+        w = plain_ipf_rows(codes, base, shares, 400)
+        out = []
+        for d in range(n_domains):
+            inside = (frame["domain"].to_numpy() == d) & present
+            total = np.dot(w[inside], y[inside])
+            out.append(total if statistic == "total" else total / w[inside].sum())
+        return np.asarray(out)
+
+    full = estimates(frame["w"].to_numpy())
+    thetas = np.column_stack([estimates(replicates[:, r]) for r in range(n_reps)])
+    # R's default (mse=FALSE): deviations from the replicates' mean
+    se = np.sqrt(((thetas - thetas.mean(axis=1, keepdims=True)) ** 2).sum(axis=1) / n_reps)
+    np.testing.assert_allclose(results.estimate, full, rtol=1e-10)
+    np.testing.assert_allclose(results.std_error, se, rtol=1e-8)

@@ -219,5 +219,15 @@ b <- svyby(~awards, ~cname, rstrat, svymean)
 o <- byname(b)
 add("counties.raked_awards.estimate", c(b$awardsNo[o], b$awardsYes[o]), paste(strat, ";", rstratcall, "; svyby(~awards, ~cname, rstrat, svymean) [level No over every county, then Yes]"))
 add("counties.raked_awards.se", c(b$se.awardsNo[o], b$se.awardsYes[o]), paste(strat, ";", rstratcall, "; svyby(~awards, ~cname, rstrat, svymean) [level No over every county, then Yes]"))
+rjkn <- calibrate(as.svrepdesign(dstrat, type = "JKn"), ~stype + sch.wide, pop_clus,
+                  calfun = "raking", epsilon = 1e-12, maxit = 1000)
+rjkncall <- "rjkn <- calibrate(as.svrepdesign(dstrat, type='JKn'), ~stype+sch.wide, pop, calfun='raking', epsilon=1e-12)"
+b <- svyby(~api00, ~cname, rjkn, svymean)
+add("counties.jkn_raked_mean.estimate", coef(b)[byname(b)], paste(strat, ";", rjkncall, "; svyby(~api00, ~cname, rjkn, svymean) [C-locale order]"))
+add("counties.jkn_raked_mean.se", SE(b)[byname(b)], paste(strat, ";", rjkncall, "; svyby(~api00, ~cname, rjkn, svymean) [C-locale order]"))
+b <- svyby(~awards, ~cname, rjkn, svymean)
+o <- byname(b)
+add("counties.jkn_raked_awards.estimate", c(b$awardsNo[o], b$awardsYes[o]), paste(strat, ";", rjkncall, "; svyby(~awards, ~cname, rjkn, svymean) [level No over every county, then Yes]"))
+add("counties.jkn_raked_awards.se", c(SE(b)[o, 1], SE(b)[o, 2]), paste(strat, ";", rjkncall, "; svyby(~awards, ~cname, rjkn, svymean) [level No over every county, then Yes]"))
 
 cat("{\n", paste(unlist(entries), collapse = ",\n"), "\n}\n", sep = "")
