@@ -3,10 +3,12 @@
 1,000,000 rows in 2,000 PSUs within 50 strata, raked on 3 margins; the mean
 of one outcome in every level of a domain column with ``--domains`` levels
 (ZIP codes or counties in practice), linearized SEs. Reports the raking fit
-alone, the domain estimates (fit included), their ratio and the peak extra
-memory of each (resident set size sampled every 2 ms), CPU time beside wall
-time. The goal the issue sets: 1,000 domains within 3x the raking fit, memory
-growing with rows + domains x PSUs, not rows x domains.
+alone and the domain estimates (fit included), run in alternating pairs
+(fit, estimates / estimates, fit): medians of wall and CPU time, the peak
+extra memory of each (resident set size sampled every 2 ms), and the median
+and range of the per-pair ratios. The goal the issue set: 1,000 domains
+within 3x the raking fit, memory growing with rows + domains x PSUs, not
+rows x domains.
 
 Usage::
 
@@ -45,10 +47,12 @@ def measure(function):
     watcher = threading.Thread(target=sample)
     watcher.start()
     wall, cpu = time.perf_counter(), time.process_time()
-    function()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    running[0] = False
-    watcher.join()
+    try:
+        function()
+    finally:  # the watcher stops even when the call fails
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        running[0] = False
+        watcher.join()
     return wall, cpu, max(peak[0] - start_rss, 0)
 
 
@@ -57,6 +61,8 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--domains", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pairs", type=int, default=6,
+                        help="alternating (fit, estimates) pairs; medians are reported")
     parser.add_argument("--replicates", default=None,
                         help="a kind of built replicates (80 of them), e.g. subbootstrap")
     args = parser.parse_args()
@@ -75,7 +81,7 @@ def main():
     balancer = skb.MarginalBalancer(targets=targets, tol=1e-8)
     design = skb.SurveyDesign(strata="stratum", clusters="psu", nest=True,
                               replicates=args.replicates,
-                              n_replicates=80 if args.replicates else None, random_state=0)
+                              n_replicates=80, random_state=0)
 
     def fit():
         balancer.fit(frame[["a", "b", "c"]], sample_weight=frame["w"])
@@ -85,17 +91,24 @@ def main():
             frame, frame["y"], sample_weight=frame["w"])
 
     fit()  # warm
-    fit_wall, fit_cpu, fit_memory = measure(fit)
-    wall, cpu, memory = measure(domains)
+    domains()
+    runs = {"fit": [], "domains": []}
+    for pair in range(args.pairs):  # A B, then B A
+        order = ("fit", "domains") if pair % 2 == 0 else ("domains", "fit")
+        for name in order:
+            runs[name].append(measure(fit if name == "fit" else domains))
+    fit_runs, domain_runs = np.asarray(runs["fit"]), np.asarray(runs["domains"])
+    ratios = domain_runs[:, 0] / fit_runs[:, 0]
     print(f"{n} rows, {args.domains} domains, "
           f"{args.replicates or 'linearized'} SEs, OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, load "
-          f"{os.getloadavg()[0]:.2f}")
-    print(f"raking fit:      {fit_wall:6.2f} s wall, {fit_cpu:6.2f} s CPU, "
-          f"{fit_memory / 2**20:7.0f} MB")
-    print(f"domain estimates: {wall:6.2f} s wall, {cpu:6.2f} s CPU, "
-          f"{memory / 2**20:7.0f} MB  ({wall / fit_wall:.1f}x the fit)")
-
+          f"{os.getloadavg()[0]:.2f}, {args.pairs} alternating pairs (medians)")
+    for label, values in (("raking fit:      ", fit_runs), ("domain estimates:", domain_runs)):
+        wall, cpu, memory = np.median(values, axis=0)
+        print(f"{label} {wall:6.2f} s wall, {cpu:6.2f} s CPU, "
+              f"{values[:, 2].max() / 2**20:7.0f} MB peak")
+    print(f"per-pair ratio (estimates / fit, wall): median {np.median(ratios):.1f}x, "
+          f"range {ratios.min():.1f}-{ratios.max():.1f}x")
 
 if __name__ == "__main__":
     main()
