@@ -9,6 +9,7 @@ from ._functional import BalancedFunctionalEstimator
 from ._inference import compute_replicate_weights
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
+from ._propensity import PropensityBalancer
 from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
 from ._tables import chisq_test, two_way_table
@@ -23,6 +24,7 @@ __all__ = [
     "CellProblem",
     "MarginalBalancer",
     "Mean",
+    "PropensityBalancer",
     "ReplicateWeights",
     "SinkhornResult",
     "SpectralGapAnalyzer",

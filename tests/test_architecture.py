@@ -308,7 +308,7 @@ LAYERS = [
     ["skbalance._report", "skbalance.theory", "skbalance._design", "skbalance._bias_reduced"],
     ["skbalance._solve", "skbalance._covariate_balance"],
     ["skbalance._balancer", "skbalance._spectral", "skbalance._meta"],
-    ["skbalance._trimming"],
+    ["skbalance._trimming", "skbalance._propensity"],
     ["skbalance._inference"],
     ["skbalance._functional"],
     ["skbalance._tables", "skbalance._regression", "skbalance._cli"],
