@@ -10,6 +10,7 @@ from ._inference import compute_replicate_weights
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
 from ._propensity import PropensityBalancer
+from ._recipe import WeightingRecipe
 from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
 from ._tables import chisq_test, two_way_table
@@ -33,6 +34,7 @@ __all__ = [
     "SurveyRegressor",
     "Total",
     "TrimmedBalancer",
+    "WeightingRecipe",
     "__version__",
     "chisq_test",
     "compute_balancing_weights",

@@ -20,6 +20,7 @@ from ._inference import (
     estimate_statistics,
     proportion_interval,
     quantile_statistics,
+    rerun_replicates,
     statistics_of,
     woodruff_table,
 )
@@ -337,10 +338,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
         fit = BalancingFit(problem, weights, steps, balancer, weighting,
                            getattr(balancer, "residual_weights_", None)
                            if weighting == "balanced" else None)
-        if fit.residual_weights is not None and design is not None and (
-                design.replicates is not None):
-            raise ValueError("Replicate weights of a trimmed balancing are not built yet: "
-                             "use linearization (R trims every replicate's weights).")
+        if (design is not None and design.replicates is not None
+                and weighting == "balanced" and not isinstance(balancer, MarginalBalancer)):
+            # a recipe or a trimmed balancing: every replicate re-runs it on the rows
+            fit.replicate_weights = rerun_replicates(self.balancer, X, design)
         if self.statistic == "quantile":
             if self.ci_method == "likelihood":
                 raise ValueError("ci_method='likelihood' is an interval of a proportion; a "

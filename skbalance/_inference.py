@@ -49,6 +49,7 @@ __all__ = [
     "Statistic",
     "compute_replicate_weights",
     "estimate_statistics",
+    "rerun_replicates",
     "statistics_of",
 ]
 
@@ -356,6 +357,9 @@ class BalancingFit:
     # the balanced weights before a final adjustment (trimming), which the
     # residual keeps, as R survey's trimWeights; None: the weights themselves
     residual_weights: object = None
+    # every replicate's final weights where the whole weighting was re-run on
+    # the rows (ReplicateWeights; None: replicates re-balanced on the cells)
+    replicate_weights: object = None
 
 
 def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearization="design",
@@ -1086,8 +1090,9 @@ def _replicate_estimates(fit, stats, design):
     problem = fit.problem
     cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)
     n_cells = problem.n_cells
-    if design.supplied is not None:
-        replicate = design.supplied
+    if fit.replicate_weights is not None or design.supplied is not None:
+        replicate = (fit.replicate_weights if fit.replicate_weights is not None
+                     else design.supplied)
         scale, rscales, mse = replicate.scale, replicate.rscales, replicate.mse
 
         def sums_of(group, n_groups, columns):
@@ -1204,7 +1209,7 @@ def _replicate_factors(fit, problem, cell_base):
     re-run on each replicate's base mass by the one solver, with the
     balancer's own settings.
     """
-    if fit.method == "empirical":
+    if fit.method == "empirical" or fit.replicate_weights is not None:  # as they are
         return np.ones_like(cell_base)
     if fit.method != "ipwi":
         settings = FitSettings.from_params(fit.balancer.get_params())
@@ -1272,25 +1277,48 @@ def compute_replicate_weights(X: Table, balancer: MarginalBalancer, design: Surv
                                  else X, resolved)
 
 
-def replicate_fit_weights(balancer, X, resolved):
-    """Every replicate's weights of a resolved design, re-balanced like the
-    full sample by ``balancer`` (None: the replicate base weights as they are).
+def _replicate_base(resolved):
+    """Every replicate's base weights (n_rows, n_replicates) and constants."""
+    if resolved.supplied is not None:
+        supplied = resolved.supplied
+        return (np.asarray(supplied.weights), supplied.scale, supplied.rscales, supplied.mse,
+                supplied.kind)
+    multipliers, scale, rscales, mse = resolved.replicate_multipliers()
+    base = resolved.weights[:, None] * multipliers[resolved.units[0]]
+    return np.asarray(base), scale, rscales, mse, resolved.replicates
+
+
+def rerun_replicates(weighter, X, resolved):
+    """Every replicate's weights by the whole weighting re-run on its base
+    weights: ``clone(weighter).fit(X, sample_weight=base_r).weights_`` (a
+    recipe refits its propensity model, trims and rakes again).
 
     Returns
     -------
     ReplicateWeights
     """
-    if resolved.supplied is not None:
-        base = resolved.supplied.weights
-        scale, rscales, mse = (resolved.supplied.scale, resolved.supplied.rscales,
-                               resolved.supplied.mse)
-        kind = resolved.supplied.kind
-    else:
-        multipliers, scale, rscales, mse = resolved.replicate_multipliers()
-        base = resolved.weights[:, None] * multipliers[resolved.units[0]]
-        kind = resolved.replicates
+    base, scale, rscales, mse, kind = _replicate_base(resolved)
+    columns = []
+    for r in range(base.shape[1]):
+        fitted = clone(weighter).fit(X, sample_weight=base[:, r])
+        columns.append(np.asarray(to_numpy(fitted.weights_), dtype=np.float64))
+    return ReplicateWeights(np.column_stack(columns), scale, rscales, mse, kind)
+
+
+def replicate_fit_weights(balancer, X, resolved):
+    """Every replicate's weights of a resolved design, re-balanced like the
+    full sample by ``balancer`` (None: the replicate base weights as they are;
+    a balancer other than :class:`MarginalBalancer`: re-run on the rows).
+
+    Returns
+    -------
+    ReplicateWeights
+    """
+    if balancer is not None and not isinstance(balancer, MarginalBalancer):
+        return rerun_replicates(balancer, X, resolved)
+    base, scale, rscales, mse, kind = _replicate_base(resolved)
     if balancer is None:
-        return ReplicateWeights(np.asarray(base), scale, rscales, mse, kind)
+        return ReplicateWeights(base, scale, rscales, mse, kind)
     fitted = clone(balancer)
     problem = fitted.fit_problem(X, sample_weight=resolved.weights)
     cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)

@@ -217,8 +217,9 @@ class BalancedEstimator(MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         balancer = clone(self.balancer)
-        tol = balancer.tol if balancer.tol > 0 else 1e-8
-        balancer.set_params(max_iter=max(balancer.max_iter, 1000), tol=tol)
+        if {"tol", "max_iter"} <= set(balancer.get_params(deep=False)):  # to convergence
+            tol = balancer.tol if balancer.tol > 0 else 1e-8
+            balancer.set_params(max_iter=max(balancer.max_iter, 1000), tol=tol)
         try:
             weights = balancer.fit(X, sample_weight=sample_weight).weights_
         except ValueError as exc:

@@ -309,7 +309,7 @@ LAYERS = [
     ["skbalance._solve", "skbalance._covariate_balance"],
     ["skbalance._balancer", "skbalance._spectral", "skbalance._meta"],
     ["skbalance._trimming", "skbalance._propensity"],
-    ["skbalance._inference"],
+    ["skbalance._inference", "skbalance._recipe"],
     ["skbalance._functional"],
     ["skbalance._tables", "skbalance._regression", "skbalance._cli"],
     ["skbalance.__main__", "skbalance"],
