@@ -2,7 +2,12 @@
 for scikit-learn, with the variance theory of k-step balancing."""
 
 from . import datasets, ssl, theory
-from ._balancer import MarginalBalancer, compute_balancing_weights, post_stratification
+from ._balancer import (
+    MarginalBalancer,
+    compute_balancing_weights,
+    entropy_balancing_weights,
+    post_stratification,
+)
 from ._covariate_balance import covariate_balance
 from ._design import ReplicateWeights, SurveyDesign
 from ._functional import BalancedFunctionalEstimator
@@ -41,6 +46,7 @@ __all__ = [
     "compute_replicate_weights",
     "covariate_balance",
     "datasets",
+    "entropy_balancing_weights",
     "nonresponse_weights",
     "post_stratification",
     "sinkhorn",

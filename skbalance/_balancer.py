@@ -32,7 +32,7 @@ from ._streaming import (
     dask_weights,
     positional_weights,
 )
-from ._targets import is_numeric, targets_from_frame
+from ._targets import Mean, is_numeric, targets_from_frame
 from ._typing import Distance, Table, Vector
 from .kernels import group_sum
 from .utils._array_api import check_same_namespace
@@ -684,3 +684,73 @@ def post_stratification(population: Any, columns: Any, *, weights: Any = None,
     names = [columns] if isinstance(columns, (str, Integral)) else list(columns)
     return MarginalBalancer(targets=targets_from_frame(population, [tuple(names)], weights),
                             **params)
+
+
+def entropy_balancing_weights(X: Any, treatment: Any, *, columns: Any = None,
+                              sample_weight: Any = None, tol: float = 1e-10,
+                              max_iter: int = 1000) -> np.ndarray:
+    """Entropy balancing's ATT weights (Hainmueller 2012): raking controls to the treated means.
+
+    The control rows' weights are their base weights times
+    ``exp(x' lambda)``, the closest to the base weights in entropy whose
+    weighted means of the covariates equal the treated rows' (weighted) means
+    and whose total equals the treated rows' total: exactly raking the
+    controls to ``Mean`` targets (the "raking" calibration distance). The
+    treated rows keep their base weights. Dividing by the treated total gives
+    the ``ebal`` package's weights.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, n_features)
+        The covariates to balance (numeric).
+    treatment : array-like of shape (n_samples,)
+        True (or 1) for the treated rows, False (0) for the controls.
+    columns : list or None, default=None
+        The covariates; None: every column of ``X``.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Base weights (of both groups).
+    tol : float, default=1e-10
+        Largest accepted difference between a weighted control mean and the
+        treated mean.
+    max_iter : int, default=1000
+        Most raking steps (Newton finishes the fit).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        The treated rows' base weights and the controls' balanced weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0, 4.0, 1.0]})
+    >>> treated = np.array([False, False, False, False, True, True])
+    >>> w = skb.entropy_balancing_weights(X, treated)
+    >>> round(float(np.average(X.x[~treated], weights=w[~treated])), 6), float(w[~treated].sum())
+    (2.5, 2.0)
+    """
+    rows = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=np.float64))
+    treated = np.asarray(treatment)
+    if treated.shape != (rows.shape[0],) or not np.all(np.isin(treated, (0, 1))):
+        raise ValueError(f"treatment must hold True/False (or 1/0) for each of the "
+                         f"{rows.shape[0]} rows.")
+    treated = treated.astype(bool)
+    if treated.all() or not treated.any():
+        raise ValueError("treatment needs both treated and control rows.")
+    names = list(rows.columns) if columns is None else list(columns)
+    base = np.ones(rows.shape[0]) if sample_weight is None else np.asarray(
+        sample_weight, dtype=np.float64).reshape(-1)
+    covariates = rows[names]
+    treated_means = {c: Mean(float(np.average(np.asarray(covariates[c], dtype=np.float64)[
+        treated], weights=base[treated]))) for c in names}
+    balancer = MarginalBalancer(targets=treated_means, tol=tol, max_iter=max_iter)
+    controls = balancer.fit(covariates[~treated], sample_weight=base[~treated]).weights_
+    if not balancer.converged_:
+        raise ValueError("Entropy balancing found no control weights with the treated "
+                         "means (they lie outside the controls' range, or the covariates "
+                         "are collinear).")
+    weights = base.copy()
+    weights[~treated] = np.asarray(controls) * (base[treated].sum() / np.sum(controls))
+    return weights

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 # reference scripts run in peer environments (balance), not under pytest
-collect_ignore = ["balance_reference"]
+collect_ignore = ["balance_reference", "ebal_reference"]
 
 
 @pytest.fixture
