@@ -4,6 +4,7 @@ for scikit-learn, with the variance theory of k-step balancing."""
 from . import datasets, ssl, theory
 from ._balancer import (
     MarginalBalancer,
+    cbps_balancer,
     compute_balancing_weights,
     entropy_balancing_weights,
     post_stratification,
@@ -41,6 +42,7 @@ __all__ = [
     "TrimmedBalancer",
     "WeightingRecipe",
     "__version__",
+    "cbps_balancer",
     "chisq_test",
     "compute_balancing_weights",
     "compute_replicate_weights",
