@@ -15,7 +15,7 @@ from ._functional import BalancedFunctionalEstimator
 from ._inference import compute_replicate_weights
 from ._meta import BalancedEstimator
 from ._problem import CellProblem
-from ._propensity import PropensityBalancer
+from ._propensity import NonresponseAdjuster, PropensityBalancer
 from ._recipe import WeightingRecipe
 from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
@@ -31,6 +31,7 @@ __all__ = [
     "CellProblem",
     "MarginalBalancer",
     "Mean",
+    "NonresponseAdjuster",
     "PropensityBalancer",
     "ReplicateWeights",
     "SinkhornResult",

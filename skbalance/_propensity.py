@@ -12,7 +12,7 @@ reference's total.
 from __future__ import annotations
 
 import inspect
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -25,10 +25,11 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ._covariate_balance import balance_table
 from ._rows import kish_effective_size
+from ._trimming import nonresponse_weights
 from ._typing import Table, Vector
 from .utils._validation import column_label, level_repr
 
-__all__ = ["PropensityBalancer"]
+__all__ = ["NonresponseAdjuster", "PropensityBalancer"]
 
 
 def _frame(X, name):
@@ -434,3 +435,177 @@ def _design_effect(weights):
     """Kish's ``n sum w^2 / (sum w)^2`` over the rows of positive weight."""
     w = weights[weights > 0]
     return float(w.shape[0] * np.dot(w, w) / w.sum() ** 2)
+
+
+class NonresponseAdjuster(BaseEstimator):
+    """Weighting-class nonresponse adjustment as a weighting step.
+
+    Every respondent's weight is multiplied by its class's total weight over
+    its respondents' (:func:`nonresponse_weights`); nonrespondents get weight
+    0 and stay in the rows (and the design). The classes are given, or made
+    from a response propensity model: a classifier of responding on the
+    covariates (weighted by the base weights), its fitted probabilities cut
+    at their weighted quantiles into ``n_classes`` groups (propensity
+    stratification, as quintiles are usual). In a :class:`WeightingRecipe`,
+    nonresponse then raking is ``[("nonresponse", NonresponseAdjuster(...)),
+    ("rake", MarginalBalancer(...))]``.
+
+    Parameters
+    ----------
+    response : label
+        The column of ``X`` that says whether each row responded (booleans or 0/1).
+    classes : label, list of labels or None, default=None
+        The column(s) whose levels (or combinations) are the classes; None:
+        classes from the response propensity.
+    classifier : classifier or None, default=None
+        The response propensity model (``fit`` with ``sample_weight``,
+        ``predict_proba``); None: ``LogisticRegression()``. Only without
+        ``classes``.
+    columns : list or None, default=None
+        The propensity model's covariates; None: every column but ``response``.
+    n_classes : int, default=5
+        The number of propensity classes.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_samples,)
+        The adjusted weights (0 for nonrespondents).
+    class_factors_ : dict
+        Every class's factor.
+    propensity_ : ndarray of shape (n_samples,)
+        With propensity classes: every row's fitted response probability.
+    cut_points_ : ndarray of shape (n_classes - 1,)
+        With propensity classes: the probabilities between classes.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> X = pd.DataFrame({"region": ["a", "a", "b", "b"], "responded": [1, 0, 1, 1]})
+    >>> skb.NonresponseAdjuster("responded", classes="region").fit(
+    ...     X, sample_weight=[1.0, 1.0, 2.0, 2.0]).weights_.tolist()
+    [2.0, 0.0, 2.0, 2.0]
+    """
+
+    _parameter_constraints: dict = {
+        "response": [str, Integral],
+        "classes": [str, Integral, list, None],
+        "classifier": [HasMethods(["fit", "predict_proba"]), None],
+        "columns": [list, None],
+        "n_classes": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def __init__(self, response: Any, *, classes: Any = None, classifier: Any = None,
+                 columns: list | None = None, n_classes: int = 5) -> None:
+        self.response = response
+        self.classes = classes
+        self.classifier = classifier
+        self.columns = columns
+        self.n_classes = n_classes
+
+    def fit(self, X: Table, y: None = None, sample_weight: Vector | None = None
+            ) -> NonresponseAdjuster:
+        """Make the classes and adjust the respondents' weights.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_features)
+            The response column and the class (or covariate) columns.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Base weights of every row, respondent or not.
+
+        Returns
+        -------
+        self : NonresponseAdjuster
+            The fitted adjuster.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "a", "b"], "r": [True, False, True]})
+        >>> skb.NonresponseAdjuster("r", classes="g").fit(X).class_factors_
+        {'a': 2.0, 'b': 1.0}
+        """
+        self._validate_params()
+        frame = _frame(X, "X")
+        d = _base_weights(sample_weight, frame.shape[0], "sample_weight")
+        responded = self._responded(frame)
+        if self.classes is None:
+            columns = ([c for c in frame.columns if c != self.response]
+                       if self.columns is None else list(self.columns))
+            PropensityBalancer._check_columns(frame, frame, columns)
+            self._encoding = _Encoding(frame, frame, columns)
+            Z = self._encoding.transform(frame, "X")
+            classifier = clone(self.classifier) if self.classifier is not None else (
+                LogisticRegression())
+            self.classifier_ = _fit_weighted(classifier, Z, responded * 1, d)
+            self.propensity_ = _sample_probability(self.classifier_, Z)
+            order = np.argsort(self.propensity_, kind="stable")
+            shares = np.cumsum(d[order]) / d.sum()
+            steps = np.arange(1, self.n_classes) / self.n_classes
+            self.cut_points_ = self.propensity_[order][np.searchsorted(shares, steps)]
+        elif self.classifier is not None:
+            raise ValueError("Give classes or a classifier for propensity classes, not both.")
+        labels = self._labels(frame)
+        self.weights_ = nonresponse_weights(d, responded, labels)
+        factors = np.divide(self.weights_, d, out=np.zeros_like(d), where=responded & (d > 0))
+        self.class_factors_ = {label: float(factors[labels == label].max())
+                               for label in pd.unique(labels)}
+        return self
+
+    def compute_weights(self, X: Table, sample_weight: Vector | None = None) -> np.ndarray:
+        """Adjust rows' weights with the fitted class factors.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_features)
+            Rows with the response column and the class (or covariate) columns.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Their base weights.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Respondents' base weights times their class's factor; 0 for
+            nonrespondents.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"g": ["a", "a", "b"], "r": [True, False, True]})
+        >>> adjuster = skb.NonresponseAdjuster("r", classes="g").fit(X)
+        >>> adjuster.compute_weights(pd.DataFrame({"g": ["a"], "r": [True]})).tolist()
+        [2.0]
+        """
+        check_is_fitted(self, "class_factors_")
+        frame = _frame(X, "X")
+        d = _base_weights(sample_weight, frame.shape[0], "sample_weight")
+        responded = self._responded(frame)
+        labels = self._labels(frame)
+        unknown = [label for label in pd.unique(labels) if label not in self.class_factors_]
+        if unknown:
+            raise ValueError(f"Class {unknown[0]!r} was not seen in fit.")
+        factors = np.asarray([self.class_factors_[label] for label in labels])
+        return np.where(responded, d * factors, 0.0)
+
+    def _responded(self, frame):
+        if self.response not in frame.columns:
+            raise ValueError(f"X lacks the response column {column_label(self.response)}.")
+        values = frame[self.response].to_numpy()
+        if values.dtype != bool and not np.isin(values, [0, 1]).all():
+            raise ValueError(f"The response column {column_label(self.response)} must hold "
+                             "booleans or 0/1.")
+        return values.astype(bool)
+
+    def _labels(self, frame):
+        """Every row's class: the class columns' levels, or the propensity group."""
+        if self.classes is None:
+            p = _sample_probability(self.classifier_, self._encoding.transform(frame, "X"))
+            return np.searchsorted(self.cut_points_, p, side="right")
+        if isinstance(self.classes, list):
+            return np.asarray(list(zip(*(frame[c] for c in self.classes))), dtype=object)
+        return frame[self.classes].to_numpy(dtype=object)

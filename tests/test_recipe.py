@@ -121,3 +121,74 @@ def test_recipe_errors():
     report = only_propensity.balance_report(sample, population[["age"]])
     assert report.loc[("age", "(all)"), "asmd_after"] < report.loc[("age", "(all)"),
                                                                    "asmd_before"] / 5
+
+
+def _survey_with_nonresponse(seed=6, n=600):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"region": rng.choice(["n", "s", "e", "w"], n),
+                          "age": rng.normal(45, 12, n),
+                          "sex": rng.choice(["F", "M"], n)})
+    responded = rng.random(n) < 1 / (1 + np.exp(-(frame.age - 40) / 10))
+    frame["responded"] = responded
+    frame["y"] = np.where(responded, 50 + 0.5 * frame.age + rng.normal(0, 3, n), np.nan)
+    return frame, rng.uniform(1, 3, n)
+
+
+def test_nonresponse_then_rake_equals_a_plain_loop():
+    frame, d = _survey_with_nonresponse()
+    recipe = skb.WeightingRecipe([
+        ("nonresponse", skb.NonresponseAdjuster("responded", classes="region")),
+        ("rake", skb.MarginalBalancer(targets={"sex": {"F": 0.5, "M": 0.5}}, tol=1e-14,
+                                      max_iter=10000))])
+    est = skb.BalancedFunctionalEstimator(recipe, na_rm=True).fit(frame, frame["y"],
+                                                                  sample_weight=d)
+    adjusted = skb.nonresponse_weights(d, frame["responded"], frame["region"])
+    w = plain_ipf_rows([pd.factorize(frame["sex"], sort=True)[0]], adjusted, [[0.5, 0.5]], 50)
+    np.testing.assert_allclose(recipe.fit(frame, sample_weight=d).weights_, w, rtol=1e-12)
+    responded = frame["responded"].to_numpy()
+    assert est.estimate_ == pytest.approx(np.average(frame["y"][responded],
+                                                     weights=w[responded]), rel=1e-12)
+    assert (recipe.weights_[~responded] == 0).all()
+
+
+def test_propensity_classes_equal_a_plain_computation():
+    """A logistic model of responding, weighted quintiles of its probabilities,
+    then the class adjustment: each by hand."""
+    frame, d = _survey_with_nonresponse()
+    adjuster = skb.NonresponseAdjuster("responded", columns=["age"],
+                                       classifier=LogisticRegression(**TIGHT)).fit(
+        frame, sample_weight=d)
+    model = LogisticRegression(**TIGHT).fit(frame[["age"]].to_numpy(), frame["responded"],
+                                            sample_weight=d)
+    p = model.predict_proba(frame[["age"]].to_numpy())[:, 1]
+    np.testing.assert_allclose(adjuster.propensity_, p, rtol=1e-12)
+    order = np.argsort(p, kind="stable")
+    cuts = []
+    for k in (1, 2, 3, 4):  # the first probability whose cumulative weight reaches k / 5
+        cumulative = 0.0
+        for i in order:
+            cumulative += d[i]
+            if cumulative / d.sum() >= k / 5:
+                cuts.append(p[i])
+                break
+    np.testing.assert_allclose(adjuster.cut_points_, cuts, rtol=1e-12)
+    classes = np.searchsorted(cuts, p, side="right")
+    assert sorted(set(classes)) == [0, 1, 2, 3, 4]
+    expected = skb.nonresponse_weights(d, frame["responded"], classes)
+    np.testing.assert_allclose(adjuster.weights_, expected, rtol=1e-12)
+    np.testing.assert_allclose(adjuster.compute_weights(frame, sample_weight=d), expected,
+                               rtol=1e-12)
+
+
+def test_nonresponse_adjuster_errors():
+    frame, d = _survey_with_nonresponse()
+    with pytest.raises(ValueError, match="lacks the response column 'answered'"):
+        skb.NonresponseAdjuster("answered", classes="region").fit(frame)
+    with pytest.raises(ValueError, match="booleans or 0/1"):
+        skb.NonresponseAdjuster("age", classes="region").fit(frame)
+    nobody = frame.assign(responded=frame.responded & (frame.region != "n"))
+    with pytest.raises(ValueError, match="Class 'n' has no respondent"):
+        skb.NonresponseAdjuster("responded", classes="region").fit(nobody)
+    with pytest.raises(ValueError, match="not both"):
+        skb.NonresponseAdjuster("responded", classes="region",
+                                classifier=LogisticRegression()).fit(frame)
