@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
@@ -85,14 +86,36 @@ class _Encoding:
                 blocks.append(values.to_numpy(dtype=np.float64)[:, None])
                 continue
             levels = self.levels[column]
-            known = values.isin(levels).to_numpy()
-            if not known.all():
-                level = values.to_numpy()[np.flatnonzero(~known)[0]]
+            codes, seen = pd.factorize(values)  # each row's level, looked up once per level
+            position = pd.Index(levels).get_indexer(seen)
+            if np.any(position < 0):
+                level = seen[int(np.flatnonzero(position < 0)[0])]
                 raise ValueError(f"{name} has level {level_repr(level)} of column "
                                  f"{column_label(column)}, which the fit did not see.")
-            codes = pd.Categorical(values, categories=levels).codes
+            codes = position[codes]
             blocks.append((codes[:, None] == np.arange(len(levels))[None, :]) * 1.0)
         return np.hstack(blocks)
+
+
+def default_classifier():
+    """The propensity model used when none is given: the columns standardized
+    (so the L2 penalty treats them alike whatever their units, as balance
+    does), then ``LogisticRegression(solver="newton-cholesky")``, which
+    converges in a few steps whatever the columns' scales.
+
+    Returns
+    -------
+    Pipeline
+        Unfitted.
+
+    Examples
+    --------
+    >>> from skbalance._propensity import default_classifier
+    >>> [name for name, _ in default_classifier().steps]
+    ['standardscaler', 'logisticregression']
+    """
+    return make_pipeline(StandardScaler(),
+                         LogisticRegression(solver="newton-cholesky", max_iter=1000))
 
 
 def _fit_weighted(classifier, Z, y, weights):
@@ -136,7 +159,8 @@ class PropensityBalancer(BaseEstimator):
     classifier : classifier or None, default=None
         A scikit-learn classifier with ``fit`` (taking ``sample_weight``) and
         ``predict_proba``; a ``GridSearchCV`` around one tunes its
-        hyper-parameters. None: ``LogisticRegression()``.
+        hyper-parameters. None: the default (standardized
+        columns, then an L2 logistic regression fitted by Newton's method).
     columns : list or None, default=None
         The covariates of the model; None: every column of ``X`` (each must be
         in the reference).
@@ -263,8 +287,8 @@ class PropensityBalancer(BaseEstimator):
         y_model = np.concatenate([np.ones(sample.shape[0]), np.zeros(reference.shape[0])])
         model_weights = np.concatenate([d, reference_weight * (d.sum() /
                                                                reference_weight.sum())])
-        classifier = clone(self.classifier) if self.classifier is not None else (
-            LogisticRegression())
+        classifier = (clone(self.classifier) if self.classifier is not None
+                      else default_classifier())
         self.classifier_ = _fit_weighted(classifier, Z, y_model, model_weights)
         self.propensity_ = self._probabilities(Z_sample, sample.index)
         raw = d * (1 - self.propensity_) / self.propensity_
@@ -387,10 +411,10 @@ class PropensityBalancer(BaseEstimator):
         for column in columns:
             if _is_numeric(sample[column]):
                 continue
-            present = set(sample[column][d > 0])
-            for level in pd.unique(reference[column][reference_weight > 0]):
-                if level not in present:
-                    raise ValueError(
+            present = pd.Index(pd.unique(sample[column][d > 0]))
+            levels = pd.Index(pd.unique(reference[column][reference_weight > 0]))
+            for level in levels[~levels.isin(present)][:1]:
+                raise ValueError(
                         f"The reference has level {level_repr(level)} of "
                         f"{column_label(column)}, which no sample row of positive weight "
                         "has: no weighting of the sample can stand for those reference "
@@ -459,7 +483,7 @@ class NonresponseAdjuster(BaseEstimator):
         classes from the response propensity.
     classifier : classifier or None, default=None
         The response propensity model (``fit`` with ``sample_weight``,
-        ``predict_proba``); None: ``LogisticRegression()``. Only without
+        ``predict_proba``); None: as PropensityBalancer's. Only without
         ``classes``.
     columns : list or None, default=None
         The propensity model's covariates; None: every column but ``response``.
@@ -539,8 +563,8 @@ class NonresponseAdjuster(BaseEstimator):
             PropensityBalancer._check_columns(frame, frame, columns)
             self._encoding = _Encoding(frame, frame, columns)
             Z = self._encoding.transform(frame, "X")
-            classifier = clone(self.classifier) if self.classifier is not None else (
-                LogisticRegression())
+            classifier = (clone(self.classifier) if self.classifier is not None
+                          else default_classifier())
             self.classifier_ = _fit_weighted(classifier, Z, responded * 1, d)
             self.propensity_ = _sample_probability(self.classifier_, Z)
             order = np.argsort(self.propensity_, kind="stable")
