@@ -1,6 +1,6 @@
 """
 An opt-in sample: propensity, trimming, raking, and what the SE counts
-=====================================================================
+======================================================================
 
 An online panel over-represents the young and one region. We have the
 population as a frame (say a census extract), so we weight in three steps, one
