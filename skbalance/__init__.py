@@ -21,7 +21,13 @@ from ._regression import SurveyClassifier, SurveyRegressor
 from ._spectral import SpectralGapAnalyzer
 from ._tables import chisq_test, two_way_table
 from ._targets import Mean, Total, targets_from_frame
-from ._trimming import TrimmedBalancer, nonresponse_weights, trim_weights
+from ._trimming import (
+    TrimmedBalancer,
+    WeightTrimmer,
+    nonresponse_weights,
+    trim_weights,
+    winsorize_weights,
+)
 from ._version import __version__
 from .kernels import SinkhornResult, sinkhorn
 
@@ -41,6 +47,7 @@ __all__ = [
     "SurveyRegressor",
     "Total",
     "TrimmedBalancer",
+    "WeightTrimmer",
     "WeightingRecipe",
     "__version__",
     "cbps_balancer",
@@ -58,4 +65,5 @@ __all__ = [
     "theory",
     "trim_weights",
     "two_way_table",
+    "winsorize_weights",
 ]

@@ -175,7 +175,7 @@ class _SurveyModel(BaseEstimator):
         stats = [Statistic("total", name, None, None, influence[:, k], None, indicator)
                  for k, name in enumerate(names)]
         if design is not None and design.replicates is not None:
-            covariance = self._replicate_covariance(rows, design, design_matrix, target,
+            covariance = self._replicate_covariance(X, design, design_matrix, target,
                                                     inside, beta)
             design_df = design.degrees_of_freedom
         else:
@@ -203,9 +203,10 @@ class _SurveyModel(BaseEstimator):
         self.balancer_ = balancer
         return self
 
-    def _replicate_covariance(self, rows, design, matrix, target, inside, beta):
-        """Refit the model on every replicate's re-balanced weights (R's svrepglm)."""
-        replicates = replicate_fit_weights(self.balancer, rows, design)
+    def _replicate_covariance(self, X, design, matrix, target, inside, beta):
+        """Refit the model on every replicate's re-balanced weights (R's svrepglm);
+        a recipe (any weighter but a MarginalBalancer) is re-run on the rows."""
+        replicates = replicate_fit_weights(self.balancer, X, design)
         estimates = []
         for r in range(replicates.weights.shape[1]):
             w = np.where(inside, replicates.weights[:, r], 0.0)

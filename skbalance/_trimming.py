@@ -16,7 +16,8 @@ from ._rows import kish_effective_size, read_rows
 from ._typing import Table, Vector
 from .utils._array_api import to_numpy
 
-__all__ = ["TrimmedBalancer", "nonresponse_weights", "trim_weights"]
+__all__ = ["TrimmedBalancer", "WeightTrimmer", "nonresponse_weights", "trim_weights",
+           "winsorize_weights"]
 
 
 def trim_weights(weights: Vector, lower: float = -np.inf, upper: float = np.inf,
@@ -291,3 +292,192 @@ def nonresponse_weights(weights: Vector, respondent: Vector, classes: Vector) ->
                          "class.")
     factor = np.divide(total, answered, out=np.zeros_like(total), where=answered > 0)
     return np.where(responded, w * factor[codes], 0.0)
+
+
+def _balance_limit(limit, n):
+    """balance's widening of a percentile limit, so that some weight is always cut."""
+    if limit is None or limit == 0:
+        return None
+    if not 0 < limit <= 1:
+        raise ValueError(f"A percentile limit must be in (0, 1]; got {limit}.")
+    return min(limit + min(2.0 / max(n, 1), limit / 10.0), 1.0)
+
+
+def winsorize_weights(weights: Vector, *, mean_ratio: float | None = None,
+                      percentile: float | tuple | None = None,
+                      keep_sum: bool = True) -> np.ndarray:
+    """Trim weights as balance does: cap at a multiple of the mean, or winsorize at percentiles.
+
+    ``mean_ratio``: every weight above ``mean_ratio`` times the mean weight
+    is set to it (balance's ``weight_trimming_mean_ratio``). ``percentile``
+    (one number for both tails, or ``(lower, upper)``; 0 or None: that tail
+    untouched): the weights are clipped to their quantiles at the limits,
+    each widened by ``min(2 / n, limit / 10)`` so that some weight is always
+    cut (balance's ``weight_trimming_percentile``, with its widening and its
+    quantile rules, "higher" below and "lower" above). Unlike R's
+    ``trimWeights`` (:func:`trim_weights`), nothing is shared out: with
+    ``keep_sum``, every weight is then scaled back to the original total.
+
+    Parameters
+    ----------
+    weights : array-like of shape (n_samples,)
+        Nonnegative weights.
+    mean_ratio : float or None, default=None
+        The cap as a multiple of the mean weight.
+    percentile : float, (float, float) or None, default=None
+        The tails to winsorize.
+    keep_sum : bool, default=True
+        Scale the trimmed weights back to the original total.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        The trimmed weights.
+
+    Examples
+    --------
+    >>> from skbalance import winsorize_weights
+    >>> winsorize_weights([1.0, 1.0, 1.0, 9.0], mean_ratio=2, keep_sum=False).tolist()
+    [1.0, 1.0, 1.0, 6.0]
+    """
+    w = np.array(weights, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("winsorize_weights needs finite, nonnegative weights.")
+    if (mean_ratio is None) == (percentile is None):
+        raise ValueError("Give one of mean_ratio and percentile.")
+    mean = float(w.mean())
+    if mean_ratio is not None:
+        if not mean_ratio > 0:
+            raise ValueError(f"mean_ratio must be positive; got {mean_ratio}.")
+        trimmed = np.minimum(w, mean_ratio * mean)
+    else:
+        low, high = (percentile, percentile) if np.ndim(percentile) == 0 else percentile
+        low, high = _balance_limit(low, w.shape[0]), _balance_limit(high, w.shape[0])
+        lower = None if low is None else float(np.quantile(w, low, method="higher"))
+        upper = None if high is None else float(np.quantile(w, 1 - high, method="lower"))
+        trimmed = np.clip(w, lower, upper)
+    if keep_sum:
+        trimmed = trimmed / trimmed.mean() * mean
+    return trimmed
+
+
+class WeightTrimmer(BaseEstimator):
+    """Trimming as a weighting step: the previous step's weights, trimmed.
+
+    R's bounds (``lower``, ``upper``, ``strict``: :func:`trim_weights`, the cut
+    shared among the untrimmed rows) or balance's forms (``mean_ratio``,
+    ``percentile``: :func:`winsorize_weights`, scaled back to the total). In
+    a :class:`WeightingRecipe`, propensity, then trimming, then raking is
+    ``[("ipw", PropensityBalancer(...)), ("trim", WeightTrimmer(upper=...)),
+    ("rake", MarginalBalancer(...))]``.
+
+    Parameters
+    ----------
+    lower, upper : float or None, default=None
+        R's bounds.
+    strict : bool, default=False
+        Repeat R's trimming until every weight is within the bounds.
+    mean_ratio : float or None, default=None
+        The cap at this multiple of the mean weight (balance's form).
+    percentile : float, (float, float) or None, default=None
+        The winsorized tails (balance's form).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_samples,)
+        The trimmed weights.
+    effective_sample_size_ : float
+        Kish's effective size of the trimmed weights.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import skbalance as skb
+    >>> X = pd.DataFrame({"x": [0, 1, 2, 3]})
+    >>> skb.WeightTrimmer(upper=6.0).fit(X, sample_weight=[1.0, 2.0, 3.0, 10.0]).weights_.round(3)
+    array([2.333, 3.333, 4.333, 6.   ])
+    """
+
+    _parameter_constraints: dict = {
+        "lower": [Real, None],
+        "upper": [Real, None],
+        "strict": ["boolean"],
+        "mean_ratio": [Real, None],
+        "percentile": [Real, tuple, None],
+    }
+
+    def __init__(self, *, lower: float | None = None, upper: float | None = None,
+                 strict: bool = False, mean_ratio: float | None = None,
+                 percentile: Any = None) -> None:
+        self.lower = lower
+        self.upper = upper
+        self.strict = strict
+        self.mean_ratio = mean_ratio
+        self.percentile = percentile
+
+    def fit(self, X: Table, y: None = None, sample_weight: Vector | None = None
+            ) -> WeightTrimmer:
+        """Trim the given weights.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The rows (only their number is read).
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            The weights to trim (the previous step's, in a recipe).
+
+        Returns
+        -------
+        self : WeightTrimmer
+            The fitted trimmer.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"x": [0, 1, 2, 3]})
+        >>> trimmer = skb.WeightTrimmer(mean_ratio=2, percentile=None)
+        >>> trimmer.fit(X, sample_weight=[1.0, 1.0, 1.0, 9.0]).weights_.round(3).tolist()
+        [1.333, 1.333, 1.333, 8.0]
+        """
+        self._validate_params()
+        self.weights_ = self.compute_weights(X, sample_weight=sample_weight)
+        self.effective_sample_size_ = kish_effective_size(self.weights_)
+        return self
+
+    def compute_weights(self, X: Table, sample_weight: Vector | None = None) -> np.ndarray:
+        """Trim these weights by the same rule.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The rows (only their number is read).
+        sample_weight : array-like of shape (n_samples,), default=None
+            The weights to trim (None: 1 each, which no rule changes).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The trimmed weights.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import skbalance as skb
+        >>> X = pd.DataFrame({"x": [0, 1]})
+        >>> skb.WeightTrimmer(upper=3.0).compute_weights(X, sample_weight=[1.0, 4.0]).tolist()
+        [2.0, 3.0]
+        """
+        n_rows = read_rows(X).n_rows
+        w = np.ones(n_rows) if sample_weight is None else np.asarray(
+            to_numpy(sample_weight), dtype=np.float64).reshape(-1)
+        balance_form = self.mean_ratio is not None or self.percentile is not None
+        if balance_form and (self.lower is not None or self.upper is not None):
+            raise ValueError("Give R's bounds (lower, upper) or balance's forms (mean_ratio, "
+                             "percentile), not both.")
+        if balance_form:
+            return winsorize_weights(w, mean_ratio=self.mean_ratio, percentile=self.percentile)
+        return trim_weights(w, -np.inf if self.lower is None else float(self.lower),
+                            np.inf if self.upper is None else float(self.upper), self.strict)

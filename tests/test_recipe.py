@@ -192,3 +192,29 @@ def test_nonresponse_adjuster_errors():
     with pytest.raises(ValueError, match="not both"):
         skb.NonresponseAdjuster("responded", classes="region",
                                 classifier=LogisticRegression()).fit(frame)
+
+
+def test_survey_regression_with_a_recipe_refits_it_on_every_replicate():
+    population, sample = _opt_in()
+    rng = np.random.default_rng(9)
+    n_reps = 10
+    replicates = rng.uniform(0.3, 1.7, (len(sample), n_reps))
+    design = skb.SurveyDesign(replicates="bootstrap", replicate_weights=replicates,
+                              scale=1 / n_reps)
+    model = skb.SurveyRegressor(_recipe(population), design=design, features=["age"]).fit(
+        sample, sample["y"])
+    codes = [pd.factorize(sample["sex"], sort=True)[0]]
+    X = np.column_stack([np.ones(len(sample)), sample["age"]])
+
+    def coefficients(base):
+        ipw = skb.PropensityBalancer(population, columns=["age"],
+                                     classifier=LogisticRegression(**TIGHT)).fit(
+            sample, sample_weight=base)
+        w = plain_ipf_rows(codes, ipw.weights_, [[0.52, 0.48]], 50)
+        return np.linalg.solve(X.T @ (X * w[:, None]), X.T @ (w * sample["y"]))
+
+    thetas = np.array([coefficients(replicates[:, r]) for r in range(n_reps)])
+    np.testing.assert_allclose(model.coef_, coefficients(np.ones(len(sample)))[1:],
+                               rtol=1e-10)
+    se = np.sqrt(((thetas - thetas.mean(axis=0)) ** 2).sum(axis=0) / n_reps)
+    np.testing.assert_allclose(model.std_error_, se, rtol=1e-8)

@@ -111,3 +111,41 @@ def test_a_class_without_respondent_is_a_clear_error():
         skb.nonresponse_weights([1.0, 1.0, 1.0], [True, False, False], ["a", "b", "b"])
     with pytest.raises(ValueError, match="one value per row"):
         skb.nonresponse_weights([1.0, 1.0], [True], ["a", "a"])
+
+
+@pytest.mark.parametrize("case,options", [
+    ("mean_ratio_3", {"mean_ratio": 3}),
+    ("percentile_0.05", {"percentile": 0.05}),
+    ("percentile_upper_0.1", {"percentile": (0, 0.1)}),
+    ("percentile_lower_0.02", {"percentile": (0.02, 0)}),
+])
+def test_winsorize_weights_equals_balance_trim_weights(case, options):
+    """balance 0.23's trim_weights (make_trim_reference.py), sum kept."""
+    reference = json.loads((Path(__file__).parent / "balance_reference" /
+                            "trim_reference.json").read_text())
+    weights = np.asarray(reference["weights"])
+    trimmed = skb.winsorize_weights(weights, **options)
+    np.testing.assert_allclose(trimmed, reference["cases"][case]["trimmed"], rtol=1e-14)
+    assert trimmed.sum() == pytest.approx(weights.sum(), rel=1e-14)
+
+
+def test_weight_trimmer_is_a_recipe_step():
+    """Propensity, then R's trimming, then raking: each by hand."""
+    rng = np.random.default_rng(8)
+    population = pd.DataFrame({"x": rng.normal(0, 1, 3000), "g": rng.choice(["a", "b"], 3000)})
+    sample = population[rng.random(3000) < 0.2 * np.exp(0.8 * population.x)]
+    recipe = skb.WeightingRecipe([
+        ("ipw", skb.PropensityBalancer(population, columns=["x"])),
+        ("trim", skb.WeightTrimmer(upper=6.0)),
+        ("rake", skb.MarginalBalancer(targets={"g": {"a": 0.5, "b": 0.5}}, tol=1e-14,
+                                      max_iter=1000))]).fit(sample)
+    ipw = skb.PropensityBalancer(population, columns=["x"]).fit(sample).weights_
+    trimmed = skb.trim_weights(ipw, upper=6.0)
+    codes = [pd.factorize(sample["g"], sort=True)[0]]
+    from tests._reference import plain_ipf_rows
+    np.testing.assert_allclose(recipe.weights_, plain_ipf_rows(codes, trimmed, [[0.5, 0.5]], 50),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="not both"):
+        skb.WeightTrimmer(upper=5, mean_ratio=3).fit(sample, sample_weight=ipw)
+    with pytest.raises(ValueError, match="one of mean_ratio and percentile"):
+        skb.winsorize_weights(ipw)
