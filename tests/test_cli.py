@@ -310,3 +310,46 @@ def test_estimate_quantiles_by_two_columns(clus1_files):
     expected = est.fit(sample, sample["api00"], sample_weight=sample["pw"]).results_
     np.testing.assert_allclose(written["estimate"], expected["estimate"])
     np.testing.assert_allclose(written["std_error"], expected["std_error"], rtol=1e-12)
+
+
+def test_weights_are_written_exactly_as_text_and_parquet(files, survey_targets):
+    """Arrow's CSV writer where it writes what pandas would: every weight
+    reads back to the same double; an id with a comma is quoted, the header
+    is not; a .parquet path writes Parquet."""
+    path, data = files
+    data.assign(id=[f"unit {i}, batch" for i in range(len(data))]).to_csv(
+        path / "text_ids.csv", index=False)
+    for source, out in (("data.csv", "w.csv"), ("text_ids.csv", "w_text.csv"),
+                        ("data.csv", "w.parquet")):
+        code = main(["rake", str(path / source), "--targets", str(path / "targets.json"),
+                     "--out", str(path / out), "--weight-column", "pw", "--id-column", "id",
+                     "--tol", "1e-12"])
+        assert code == 0
+    expected = skb.compute_balancing_weights(data, survey_targets, sample_weight=data["pw"],
+                                             tol=1e-12)
+    as_text = pd.read_csv(path / "w.csv")
+    np.testing.assert_array_equal(as_text["weight"].to_numpy(), np.asarray(expected))
+    with_text = (path / "w_text.csv").read_text().splitlines()
+    assert with_text[0] == "id,weight" and with_text[1].startswith('"unit 0, batch",')
+    assert pd.read_csv(path / "w_text.csv")["id"].iloc[1] == "unit 1, batch"
+    pytest.importorskip("pyarrow")
+    parquet = pd.read_parquet(path / "w.parquet")
+    np.testing.assert_array_equal(parquet["weight"].to_numpy(), np.asarray(expected))
+    np.testing.assert_array_equal(parquet["id"], data["id"])
+
+
+def test_estimates_by_two_columns_are_written_as_parquet(clus1_files):
+    pytest.importorskip("pyarrow")
+    path = clus1_files
+    result = run("estimate", path / "clus1.csv", "--weight-column", "pw", "--clusters",
+                 "dnum", "--fpc", "fpc", "--y", "api00", "--by", "stype", "sch.wide",
+                 "--out", path / "by.parquet")
+    assert result.returncode == 0, result.stderr
+    written = pd.read_parquet(path / "by.parquet")
+    sample = skb.datasets.load_api("clus1")
+    expected = skb.BalancedFunctionalEstimator(
+        baseline="empirical", design=skb.SurveyDesign(clusters="dnum", fpc="fpc"),
+        domain=["stype", "sch.wide"]).fit(sample, sample["api00"],
+                                          sample_weight=sample["pw"]).results_
+    np.testing.assert_array_equal(written["estimate"], expected["estimate"])
+    assert list(written["domain"]) == [str(d) for d in expected["domain"]]
