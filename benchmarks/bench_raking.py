@@ -7,6 +7,16 @@ what a reader makes of them:
   and 6 levels, non-uniform base weights, tol 1e-10.
 * ``eight``: 1,000,000 rows x 8 correlated columns of 10 levels each
   (10**8 possible cells, about a million observed).
+* ``autumn``: the shape users cite (the R package autumn's README: 108,660
+  rows x 17 variables raked in 47 s and 20.8 GB; anesrake 8.15 min and
+  238.6 GB): 108,660 rows (whatever ``--rows``) x 17 correlated columns of 2
+  to 12 levels, every row its own cell.
+
+R survey runs too (``--rscript``, default ``Rscript``): ``rake`` and
+``calibrate(calfun="raking")`` on ``svydesign(ids=~1, weights=~pw)``, one
+Rscript per round, the CSV read and the design built outside the timed
+call; its memory is R's ``gc()`` "max used" during the call (the data
+included), its read limit the pandas one of this process.
 
 Honest by construction:
 
@@ -33,6 +43,12 @@ Usage::
     python benchmarks/bench_raking.py --peer balance=/venv1/bin/python \\
         --peer svy=/venv2/bin/python --peer ipfn=/venv3/bin/python \\
         --peer weightipy=/venv3/bin/python --out results.md
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_raking.py --cases autumn \\
+        --only "skbalance,R survey rake,R survey calibrate,balance,svy" \\
+        --peer balance=/venv1/bin/python --peer svy=/venv2/bin/python
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_raking.py --cases autumn \\
+        --only "skbalance,R survey rake,R survey calibrate,balance,svy" \\
+        --peer balance=/venv1/bin/python --peer svy=/venv2/bin/python
 
 Columns of the table: median wall time, its ratio to the read limit of the
 same process and round (median), the largest absolute marginal error, the
@@ -56,6 +72,7 @@ import numpy as np
 import pandas as pd
 
 PEERS = ["balance", "svy", "ipfn", "weightipy"]
+R_CONTENDERS = ["R survey rake", "R survey calibrate"]
 TOL = 1e-10
 STORAGE = "pandas str dtype, pyarrow storage"
 
@@ -64,13 +81,20 @@ STORAGE = "pandas str dtype, pyarrow storage"
 # data
 # --------------------------------------------------------------------------
 
+AUTUMN_ROWS = 108_660  # the shape the R package autumn reports (47 s, 20.8 GB)
+
+
 def make_case(name, n_rows, directory):
     """Write the case's CSV and targets; return their paths."""
+    if name == "autumn":
+        n_rows = AUTUMN_ROWS
     rng = np.random.default_rng(12345)
     latent = rng.normal(size=(n_rows, 2))
     columns = {}
     if name == "five":
         spec = [("age", 5), ("sex", 2), ("region", 10), ("education", 4), ("income", 6)]
+    elif name == "autumn":  # 17 variables of 2 to 12 levels
+        spec = [(f"v{j:02d}", 2 + (j * 5) % 11) for j in range(17)]
     else:
         spec = [(f"q{j}", 10) for j in range(8)]
     for j, (column, n_levels) in enumerate(spec):
@@ -310,6 +334,90 @@ def worker(args):
         print("RESULT " + json.dumps(row), flush=True)
 
 
+R_RAKE = r"""
+suppressMessages(library(survey))
+args <- commandArgs(TRUE)  # data, long targets, weights out, "rake" or "calibrate", tol
+data <- read.csv(args[1], stringsAsFactors = TRUE)
+long <- read.csv(args[2], stringsAsFactors = FALSE, colClasses = "character")
+columns <- unique(long$column)
+total <- sum(data$pw)
+design <- svydesign(ids = ~1, weights = ~pw, data = data)
+tol <- as.numeric(args[5])
+gc(reset = TRUE)
+if (args[4] == "rake") {
+  margins <- lapply(columns, function(c) as.formula(paste0("~", c)))
+  population <- lapply(columns, function(c) {
+    rows <- long[long$column == c, ]
+    frame <- data.frame(factor(rows$level, levels = levels(data[[c]])),
+                        as.numeric(rows$value) * total)
+    names(frame) <- c(c, "Freq")
+    frame
+  })
+  seconds <- system.time(fit <- rake(design, margins, population,
+                                     control = list(maxit = 1000, epsilon = tol * total)))
+} else {
+  formula <- as.formula(paste("~", paste(columns, collapse = " + ")))
+  counts <- function(c) {
+    rows <- long[long$column == c, ]
+    setNames(as.numeric(rows$value) * total, paste0(c, rows$level))
+  }
+  wanted <- colnames(model.matrix(formula, data))
+  all <- c(`(Intercept)` = total, unlist(lapply(columns, counts)))
+  seconds <- system.time(fit <- calibrate(design, formula, all[wanted], calfun = "raking",
+                                          maxit = 1000, epsilon = tol))
+}
+peak <- sum(gc()[, 6])  # MB at most in use since the reset (Ncells and Vcells)
+write.csv(data.frame(weight = weights(fit)), args[3], row.names = FALSE)
+cat(sprintf("RESULT %.6f %.1f
+", seconds[["elapsed"]], peak))
+"""
+
+
+class RSurvey:
+    """R survey's ``rake`` or ``calibrate(calfun="raking")``, one Rscript per round
+    (the CSV read and the design built outside the timed call)."""
+
+    def __init__(self, name, rscript, data_path, targets_path, frame, targets, timeout):
+        self.name, self.rscript, self.timeout = name, rscript, timeout
+        self.function = "calibrate" if "calibrate" in name else "rake"
+        self.data_path, self.frame, self.targets = data_path, frame, targets
+        self.folder = Path(data_path).parent
+        self.script = self.folder / "rake.R"
+        self.script.write_text(R_RAKE)
+        self.long = self.folder / f"{Path(targets_path).stem}_long.csv"
+        pd.DataFrame([(c, level, value) for c, shares in targets.items()
+                      for level, value in shares.items()],
+                     columns=["column", "level", "value"]).to_csv(self.long, index=False)
+        self.error = None if subprocess.run([rscript, "-e", "library(survey)"],
+                                            capture_output=True).returncode == 0 else (
+            "R survey not installed (apt-get install r-cran-survey)")
+
+    def run_once(self):
+        out = self.folder / "r_weights.csv"
+        try:
+            done = subprocess.run([self.rscript, str(self.script), str(self.data_path),
+                                   str(self.long), str(out), self.function, str(TOL)],
+                                  capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {self.timeout} s"}
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        if done.returncode != 0 or not lines:
+            errors = [line for line in done.stderr.splitlines() if line.startswith("Error")]
+            detail = done.stderr.strip().splitlines()
+            return {"error": " ".join((errors or detail or ["failed"])[:1] + detail[1:2])[:200]}
+        seconds, peak = map(float, lines[-1].split()[1:])
+        weights = pd.read_csv(out)["weight"].to_numpy()
+        return {"seconds": seconds, "read_limit": limit_pandas_seconds(self.frame, self.targets),
+                "max_error": max_margin_error(self.frame, weights, self.targets),
+                "peak_mb": peak, "note": f"R survey's {self.function}; peak: R's gc max used"}
+
+
+def limit_pandas_seconds(frame, targets):
+    start = time.perf_counter()
+    limit_pandas(frame, targets)
+    return time.perf_counter() - start
+
+
 class Peer:
     """A worker process of another environment, capped in memory."""
 
@@ -426,6 +534,8 @@ def main():
     parser.add_argument("--timeout", type=int, default=300, help="seconds per peer run")
     parser.add_argument("--memory-gb", type=float, default=12.0, help="memory cap per peer")
     parser.add_argument("--only", help="comma-separated contenders to run (default: all)")
+    parser.add_argument("--rscript", default="Rscript",
+                        help="Rscript for R survey's rake and calibrate")
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -436,7 +546,7 @@ def main():
         return
 
     external = dict(item.split("=", 1) for item in args.peer)
-    wanted = args.only.split(",") if args.only else list(CONTENDERS)
+    wanted = args.only.split(",") if args.only else list(CONTENDERS) + R_CONTENDERS
     report = [f"Raking benchmark ({args.rows:,} rows, tol {TOL:g}, median of "
               f"{args.repeat} interleaved rounds; strings: {STORAGE} in every process)"]
     with tempfile.TemporaryDirectory() as directory:
@@ -445,7 +555,14 @@ def main():
             frame, targets = load_case(data_path, targets_path)
             contenders, unavailable = {}, []
             for name in wanted:
-                if name in external:
+                if name.startswith("R survey"):
+                    r_peer = RSurvey(name, args.rscript, data_path, targets_path, frame,
+                                     targets, args.timeout)
+                    if r_peer.error:
+                        unavailable.append({"method": name, "error": r_peer.error})
+                    else:
+                        contenders[name] = r_peer
+                elif name in external:
                     peer = Peer(name, external[name], data_path, targets_path,
                                 args.timeout, args.memory_gb)
                     if peer.error:
