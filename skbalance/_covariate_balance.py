@@ -56,13 +56,19 @@ def weighted_moments(x, w):
     return mean, v1 / denominator * squares
 
 
-def ks_distance(x, w, y, v):
-    """Kolmogorov-Smirnov distance between two weighted samples: the largest
-    gap between their cumulative distribution functions."""
+def ks_distances(x, weightings, y, v):
+    """Kolmogorov-Smirnov distance between ``x`` under each of ``weightings``
+    and the weighted target ``y``: the largest gap between their cumulative
+    distribution functions. The pooled values are sorted once for all the
+    weightings."""
     values, position = np.unique(np.concatenate([x, y]), return_inverse=True)
-    mass = np.concatenate([w / w.sum(), -v / v.sum()])
-    gaps = np.cumsum(np.bincount(position, mass, minlength=values.shape[0]))
-    return float(np.max(np.abs(gaps))) if gaps.size else 0.0
+    target = np.bincount(position[x.shape[0]:], v / v.sum(), minlength=values.shape[0])
+    distances = []
+    for w in weightings:
+        sample = np.bincount(position[:x.shape[0]], w / w.sum(), minlength=values.shape[0])
+        gaps = np.cumsum(sample - target)
+        distances.append(float(np.max(np.abs(gaps))) if gaps.size else 0.0)
+    return distances
 
 
 def _asmd(difference, target_var, fallback_var, covariate, term):
@@ -163,8 +169,8 @@ def _against_rows(covariate, values, target, numeric, sides):
             "numeric", means[0][0], means[1][0], target_mean,
             *[_asmd(m[0] - target_mean, target_var, means[0][1], covariate, MEAN)
               for m in means], np.nan, np.nan])]
-        distance = [ks_distance(x[seen_x], w[seen_x], y[seen_y], target_weight[seen_y])
-                    for w in (base, balanced)]
+        distance = ks_distances(x[seen_x], [w[seen_x] for w in (base, balanced)], y[seen_y],
+                                target_weight[seen_y])
         if not (seen_x.all() and seen_y.all()):  # the share missing is a term too
             missing, _ = _categorical_terms(
                 covariate, (~seen_x).astype(np.int64), pd.Index([False, True]), sides,
