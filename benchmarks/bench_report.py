@@ -15,19 +15,13 @@ Usage::
 """
 
 import argparse
-import os
-import time
 
 import numpy as np
 import pandas as pd
+from bench_front_mile import paired
+from bench_front_mile import report as summarize
 
 import skbalance as skb
-
-
-def timed(function):
-    wall, cpu = time.perf_counter(), time.process_time()
-    function()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def frame(n, rng, shift):
@@ -80,22 +74,9 @@ def main():
     def by_hand():
         plain(sample, target, base, balanced, target_weight)
 
-    runs = {"report": [], "plain": []}
-    for pair in range(args.pairs):
-        order = [("report", report), ("plain", by_hand)]
-        for name, function in (order if pair % 2 == 0 else order[::-1]):
-            runs[name].append(timed(function))
-    a, b = np.asarray(runs["report"]), np.asarray(runs["plain"])
-    ratios = a[:, 0] / b[:, 0]
-    print(f"{args.rows} rows x 20 covariates (10 numeric, 10 x 8 levels), target as many; "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, load "
-          f"{os.getloadavg()[0]:.2f}, {args.pairs} alternating pairs (medians)")
-    for label, values in (("covariate_balance", a), ("plain NumPy/pandas", b)):
-        wall, cpu = np.median(values, axis=0)
-        print(f"{label:20s} {wall:6.2f} s wall {cpu:6.2f} s CPU")
-    print(f"per-pair ratio (wall): median {np.median(ratios):.2f}x, range "
-          f"{ratios.min():.2f}-{ratios.max():.2f}x")
-
+    a, b = paired(report, by_hand, args.pairs)
+    print(f"{args.rows} rows x 20 covariates (10 numeric, 10 x 8 levels), target as many")
+    summarize("covariate_balance", a, "plain NumPy/pandas", b)
 
 if __name__ == "__main__":
     main()

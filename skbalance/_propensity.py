@@ -457,8 +457,7 @@ class PropensityBalancer(BaseEstimator):
 
 def _design_effect(weights):
     """Kish's ``n sum w^2 / (sum w)^2`` over the rows of positive weight."""
-    w = weights[weights > 0]
-    return float(w.shape[0] * np.dot(w, w) / w.sum() ** 2)
+    return np.count_nonzero(weights) / kish_effective_size(weights)
 
 
 class NonresponseAdjuster(BaseEstimator):

@@ -302,10 +302,11 @@ class WeightingRecipe(_BaseComposition):
                 step.fit(given, sample_weight=weights)
             weights = _weights_of(step)
             fitted.append((name, step))
+            effective_size = kish_effective_size(weights)
             records.append({"step": name, "total": float(weights.sum()),
-                            "design_effect": float(weights.shape[0] * np.dot(weights, weights)
-                                                   / weights.sum() ** 2),
-                            "effective_sample_size": kish_effective_size(weights),
+                            # over the rows of positive weight, as every weighter's
+                            "design_effect": np.count_nonzero(weights) / effective_size,
+                            "effective_sample_size": effective_size,
                             "n_iter": getattr(step, "n_iter_", np.nan),
                             "converged": getattr(step, "converged_", np.nan)})
         self.steps_ = fitted
