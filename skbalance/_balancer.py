@@ -448,12 +448,12 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         check_same_namespace(X, self._namespace, f"{type(self).__name__}.{method}")
         return self._scaled(rows.base, new_row_factors(rows, self._fit, self.missing))
 
-    def _lazy_weights(self, X, sample_weight):
+    def _lazy_weights(self, X, sample_weight, weight_column=None):
         """A lazy dask Series of the weights of a dask frame's rows."""
         fitted = copy.copy(self)  # what the workers need, without lazy weights or chunks
         for name in ("weights_", "_accumulated_cells"):
             fitted.__dict__.pop(name, None)
-        return dask_weights(X, sample_weight, fitted.compute_weights)
+        return dask_weights(X, sample_weight, fitted.compute_weights, weight_column)
 
     def _scaled(self, base, factor):
         """``base * weight_scale_ * factor`` with no intermediate beyond a weight."""
@@ -600,6 +600,30 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         return balance_table(X, weights, margins if target is None else target,
                              sample_weight=sample_weight, target_weight=target_weight,
                              covariates=covariates, categorical=categorical)
+
+
+def fit_from_groups(balancer, X, groups, columns, sample_weight, weight_column=None):
+    """Fit ``balancer`` on a dask frame from its table of groups.
+
+    ``groups`` is :func:`~skbalance._streaming.cell_table` of ``X`` on keys
+    that refine the cells (``columns`` and others): the cells are sums of
+    groups, so the fit equals ``balancer.fit(X, sample_weight=sample_weight)``;
+    its ``weights_`` are the rows', lazily (base weights: ``sample_weight``
+    by position, or the column ``weight_column`` of ``X``). Returns the cell
+    problem whose rows are the groups (the estimates of
+    :class:`~skbalance.BalancedFunctionalEstimator` on a dask frame run on
+    them).
+    """
+    for stale in ("_accumulated_cells", "_partial_columns"):
+        balancer.__dict__.pop(stale, None)
+    rows = read_rows(X)
+    validate_data(balancer, rows.fit_table, skip_check_array=True, reset=True)
+    balancer._namespace = rows.namespace_name
+    problem = balancer._fit_cells(groups, columns)
+    balancer.weights_ = balancer._lazy_weights(
+        X[columns + ([] if weight_column is None else [weight_column])], sample_weight,
+        weight_column)
+    return problem
 
 
 def compute_balancing_weights(

@@ -14,7 +14,8 @@ from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, Hidden, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._balancer import MarginalBalancer
+from ._balancer import MarginalBalancer, fit_from_groups
+from ._grouped import group_rows, labels_of, row_sizes
 from ._inference import (
     BalancingFit,
     estimate_statistics,
@@ -24,7 +25,7 @@ from ._inference import (
     statistics_of,
     woodruff_table,
 )
-from ._problem import balancing_steps
+from ._problem import balancing_columns, balancing_steps
 from ._rows import Rows, is_dask, kish_effective_size, read_rows
 from ._typing import Table, Vector
 from .utils._array_api import from_numpy, to_numpy
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
     from ._design import SurveyDesign
 
 __all__ = ["BalancedFunctionalEstimator"]
+
+
+def _lazy_base(X, base):
+    """The base weights of a dask frame's rows, lazily (1 for every row)."""
+    if base is None:
+        return X.map_partitions(lambda part: pd.Series(np.ones(len(part)), index=part.index,
+                                                       name="weight"), meta=("weight", "f8"))
+    return base.astype("f8") if is_dask(base) else base
 
 
 def _t_summary(estimate, se, df):
@@ -169,7 +178,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         Degrees of freedom of the intervals (the column ``df``; one value
         when it is the same for every row).
     weights_ : ndarray of shape (n_samples,)
-        The weights of the estimate.
+        The weights of the estimate (a lazy dask Series for a dask frame).
     effective_sample_size_ : float
         Kish's effective sample size of ``weights_``.
     n_steps_ : int
@@ -199,6 +208,15 @@ class BalancedFunctionalEstimator(BaseEstimator):
     sample of the population whose margins are the targets, possibly
     misspecified). With bounds, the linearized standard error ignores the
     truncation (replicates do not).
+
+    On a dask frame the weighting is a :class:`MarginalBalancer` (or the
+    "empirical" baseline) and the design needs clusters, named as columns of
+    the frame (a row that is its own sampling unit is not a group); design
+    weights come as ``sample_weight`` or the design's ``weights`` column.
+    Replicates built from the design (jackknife, bootstrap, BRR) work there;
+    supplied replicate columns, quantiles and ``ci_method="likelihood"`` need
+    the rows in memory. Memory on the driver grows with the number of groups,
+    never with the rows.
 
     Examples
     --------
@@ -277,12 +295,17 @@ class BalancedFunctionalEstimator(BaseEstimator):
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
+        X : DataFrame, dask DataFrame or array-like of shape (n_samples, n_features)
             The balancing columns (and the design's, domain's and
-            denominator's columns, when named).
+            denominator's columns, when named). A dask frame is reduced in
+            one distributed group-by to the groups of rows that share their
+            cell, sampling units, strata, domain and categorical outcome
+            levels, and every estimate and standard error is computed from
+            the groups' sums (equal to the in-memory results; see Notes).
         y : array-like, Series or DataFrame of shape (n_samples,) or (n_samples, n_outputs)
-            The outcomes (the values of the function ``h`` at every row).
-        sample_weight : array-like of shape (n_samples,), default=None
+            The outcomes (the values of the function ``h`` at every row). With
+            a dask frame, also the label(s) of its outcome column(s).
+        sample_weight : array-like or dask Series of shape (n_samples,), default=None
             Nonnegative base (design) weights.
 
         Returns
@@ -300,15 +323,11 @@ class BalancedFunctionalEstimator(BaseEstimator):
         >>> skb.BalancedFunctionalEstimator(bal).fit(X, y).estimate_
         0.5
         """
-        if is_dask(X):
-            raise TypeError(
-                "BalancedFunctionalEstimator takes in-memory data; for a dask frame, fit "
-                "a MarginalBalancer (its weights_ is a lazy dask Series) and weigh the "
-                "outcome with it."
-            )
         if y is None:
             raise ValueError("BalancedFunctionalEstimator requires y to be passed, but the "
                              "target y is None.")
+        if is_dask(X):
+            return self._fit_groups(X, y, sample_weight)
         rows = read_rows(X)  # read once: the design's columns, the balancing and y
         design = None
         if self.design is not None:
@@ -342,6 +361,109 @@ class BalancedFunctionalEstimator(BaseEstimator):
                 and weighting == "balanced" and not isinstance(balancer, MarginalBalancer)):
             # a recipe or a trimmed balancing: every replicate re-runs it on the rows
             fit.replicate_weights = rerun_replicates(self.balancer, X, design)
+        self._estimate(fit, rows, y, design)
+        self.weights_ = weights
+        self.effective_sample_size_ = kish_effective_size(weights)
+        self.n_steps_ = balancer.n_iter_ if weighting == "balanced" else 0
+        self.balancer_ = balancer
+        if given is rows or given is X:
+            self.n_features_in_ = balancer.n_features_in_
+            if hasattr(balancer, "feature_names_in_"):
+                self.feature_names_in_ = balancer.feature_names_in_
+        else:
+            validate_data(self, rows.fit_table, skip_check_array=True, reset=True)
+        return self
+
+    def _fit_groups(self, X, y, sample_weight):
+        """Fit on a dask frame through its groups (see :mod:`skbalance._grouped`)."""
+        weighting = self._weighting()
+        if weighting == "ipwi":
+            raise ValueError("On a dask frame the baselines are None (balanced) and "
+                             "'empirical'; compute() the rows for importance weighting.")
+        if self.statistic == "quantile":
+            raise ValueError("A quantile needs every row's value, not sums over groups of "
+                             "rows: compute() the rows (or a sample of them) for quantiles.")
+        if self.ci_method == "likelihood":
+            raise ValueError("ci_method='likelihood' refits a model on the rows: on a dask "
+                             "frame use 'logit', 'xlogit', 'asin', 'beta' or 'mean'.")
+        balancer = MarginalBalancer() if self.balancer is None else clone(self.balancer)
+        if not isinstance(balancer, MarginalBalancer):
+            raise TypeError(f"On a dask frame the weighting is a MarginalBalancer (raking or "
+                            f"calibration on the cells); got {type(balancer).__name__}.")
+        if weighting != "balanced":
+            balancer.set_params(max_iter=0, tol=0)
+        design = self.design
+        if design is None or design.clusters is None:
+            raise ValueError(
+                "On a dask frame the estimator needs a SurveyDesign with clusters: its "
+                "variance is a sum over sampling units, each a group of rows. Where every row "
+                "is its own unit, compute() the rows.")
+        if design.replicate_weights is not None:
+            raise ValueError("Supplied replicate weights are columns of every row: compute() "
+                             "the rows, or use replicates built from the design (jk1, jkn, "
+                             "bootstrap, brr).")
+        base = sample_weight  # or the label of the design's weights: a column of X
+        if design.weights is not None:
+            if sample_weight is not None:
+                raise ValueError("Both the design's weights and a sample_weight were given; "
+                                 "pass one of them.")
+            [base] = labels_of(design.weights, "the design's weights")
+        elif design.fpc is not None and sample_weight is None:
+            raise ValueError("On a dask frame pass the design weights (sample_weight, or the "
+                             "design's weights column): weights implied by the fpc are not "
+                             "formed from groups.")
+        design_columns = [label for spec, what in (
+            (design.clusters, "the design's clusters"), (design.strata, "the design's strata"),
+            (design.fpc, "the design's fpc")) for label in labels_of(spec, what)]
+        denominator = labels_of(self.denominator, "the ratio's denominator")
+        if len(denominator) > 1:
+            raise TypeError("The ratio's denominator is one column.")
+        if self.balancer is None and weighting == "empirical":  # no column to balance
+            X = X.assign(__skbalance_all__=0)
+            balancing = ["__skbalance_all__"]
+        else:
+            balancing = balancing_columns(balancer.targets, list(X.columns),
+                                          balancer.target_type)
+        grouped = group_rows(X, y, base, balancing + design_columns + labels_of(
+            self.domain, "the domain"), denominator[0] if denominator else None, self.na_rm)
+        label = base if design.weights is not None else None
+        problem = fit_from_groups(balancer, X, grouped.cells, balancing,
+                                  None if label is not None else base, label)
+        rows = read_rows(grouped.X, problem.base)
+        resolved = clone(design).set_params(weights=None).resolve(rows, problem.base)
+        if weighting == "balanced":
+            weights = balancer.compute_weights(grouped.X[balancing], problem.base)
+            steps = balancing_steps(balancer)
+        else:
+            weights, steps = problem.base, 0
+        fit = BalancingFit(problem, weights, steps, balancer, weighting)
+        stats = self._estimate(fit, rows, grouped.y, resolved)
+        self.results_ = row_sizes(self.results_, stats, weights, grouped)
+        n_design = int(grouped.positive.sum())
+        for position, recipe in enumerate(self._intervals):
+            if recipe is not None and recipe[0] == "beta":  # its n counts rows
+                row = self.results_.iloc[position]
+                n = int(row["n"]) if weighting == "empirical" else n_design
+                self._intervals[position] = ("beta", n, None, None)
+                self.results_.loc[position, ["ci_low", "ci_high"]] = proportion_interval(
+                    row["estimate"], row["std_error"] ** 2, row["df"], 0.05, "beta", n)
+        factor = np.divide(weights, problem.base, out=np.zeros_like(weights),
+                           where=problem.base > 0)
+        squares = grouped.cells["base_squares"].to_numpy(dtype=np.float64)
+        self.effective_sample_size_ = float(weights.sum() ** 2 / np.dot(factor ** 2, squares))
+        self.weights_ = (balancer.weights_ if weighting == "balanced"
+                         else _lazy_base(X, base if label is None else X[label]))
+        self.n_steps_ = balancer.n_iter_ if weighting == "balanced" else 0
+        self.balancer_ = balancer
+        self.n_features_in_ = balancer.n_features_in_
+        if hasattr(balancer, "feature_names_in_"):
+            self.feature_names_in_ = balancer.feature_names_in_
+        return self
+
+    def _estimate(self, fit, rows, y, design):
+        """Set ``results_``, ``vcov_`` and the estimates' attributes from a
+        balancing fit; returns the statistics."""
+        problem, weights = fit.problem, fit.weights
         if self.statistic == "quantile":
             if self.ci_method == "likelihood":
                 raise ValueError("ci_method='likelihood' is an interval of a proportion; a "
@@ -365,7 +487,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
                                             ci_method="mean", return_covariance=True)
             n_design = int(np.sum(to_numpy(problem.base) > 0))
             self.results_ = woodruff_table(shares, extras, 0.05, self.ci_method or "mean",
-                                           n_design, weighting == "empirical")
+                                           n_design, fit.method == "empirical")
             self.vcov_ = np.diag(self.results_["std_error"].to_numpy() ** 2)  # as R
             self._intervals = ["quantile"] * len(self.results_)
         else:
@@ -384,17 +506,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         self.variance_ = float(variance) if single else variance
         dfs = self.results_["df"].to_numpy()
         self.df_ = dfs[0].item() if np.all(dfs == dfs[0]) else dfs.astype(np.float64)
-        self.weights_ = weights
-        self.effective_sample_size_ = kish_effective_size(weights)
-        self.n_steps_ = balancer.n_iter_ if weighting == "balanced" else 0
-        self.balancer_ = balancer
-        if given is rows or given is X:
-            self.n_features_in_ = balancer.n_features_in_
-            if hasattr(balancer, "feature_names_in_"):
-                self.feature_names_in_ = balancer.feature_names_in_
-        else:
-            validate_data(self, rows.fit_table, skip_check_array=True, reset=True)
-        return self
+        return stats
 
     def _quantiles(self):
         """The quantiles asked for, checked: numbers strictly inside (0, 1)."""

@@ -50,6 +50,7 @@ __all__ = [
     "compute_replicate_weights",
     "estimate_statistics",
     "rerun_replicates",
+    "srs_variance",
     "statistics_of",
 ]
 
@@ -1043,7 +1044,7 @@ def _table(stats, estimates, variances, units, dfs, moments, sizes, alpha):
             "statistic": stat.kind, "outcome": stat.outcome, "level": stat.level,
             "domain": stat.domain, "estimate": estimate, "std_error": se,
             "ci_low": estimate - quantile * se, "ci_high": estimate + quantile * se,
-            "deff": _ratio(variance, _srs_variance(stat, moment, n, population)),
+            "deff": _ratio(variance, srs_variance(stat, moment, n, population)),
             "df": df, "n": n,
         })
     return pd.DataFrame(rows)
@@ -1054,7 +1055,7 @@ def _ratio(numerator, denominator):
     return numerator / denominator if denominator > 0 else np.nan
 
 
-def _srs_variance(stat, moment, n, population):
+def srs_variance(stat, moment, n, population):
     """Variance under simple random sampling of the same size (R's ``deff``).
 
     Within the domain (R's ``svyby``): ``svyvar / n * (1 - n / N)`` for means,

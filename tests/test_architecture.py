@@ -311,6 +311,7 @@ LAYERS = [
     ["skbalance._trimming"],
     ["skbalance._propensity"],
     ["skbalance._inference", "skbalance._recipe"],
+    ["skbalance._grouped"],
     ["skbalance._functional"],
     ["skbalance._tables", "skbalance._regression", "skbalance._cli"],
     ["skbalance.__main__", "skbalance"],

@@ -3,9 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 import skbalance as skb
 
+dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
@@ -90,11 +92,152 @@ def test_dask_missing_values_and_bad_weights(client, frame):
             sample_weight=dd.from_pandas(bad, npartitions=2))
 
 
-def test_functional_estimator_says_it_needs_memory(frame):
-    data, _ = frame
-    with pytest.raises(TypeError, match="in-memory data"):
-        skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=TARGETS)).fit(
-            dd.from_pandas(data, npartitions=2), np.ones(len(data)))
+@pytest.fixture(scope="module")
+def survey():
+    """Rows with strata, clusters, an fpc, domains, a categorical outcome and a
+    numeric one (with missing values) far from 0, so that a lost digit shows."""
+    rng = np.random.default_rng(7)
+    n = 12_000
+    data = pd.DataFrame({"a": rng.integers(0, 3, n), "b": rng.choice(["x", "y"], n),
+                         "st": rng.integers(0, 5, n)})
+    data["psu"] = data["st"] * 10 + rng.integers(0, 6, n)
+    data["w"] = rng.lognormal(0, 0.3, n)
+    data["y"] = rng.normal(5000, 10, n) + 3 * data["a"]
+    data.loc[rng.random(n) < 0.05, "y"] = np.nan
+    data["c"] = rng.choice(["p", "q", "r"], n, p=[0.5, 0.3, 0.2])
+    data["d"] = rng.integers(0, 4, n)
+    data["x"] = rng.uniform(1, 2, n)
+    data["N"] = data["st"].map({0: 100, 1: 200, 2: 150, 3: 90, 4: 300})
+    return data
+
+
+SURVEY_TARGETS = {"a": {0: 0.3, 1: 0.3, 2: 0.4}, "b": {"x": 0.5, "y": 0.5}}
+NUMBERS = ["estimate", "std_error", "ci_low", "ci_high", "deff", "df", "n"]
+
+
+@pytest.mark.parametrize("options, outcome", [
+    (dict(design=dict(clusters="psu", strata="st", fpc="N")), "y"),
+    (dict(design=dict(clusters="psu", strata="st"), statistic="total"), ["y", "c"]),
+    (dict(design=dict(clusters="psu", strata="st"), domain=["d", "c"], df="domain"), "y"),
+    (dict(design=dict(clusters="psu", strata="st", weights="w"), domain="d",
+          statistic="ratio", denominator="x"), "y"),
+    (dict(design=dict(clusters="psu", strata="st"), ci_method="beta"), "c"),
+    (dict(design=dict(clusters="psu", strata="st"), baseline="empirical", domain="d"), "c"),
+    (dict(design=dict(clusters="psu", strata="st"), df="satterthwaite"), ["y", "c"]),
+    (dict(design=dict(clusters="psu", strata="st"), linearization="cr2"), "y"),
+    (dict(design=dict(clusters="psu", strata="st", replicates="jk1")), "y"),
+    (dict(design=dict(clusters="psu", strata="st", replicates="subbootstrap",
+                      n_replicates=40, random_state=3), domain="d"), ["y", "c"]),
+    (dict(design=dict(clusters="psu", strata="st", lonely_psu="average"), domain="d"), "y"),
+])
+def test_estimates_on_dask_equal_the_rows(survey, options, outcome):
+    """Every number of the results, the covariance matrix, Kish's size and the
+    weights, from the groups of a dask frame, equal the in-memory fit's."""
+    options = dict(options)
+    design = skb.SurveyDesign(**options.pop("design"))
+    data = survey
+    if design.lonely_psu == "average":  # a stratum with one unit
+        data = data[(data["st"] != 4) | (data["psu"] == 40)]
+    sample_weight = None if design.weights is not None else data["w"]
+
+    def estimator():
+        return skb.BalancedFunctionalEstimator(
+            skb.MarginalBalancer(targets=SURVEY_TARGETS, tol=1e-12), design=design,
+            na_rm=True, **options)
+
+    rows = estimator().fit(data, data[outcome], sample_weight=sample_weight)
+    lazy = dd.from_pandas(data, npartitions=5)
+    groups = estimator().fit(lazy, outcome, sample_weight=None if sample_weight is None
+                             else lazy["w"])
+    expected = rows.results_[NUMBERS].to_numpy(dtype=np.float64)
+    got = groups.results_[NUMBERS].to_numpy(dtype=np.float64)
+    np.testing.assert_allclose(got[:, [0, 1, 2, 3, 5]], expected[:, [0, 1, 2, 3, 5]],
+                               rtol=1e-10, atol=0)  # estimate, SE, interval, df
+    np.testing.assert_array_equal(got[:, 6], expected[:, 6])  # n
+    # the SRS variance of a total is sum w y^2 / N - mean^2: with y near 5000
+    # and a spread near 10 it keeps 1e-16 * 5000^2 / 10^2 of relative accuracy
+    # on either path
+    np.testing.assert_allclose(got[:, 4], expected[:, 4], rtol=1e-9, atol=0)
+    assert (groups.results_["n"] > groups.balancer_.n_cells_).all()  # rows, not groups
+    pd.testing.assert_frame_equal(groups.results_[["statistic", "outcome", "level", "domain"]],
+                                  rows.results_[["statistic", "outcome", "level", "domain"]])
+    scale = np.sqrt(np.outer(np.diag(rows.vcov_), np.diag(rows.vcov_)))  # SE_i SE_j
+    np.testing.assert_array_less(np.abs(groups.vcov_ - rows.vcov_), 1e-10 * scale + 1e-300)
+    assert groups.effective_sample_size_ == pytest.approx(rows.effective_sample_size_,
+                                                          rel=1e-12)
+    np.testing.assert_allclose(groups.weights_.compute().to_numpy(), rows.weights_,
+                               rtol=1e-12)
+    low, high = groups.confidence_interval(0.1)
+    np.testing.assert_allclose(np.r_[low, high], np.r_[rows.confidence_interval(0.1)],
+                               rtol=1e-10)
+
+
+def test_dask_design_effect_counts_the_spread_within_groups(survey):
+    """The SRS variance of a mean, by a plain loop over the rows: the groups'
+    means alone would leave out the spread inside every group."""
+    data = survey.dropna(subset=["y"])
+    design = skb.SurveyDesign(clusters="psu", strata="st")
+    est = skb.BalancedFunctionalEstimator(
+        skb.MarginalBalancer(targets=SURVEY_TARGETS, tol=1e-12), design=design).fit(
+        dd.from_pandas(data, npartitions=3), "y", sample_weight=dd.from_pandas(
+            data["w"], npartitions=3))
+    w = est.weights_.compute().to_numpy()
+    y = data["y"].to_numpy()
+    n, total = len(y), w.sum()
+    mean = np.sum(w * y) / total
+    svyvar = np.sum(w * (y - mean) ** 2) / total * n / (n - 1)
+    srs = svyvar / n * (1 - n / total)
+    assert est.results_["deff"].iat[0] == pytest.approx(est.std_error_ ** 2 / srs, rel=1e-9)
+    assert est.results_["n"].iat[0] == n
+
+
+def test_dask_estimates_on_a_cluster(client, survey):
+    data = survey.dropna(subset=["y"])
+    design = skb.SurveyDesign(clusters="psu", strata="st", fpc="N")
+    est = skb.BalancedFunctionalEstimator(skb.MarginalBalancer(targets=SURVEY_TARGETS,
+                                                               tol=1e-12), design=design)
+    rows = est.fit(data, data["y"], sample_weight=data["w"])
+    lazy = dd.from_pandas(data, npartitions=4)
+    groups = clone(est).fit(lazy, lazy["y"], sample_weight=lazy["w"])  # by position
+    assert groups.estimate_ == pytest.approx(rows.estimate_, rel=1e-13)
+    assert groups.std_error_ == pytest.approx(rows.std_error_, rel=1e-10)
+
+
+def test_dask_estimates_refuse_what_groups_cannot_give(survey):
+    lazy = dd.from_pandas(survey, npartitions=2)
+    balancer = skb.MarginalBalancer(targets=SURVEY_TARGETS)
+    clustered = skb.SurveyDesign(clusters="psu", strata="st")
+
+    def fit(**options):
+        design = options.pop("design", clustered)
+        y = options.pop("y", "y")
+        return skb.BalancedFunctionalEstimator(balancer, design=design, **options).fit(
+            lazy, y, sample_weight=lazy["w"])
+
+    with pytest.raises(ValueError, match="needs a SurveyDesign with clusters"):
+        fit(design=None, na_rm=True)
+    with pytest.raises(ValueError, match="needs a SurveyDesign with clusters"):
+        fit(design=skb.SurveyDesign(strata="st"), na_rm=True)
+    with pytest.raises(ValueError, match="A quantile needs every row's value"):
+        fit(statistic="quantile", na_rm=True)
+    with pytest.raises(ValueError, match="baselines are None"):
+        fit(baseline="ipwi", na_rm=True)
+    with pytest.raises(ValueError, match="'likelihood' refits a model"):
+        fit(ci_method="likelihood", y="c")
+    with pytest.raises(TypeError, match="the domain must name columns of X"):
+        fit(domain=survey["d"].to_numpy(), na_rm=True)
+    with pytest.raises(ValueError, match="Supplied replicate weights"):
+        fit(design=skb.SurveyDesign(clusters="psu", replicates="jk1",
+                                    replicate_weights=["w", "w"]), na_rm=True)
+    n_missing = int(survey["y"].isna().sum())  # rows, not groups
+    with pytest.raises(ValueError, match=rf"Outcome 'y' has {n_missing} missing value\(s\) "
+                                         r"in 12000 rows; pass na_rm=True"):
+        fit()
+    with pytest.raises(ValueError, match="Unknown outcome column 'z'"):
+        fit(y="z")
+    with pytest.raises(TypeError, match="a MarginalBalancer"):
+        skb.BalancedFunctionalEstimator(skb.TrimmedBalancer(balancer, upper=5),
+                                        design=clustered, na_rm=True).fit(lazy, "y")
 
 
 def test_base_weights_are_used_by_position_on_both_paths(client, frame):
@@ -129,3 +272,31 @@ def test_empty_partition(client, frame):
     reference = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(data)
     np.testing.assert_allclose(fitted.weights_.compute().to_numpy(), reference.weights_,
                                rtol=1e-10)
+
+
+def test_a_series_partitioned_as_the_frame_is_matched_partition_by_partition(frame):
+    """No pass over the rows to count them: each partition's weights sit beside
+    its rows; a series split otherwise is an error, another index a warning."""
+    data, base = frame
+    reference = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(data, sample_weight=base)
+    lazy = dd.from_pandas(data.assign(w=base), npartitions=4)
+    fitted = skb.MarginalBalancer(targets=TARGETS, tol=1e-12).fit(
+        lazy[["age", "sex", "region"]], sample_weight=lazy["w"])
+    np.testing.assert_allclose(fitted.weights_.compute().to_numpy(), reference.weights_,
+                               rtol=1e-10)
+    split_otherwise = dd.from_pandas(base.iloc[:5000], npartitions=1)
+    for start in (5000, 10000, 15000):
+        split_otherwise = dd.concat([split_otherwise,
+                                     dd.from_pandas(base.iloc[start:start + 5000 + (
+                                         10 if start == 5000 else -10 if start == 10000
+                                         else 0)], npartitions=1)])
+    assert split_otherwise.npartitions == 4
+    with pytest.raises(ValueError, match="sample_weight is not partitioned as X"):
+        skb.MarginalBalancer(targets=TARGETS).fit(lazy[["age", "sex", "region"]],
+                                                  sample_weight=split_otherwise)
+    moved = dd.from_pandas(base.set_axis(base.index + 1), npartitions=4)
+    # said where the partitions are matched: here (a cluster's workers keep it)
+    with dask.config.set(scheduler="sync"), pytest.warns(
+            UserWarning, match="used by position, not aligned by index"):
+        skb.MarginalBalancer(targets=TARGETS).fit(lazy[["age", "sex", "region"]],
+                                                  sample_weight=moved)
