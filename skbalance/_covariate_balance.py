@@ -29,6 +29,7 @@ from ._targets import is_numeric, parse_targets
 from ._typing import Table, Vector
 from .kernels import encode_cells
 from .utils._array_api import to_numpy
+from .utils._threads import one_blas_thread
 from .utils._validation import check_sample_weight, column_label
 from .utils._warnings import warn
 
@@ -247,6 +248,13 @@ def _read_target(target, rows, target_weight):
 def balance_table(X, weights, target, *, sample_weight=None, target_weight=None,
                   covariates=None, categorical=()):
     """The report frame; ``target`` may also be a list of parsed margins."""
+    with one_blas_thread():  # weighted sums over the rows (see utils._threads)
+        return _balance_table(X, weights, target, sample_weight, target_weight, covariates,
+                              categorical)
+
+
+def _balance_table(X, weights, target, sample_weight, target_weight, covariates,
+                   categorical):
     rows = read_rows(X)
     if rows.lazy:
         raise TypeError("X is a dask DataFrame: compute() the rows to report on first.")

@@ -39,6 +39,7 @@ from ._solve import FitSettings, solve_replicates
 from ._typing import Table, Vector
 from .kernels import SplitColumn
 from .utils._array_api import to_numpy
+from .utils._threads import one_blas_thread
 from .utils._validation import column_label, level_repr
 
 if TYPE_CHECKING:
@@ -408,20 +409,22 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
     blocks = _blocks(stats)
     stats, units = _scale_free(stats, blocks)
     estimates, influences, moments = [], [], []  # influences: (w z, z) per block
-    for start, stop in blocks:
-        if stats[start].split is None:
-            estimate, weighted, z, moment = _influence(fit, stats[start])
-            estimates.append(estimate)
-            moments.append(moment)
-        else:
-            block_estimates, weighted, z, block_moments = _split_influences(
-                fit, stats[start].split, stats[start:stop])
-            estimates.extend(block_estimates)
-            moments.extend(block_moments)
-        influences.append((weighted, z))
+    with one_blas_thread():  # dots over the rows (see utils._threads)
+        for start, stop in blocks:
+            if stats[start].split is None:
+                estimate, weighted, z, moment = _influence(fit, stats[start])
+                estimates.append(estimate)
+                moments.append(moment)
+            else:
+                block_estimates, weighted, z, block_moments = _split_influences(
+                    fit, stats[start].split, stats[start:stop])
+                estimates.extend(block_estimates)
+                moments.extend(block_moments)
+            influences.append((weighted, z))
     replicated = None
     with np.errstate(over="ignore", invalid="ignore"):  # beyond float: named below
         if design is not None and design.replicates is not None:
+            # matrix products of replicate weights: every BLAS thread
             thetas, scale, rscales, mse = _replicate_estimates(fit, stats, design)
             roots = replicate_roots(thetas, np.asarray(estimates), scale, rscales, mse)
             replicated = (thetas, scale, rscales, mse)
@@ -432,7 +435,8 @@ def estimate_statistics(fit, stats, design, alpha=0.05, df="design", linearizati
             # (subset drops the others), which lonely_psu="average" sees
             domains = ([_domain_rows(stats[start]) for start, _ in blocks]
                        if fit.method == "empirical" else None)
-            roots = _linearized_roots(fit, influences, design, domains=domains)
+            with one_blas_thread():
+                roots = _linearized_roots(fit, influences, design, domains=domains)
         # every part of every variance (units or replicates), and the covariances
         xp = array_namespace(roots)
         covariance = np.asarray(to_numpy(xp.matmul(xp.permute_dims(roots, (1, 0)), roots)),

@@ -230,3 +230,18 @@ def test_newton_that_cannot_help_hands_back_to_plain_steps(monkeypatch):
     assert not result.converged and result.n_iter == 500 and result.n_newton == 0
     np.testing.assert_array_equal(result.cell_factors, reference.cell_factors)
     np.testing.assert_array_equal(result.errors, reference.errors)
+
+
+def test_one_blas_thread_limits_blas_and_restores_it():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from skbalance.utils._threads import one_blas_thread
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    assert blas_threads(), "NumPy's BLAS is found (threadpoolctl >= 3.5)"
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine
+        with one_blas_thread():
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {2}

@@ -37,6 +37,7 @@ import numpy as np
 from array_api_compat import array_namespace, is_numpy_namespace
 
 from ..utils._array_api import float_dtype, logsumexp
+from ..utils._threads import one_blas_thread
 from ..utils._validation import check_nonnegative_int
 from ..utils._warnings import warn
 from ._matvec import divide_or_zero, is_sparse, kernel_products, max_abs
@@ -417,36 +418,37 @@ def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
     # plan, with potentials free of log(mass) (which epsilon scaling multiplies).
     mass = xp.sum(a, axis=-1, keepdims=True)
     unit_a, unit_b = a / mass, b / mass
-    initial = offsets = None
-    if logits:
-        if tol > 0:  # only the balanced limit is free of row and column offsets
-            initial = _initial_error(K, unit_a, unit_b, xp)  # the user's problem, k = 0
-            K = centre_logits(xp, K)  # with the error: 8 passes
-        else:  # a k-step plan keeps them: in the starting potentials
-            K, *offsets = logit_offsets(xp, K)
-        use_scaling = tol > 0 if epsilon_scaling == "auto" else bool(epsilon_scaling)
-        u, v, n_iter, errors, n_newton, n_matvec, stopped = logits_path(
-            K, unit_a, unit_b, xp, int(max_iter), tol, use_scaling, offsets
-        )
-        u = u + xp.log(mass)
-        if initial is not None:
-            errors[0] = initial
-            n_matvec += 8
-    else:
-        u, v, n_iter, errors = _scaling_path(K, unit_a, unit_b, xp, int(max_iter), tol)
-        u = u * mass
-        stopped = "max_iter"
-        n_newton, n_matvec = 0, 2 + n_iter  # the first two products, then one per step
-    # each problem's error relative to its own mass (the unit-mass problem's)
-    errors = np.asarray(errors, dtype=np.float64)
-    errors[-1], plan = _plan_error(K, u, v, a, b, xp, logits, mass)  # of the plan returned
-    n_matvec += 3  # the plan and its sums
-    if not np.isfinite(errors[-1]):
-        raise ValueError(
-            "The plan is not finite: the kernel's scale overflowed float"
-            + (" (use logits=True: pass log-kernel values)." if not logits else
-               "; rescale the logits.")
-        )
+    with one_blas_thread():  # vector work (see utils._threads)
+        initial = offsets = None
+        if logits:
+            if tol > 0:  # only the balanced limit is free of row and column offsets
+                initial = _initial_error(K, unit_a, unit_b, xp)  # the user's problem, k = 0
+                K = centre_logits(xp, K)  # with the error: 8 passes
+            else:  # a k-step plan keeps them: in the starting potentials
+                K, *offsets = logit_offsets(xp, K)
+            use_scaling = tol > 0 if epsilon_scaling == "auto" else bool(epsilon_scaling)
+            u, v, n_iter, errors, n_newton, n_matvec, stopped = logits_path(
+                K, unit_a, unit_b, xp, int(max_iter), tol, use_scaling, offsets
+            )
+            u = u + xp.log(mass)
+            if initial is not None:
+                errors[0] = initial
+                n_matvec += 8
+        else:
+            u, v, n_iter, errors = _scaling_path(K, unit_a, unit_b, xp, int(max_iter), tol)
+            u = u * mass
+            stopped = "max_iter"
+            n_newton, n_matvec = 0, 2 + n_iter  # the first two products, then one per step
+        # each problem's error relative to its own mass (the unit-mass problem's)
+        errors = np.asarray(errors, dtype=np.float64)
+        errors[-1], plan = _plan_error(K, u, v, a, b, xp, logits, mass)  # of the plan returned
+        n_matvec += 3  # the plan and its sums
+        if not np.isfinite(errors[-1]):
+            raise ValueError(
+                "The plan is not finite: the kernel's scale overflowed float"
+                + (" (use logits=True: pass log-kernel values)." if not logits else
+                   "; rescale the logits.")
+            )
     threshold = tol if tol > 0 else 1e-10
     converged = bool(errors[-1] <= threshold)
     if tol > 0 and not converged:
