@@ -1,26 +1,30 @@
-"""Design-based standard errors: their cost next to the raking fit itself.
-
-Two cases, timed in one process (best of ``--repeat``), each against the raking
-fit of the same rows and margins:
+"""Design-based standard errors: their cost next to the raking fit, and next to a floor.
 
 Balancing columns are strings, as read from a CSV (``--categorical`` makes
 them pandas categoricals, whose codes make the raking fit itself 5-10x faster).
 
 * ``clustered``: 1,000,000 rows in 2,000 PSUs within 50 strata, 5 balancing
   columns (5, 2, 10, 4, 6 levels), 10 outcomes. Linearized SEs (strata and
-  clusters) and 100 Rao-Wu bootstrap replicates, each replicate re-raked.
+  clusters) and 100 Rao-Wu bootstrap replicates, each replicate re-raked;
+  with the rows sorted by PSU and with the same rows shuffled. Each is timed
+  against the raking fit of the same rows (the ratio per pair).
 * ``acs``: the shape of the American Community Survey person file: 3,000,000
   rows with 80 supplied successive-difference replicate weight columns, raked
-  on 4 margins, mean and SE of 10 outcomes. Peak memory is compared with the
+  on 4 margins, mean and SE of 10 outcomes; timed against the raking fit and
+  against a floor for the replicate part of the same job: the 80 replicates'
+  totals per cell (one ``bincount`` per replicate column) and one matrix
+  product for the outcomes' replicate totals. Peak memory is compared with the
   size of the replicate columns themselves.
+
+Runs alternate (A B / B A) for ``--pairs`` pairs: medians of wall and CPU time
+and of the per-pair wall ratios, with the BLAS thread setting and the load.
+Peak memory is the resident set size sampled every 2 ms above the level
+before the call (so native allocations count), in one extra run.
 
 Usage::
 
-    python benchmarks/bench_design.py                 # both cases
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_design.py          # both cases
     python benchmarks/bench_design.py --cases clustered --rows 200000
-
-Memory is the resident set size sampled every 2 ms above the level before
-the call (so native allocations count).
 """
 
 import argparse
@@ -30,6 +34,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from bench_front_mile import paired
 
 import skbalance as skb
 
@@ -39,26 +44,21 @@ def _rss():
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(function, repeat):
-    """Best wall time of ``repeat`` calls and the peak extra memory (bytes)."""
-    best, peak_extra = np.inf, 0
-    for _ in range(repeat):
-        start_rss, peak, running = _rss(), [0], [True]
+def peak_memory(function):
+    """Peak extra resident memory (bytes) of one call."""
+    start_rss, peak, running = _rss(), [0], [True]
 
-        def sample():
-            while running[0]:
-                peak[0] = max(peak[0], _rss())
-                time.sleep(0.002)
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.002)
 
-        watcher = threading.Thread(target=sample)
-        watcher.start()
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-        running[0] = False
-        watcher.join()
-        peak_extra = max(peak_extra, peak[0] - start_rss)
-    return best, peak_extra, result
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    result = function()
+    running[0] = False
+    watcher.join()
+    return peak[0] - start_rss, result
 
 
 def _balancing_columns(rng, n_rows, sizes, categorical=False):
@@ -84,7 +84,7 @@ def _targets(frame, rng):
     return targets
 
 
-def clustered(n_rows, repeat, categorical):
+def clustered(n_rows, pairs, categorical, shuffled):
     rng = np.random.default_rng(0)
     frame, latent = _balancing_columns(rng, n_rows, [5, 2, 10, 4, 6], categorical)
     psu = np.sort(rng.integers(0, 2000, size=n_rows))
@@ -94,10 +94,18 @@ def clustered(n_rows, repeat, categorical):
     outcomes = pd.DataFrame({f"y{k}": latent * (k % 3) + effect + rng.normal(size=n_rows)
                              for k in range(10)})
     base = rng.uniform(1, 3, size=n_rows)
-    balancer = skb.MarginalBalancer(targets=_targets(frame[[f"c{j}" for j in range(5)]], rng),
-                                    tol=1e-10)
-    fit_s, fit_mem, _ = measure(lambda: balancer.fit(frame, sample_weight=base), repeat)
-    rows = [("raking fit alone", fit_s, fit_mem)]
+    targets = _targets(frame[[f"c{j}" for j in range(5)]], rng)
+    if shuffled:  # the same rows in another order
+        order = np.random.default_rng(1).permutation(n_rows)
+        frame, outcomes = frame.iloc[order].reset_index(drop=True), outcomes.iloc[
+            order].reset_index(drop=True)
+        base = base[order]
+    balancer = skb.MarginalBalancer(targets=targets, tol=1e-10)
+
+    def fit():
+        balancer.fit(frame, sample_weight=base)
+
+    rows, results = [], {}
     for label, design in [
         ("linearized SE, 10 outcomes", skb.SurveyDesign(strata="stratum", clusters="psu")),
         ("100 bootstrap replicates, 10 outcomes",
@@ -105,13 +113,18 @@ def clustered(n_rows, repeat, categorical):
                           n_replicates=100, random_state=0)),
     ]:
         estimator = skb.BalancedFunctionalEstimator(balancer, design=design)
-        seconds, memory, fitted = measure(
-            lambda: estimator.fit(frame, outcomes, sample_weight=base), repeat)
-        rows.append((label, seconds, memory))
-    return rows, fitted.results_
+
+        def estimate(estimator=estimator):
+            estimator.fit(frame, outcomes, sample_weight=base)
+
+        fits, estimates = paired(fit, estimate, pairs)
+        memory, _ = peak_memory(estimate)
+        rows.append((label, estimates, fits, memory))
+        results[label] = estimator.results_
+    return rows, results
 
 
-def acs(n_rows, repeat, categorical):
+def acs(n_rows, pairs, categorical):
     rng = np.random.default_rng(1)
     frame, latent = _balancing_columns(rng, n_rows, [9, 2, 7, 5], categorical)
     base = rng.uniform(5, 60, size=n_rows)
@@ -125,26 +138,34 @@ def acs(n_rows, repeat, categorical):
     del replicate
     replicate_bytes = n_rows * 80 * 8
     balancer = skb.MarginalBalancer(targets=_targets(frame, rng), tol=1e-10)
-    fit_s, fit_mem, _ = measure(lambda: balancer.fit(data[frame.columns],
-                                                     sample_weight=base), repeat)
     design = skb.SurveyDesign(weights=base, replicates="successive-difference",
                               replicate_weights=names)
     estimator = skb.BalancedFunctionalEstimator(balancer, design=design)
-    seconds, memory, fitted = measure(lambda: estimator.fit(data, outcomes), repeat)
-    rows = [("raking fit alone", fit_s, fit_mem),
-            ("80 SDR replicates, 10 outcomes", seconds, memory)]
-    return rows, fitted.results_, replicate_bytes
+    cells = pd.MultiIndex.from_frame(frame).factorize()[0]  # the cells, found once
+    outcome_values = outcomes.to_numpy()
+
+    def floor():
+        weights = data[names].to_numpy()  # column-major: each replicate contiguous
+        per_cell = [np.bincount(cells, weights[:, r]) for r in range(weights.shape[1])]
+        return per_cell, outcome_values.T @ weights
+
+    def fit():
+        balancer.fit(data[frame.columns], sample_weight=base)
+
+    def estimate():
+        estimator.fit(data, outcomes)
+
+    floors, estimates = paired(floor, estimate, pairs)
+    fits, _ = paired(fit, lambda: None, pairs)
+    memory, _ = peak_memory(estimate)
+    return (estimates, floors, fits, memory), estimator.results_, replicate_bytes
 
 
-def _print(title, rows, note=""):
-    fit = rows[0][1]
-    print(f"\n### {title}\n")
-    print("| job | seconds | x raking fit | peak extra memory (MB) |")
-    print("|---|---:|---:|---:|")
-    for label, seconds, memory in rows:
-        print(f"| {label} | {seconds:.3f} | {seconds / fit:.2f} | {memory / 1e6:.0f} |")
-    if note:
-        print(f"\n{note}")
+def _line(label, values, reference, reference_label):
+    wall, cpu = np.median(values, axis=0)
+    ratios = values[:, 0] / reference[:, 0]
+    return (f"| {label} | {wall:.3f} | {cpu:.3f} | {np.median(ratios):.2f}x "
+            f"({ratios.min():.2f}-{ratios.max():.2f}) {reference_label} |")
 
 
 def main():
@@ -152,23 +173,44 @@ def main():
     parser.add_argument("--cases", default="clustered,acs")
     parser.add_argument("--rows", type=int, default=None,
                         help="rows (default 1,000,000 clustered, 3,000,000 acs)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--categorical", action="store_true",
                         help="balancing columns as pandas categoricals (read from their "
                         "codes: a much faster raking fit) instead of strings")
     args = parser.parse_args()
     kind = "categorical" if args.categorical else "string"
     cases = args.cases.split(",")
+    print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at the start; "
+          f"{args.pairs} alternating pairs, medians")
     if "clustered" in cases:
-        rows, results = clustered(args.rows or 1_000_000, args.repeat, args.categorical)
-        _print(f"clustered: 2,000 PSUs in 50 strata, 5 {kind} margins", rows)
-        print(f"\nlargest SE among the 10 outcomes: {results['std_error'].max():.4g}")
+        for shuffled in (False, True):
+            order = "shuffled" if shuffled else "sorted by PSU"
+            rows, results = clustered(args.rows or 1_000_000, args.pairs, args.categorical,
+                                      shuffled)
+            print(f"\n### clustered, rows {order}: 2,000 PSUs in 50 strata, 5 {kind} "
+                  "margins\n")
+            print("| job | wall s | CPU s | ratio per pair (range) | peak extra MB |")
+            print("|---|---:|---:|---|---:|")
+            for label, estimates, fits, memory in rows:
+                print(_line(label, estimates, fits, "the fit") + f" {memory / 1e6:.0f} |")
+            print(_line("raking fit alone", rows[0][2], rows[0][2], "") + " |")
+            largest = results["linearized SE, 10 outcomes"]["std_error"].max()
+            print(f"\nlargest linearized SE among the 10 outcomes: {largest:.6g}")
     if "acs" in cases:
-        rows, results, replicate_bytes = acs(args.rows or 3_000_000, args.repeat,
-                                             args.categorical)
-        _print(f"acs: 80 successive-difference replicate columns, 4 {kind} margins", rows,
-               f"replicate columns themselves: {replicate_bytes / 1e6:.0f} MB; peak extra "
-               f"memory of the estimate / that: {rows[1][2] / replicate_bytes:.2f}")
+        (estimates, floors, fits, memory), results, replicate_bytes = acs(
+            args.rows or 3_000_000, args.pairs, args.categorical)
+        print(f"\n### acs: 80 successive-difference replicate columns, 4 {kind} margins\n")
+        print("| job | wall s | CPU s | ratio per pair (range) |")
+        print("|---|---:|---:|---|")
+        print(_line("80 SDR replicates, 10 outcomes", estimates, floors, "the floor"))
+        print(_line("floor: 80 bincounts by cell + Y^T W", floors, floors, ""))
+        print(_line("raking fit alone", fits, fits, ""))
+        print(f"\nestimate / fit (medians): "
+              f"{np.median(estimates[:, 0]) / np.median(fits[:, 0]):.2f}x; peak extra memory "
+              f"of the estimate {memory / 1e6:.0f} MB, {memory / replicate_bytes:.2f}x the "
+              f"replicate columns ({replicate_bytes / 1e6:.0f} MB); largest SE "
+              f"{results['std_error'].max():.6g}")
 
 
 if __name__ == "__main__":

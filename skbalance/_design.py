@@ -28,8 +28,8 @@ from .utils._array_api import to_numpy
 from .utils._validation import column_label, level_repr, plain
 from .utils._warnings import warn
 
-__all__ = ["ReplicateWeights", "ResolvedDesign", "SurveyDesign", "replicate_parts",
-           "replicate_roots", "replicate_variance", "satterthwaite_df"]
+__all__ = ["DeleteOneMultipliers", "ReplicateWeights", "ResolvedDesign", "SurveyDesign",
+           "replicate_parts", "replicate_roots", "replicate_variance", "satterthwaite_df"]
 
 # (unit x cell) weight tables up to this many entries are dense (64 MB)
 _DENSE_TABLE = 1 << 23
@@ -309,16 +309,15 @@ def _stage_codes(clusters, strata, n_rows, nest):
     for stage in range(n_stages):
         if stage < len(strata):
             s_label, s_values = strata[stage]
-            s_codes = pd.factorize(s_values)[0]
-        else:
-            s_label, s_codes = None, np.zeros(n_rows, dtype=np.int64)
-        stratum = _pair_codes(parent, s_codes)
+            stratum = _pair_codes(parent, pd.factorize(s_values)[0])
+        else:  # the parent unit (dense codes in order of appearance already)
+            s_label, stratum = None, parent
         if stage < len(clusters):
             c_label, c_values = clusters[stage]
             c_codes = pd.factorize(c_values)[0]
-        else:  # each row its own unit
-            c_label, c_codes = None, np.arange(n_rows)
-        unit = _pair_codes(stratum, c_codes)
+            unit = _pair_codes(stratum, c_codes)
+        else:  # each row its own unit: the pairs are the rows
+            c_label, unit = None, np.arange(n_rows, dtype=np.int64)
         if c_label is not None and s_label is not None and stage == 0 and not nest:
             n_clusters = int(c_codes.max()) + 1
             n_units = int(unit.max()) + 1
@@ -528,9 +527,7 @@ class ResolvedDesign:
         weights, supplied or built, their rank minus one (replicates with
         rscale 0 do not count: R drops them)."""
         if self.supplied is not None:
-            gram = self.supplied.weights.T @ self.supplied.weights
-            eigenvalues = np.linalg.eigvalsh(gram)
-            return int(np.sum(eigenvalues > 1e-10 * eigenvalues.max())) - 1
+            return _numerical_rank(self.supplied.weights) - 1
         if self.replicates is not None:
             multipliers, _, rscales, _ = self.replicate_multipliers()
             if isinstance(multipliers, DeleteOneMultipliers):
@@ -785,6 +782,29 @@ class _Stage:
             factors.append(ratio[self.stratum_parent][strata])
         factors = np.column_stack(factors)
         return parts * (np.sqrt(factors) if roots else factors)
+
+
+def _numerical_rank(weights, tol=1e-10):
+    """Rank of a (rows x replicates) matrix: eigenvalues of its Gram above
+    ``tol`` times the largest.
+
+    A sample of rows decides it first when it can, without the Gram of every
+    row: the Gram of all rows is the sample's plus a positive semidefinite
+    rest, so its smallest eigenvalue is at least the sample's, and its
+    largest at most the sum of squares of all the weights. A sample whose
+    smallest eigenvalue clears ``tol`` times that sum proves full rank.
+    """
+    n_rows, n_reps = weights.shape
+    if n_rows > 64 * n_reps:
+        sample = weights[np.linspace(0, n_rows - 1, 64 * n_reps).astype(np.int64)]
+        smallest = np.linalg.eigvalsh(sample.T @ sample)[0]
+        flat = weights.T if weights.flags.f_contiguous else weights  # a contiguous view
+        squares = float(np.vdot(flat, flat)) if flat.flags.c_contiguous else float(
+            np.sum(weights * weights))
+        if smallest > tol * squares:
+            return n_reps
+    eigenvalues = np.linalg.eigvalsh(weights.T @ weights)
+    return int(np.sum(eigenvalues > tol * eigenvalues.max()))
 
 
 def _stratum_names(unit_strata, clusters, strata):

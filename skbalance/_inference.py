@@ -27,6 +27,7 @@ from sklearn.base import clone
 from ._balancer import MarginalBalancer
 from ._bias_reduced import bias_reduced_roots
 from ._design import (
+    DeleteOneMultipliers,
     ReplicateWeights,
     multiplied,
     replicate_roots,
@@ -1095,6 +1096,13 @@ def _replicate_estimates(fit, stats, design):
     problem = fit.problem
     cell = np.asarray(to_numpy(problem.cell_of_row), dtype=np.int64)
     n_cells = problem.n_cells
+    blocks = _blocks(stats)
+    dense = [stats[start] for start, _ in blocks if stats[start].split is None]
+    numerators = [np.asarray(to_numpy(s.numerator), dtype=np.float64) for s in dense]
+    denominators = [None if s.denominator is None else
+                    np.asarray(to_numpy(s.denominator), dtype=np.float64) for s in dense]
+    columns = numerators + [d for d in denominators if d is not None]
+    by_rows = True  # the cell base, the factors, then the totals in one pass over rows
     if fit.replicate_weights is not None or design.supplied is not None:
         replicate = (fit.replicate_weights if fit.replicate_weights is not None
                      else design.supplied)
@@ -1102,24 +1110,39 @@ def _replicate_estimates(fit, stats, design):
 
         def sums_of(group, n_groups, columns):
             return _cell_sums_supplied(group, n_groups, columns, replicate.weights)
+
+        def weights_of(start, stop):
+            return replicate.weights[start:stop]
+
+        cell_base = _replicate_cell_totals(cell, n_cells, replicate.weights)
     else:
         multipliers, scale, rscales, mse = design.replicate_multipliers()
+        unit, design_weights = design.units[0], design.weights
 
         def sums_of(group, n_groups, columns):
-            return _cell_sums_built(group, n_groups, columns, design.weights,
-                                    design.units[0], multipliers)
-    blocks = _blocks(stats)
-    dense = [stats[start] for start, _ in blocks if stats[start].split is None]
-    numerators = [np.asarray(to_numpy(s.numerator), dtype=np.float64) for s in dense]
-    denominators = [None if s.denominator is None else
-                    np.asarray(to_numpy(s.denominator), dtype=np.float64) for s in dense]
-    columns = [np.ones(cell.shape[0])] + numerators + [d for d in denominators if d is not None]
-    sums = sums_of(cell, n_cells, columns)
-    cell_base = sums[0]
-    factors = _replicate_factors(fit, problem, cell_base)
-    balanced = [factors * s for s in sums]  # per cell and replicate: sum of w_r * column
-    totals = [b.sum(axis=0) for b in balanced]
-    base_totals = [s.sum(axis=0) for s in sums]
+            return _cell_sums_built(group, n_groups, columns, design_weights, unit,
+                                    multipliers)
+
+        def weights_of(start, stop):  # d_i m[unit_i, r]
+            return multipliers[unit[start:stop]] * design_weights[start:stop, None]
+
+        if isinstance(multipliers, DeleteOneMultipliers):
+            # a jackknife's rows of multipliers are as many as its units: its
+            # sums go through the (cell, unit) table instead
+            by_rows = False
+            sums = sums_of(cell, n_cells, [np.ones(cell.shape[0])] + columns)
+            factors = _replicate_factors(fit, problem, sums[0])
+            totals = [(factors * s).sum(axis=0) for s in sums]  # sums of w_r * column
+            base_totals = [s.sum(axis=0) for s in sums]
+        else:
+            cell_base = sums_of(cell, n_cells, [np.ones(cell.shape[0])])[0]
+    if by_rows:
+        factors = _replicate_factors(fit, problem, cell_base)
+        totals = [cell_base.sum(axis=0)] + _replicate_totals(cell, factors, columns,
+                                                             weights_of)
+        base_totals = ([None] * (1 + len(numerators)) + _replicate_totals(
+            cell, np.ones_like(factors), columns[len(numerators):], weights_of)
+            if fit.method == "ipwi" else None)
     dense_thetas, next_denominator = [], 1 + len(numerators)
     for k, stat in enumerate(dense):
         numerator = totals[1 + k]
@@ -1169,8 +1192,9 @@ def _cell_sums_built(cell, n_cells, columns, weights, unit, multipliers):
     """``sum_i d_i m[unit_i, r] column_i`` per cell and replicate, via the
     (cell, unit) table: the replicates never touch the rows."""
     n_units = multipliers.shape[0]
-    # the (cell, unit) pairs present, found once; then one pass per column
-    pair, keys = pd.factorize(cell * n_units + unit)
+    # the (cell, unit) pairs present, found once and sorted (the table below is
+    # then in order whatever the rows' order); then one pass per column
+    keys, pair = np.unique(cell * n_units + unit, return_inverse=True)
     cells_of, units_of = keys // n_units, keys % n_units
     # every column's (cell, unit) table stacked, then one product with the multipliers
     totals = np.concatenate([np.bincount(pair, weights * column, minlength=keys.shape[0])
@@ -1180,6 +1204,42 @@ def _cell_sums_built(cell, n_cells, columns, weights, unit, multipliers):
                                        np.tile(units_of, len(columns)))),
                              shape=(len(columns) * n_cells, n_units))
     return np.split(multiplied(table, multipliers), len(columns))
+
+
+def _replicate_cell_totals(cell, n_cells, replicate_weights):
+    """``sum_i W_ir`` per cell and replicate (n_cells, n_replicates): one
+    ``bincount`` per replicate column (contiguous as pandas keeps them)."""
+    columns = replicate_weights.T
+    return np.column_stack([np.bincount(cell, columns[r], minlength=n_cells)
+                            for r in range(columns.shape[0])])
+
+
+def _replicate_totals(cell, factors, columns, weights_of, chunk=1 << 12):
+    """``sum_i u_i W_ir g[cell_i, r]`` of every column ``u``: its total under
+    every replicate's final weights (one array of n_replicates per column).
+
+    ``weights_of(start, stop)`` gives the replicate weights ``W`` of a chunk
+    of rows (n_rows_in_chunk, n_replicates). One pass over them, a chunk at
+    a time: each row's factors are copied from the small (cell x replicate)
+    table, multiplied by its replicate weights, and the chunk's product with
+    the columns adds all the totals at once (a matrix product: no sum per
+    cell is made, and the cost does not depend on the order of the rows).
+    """
+    if not columns:
+        return []
+    unique = list({id(c): c for c in columns}.values())  # shared arrays once
+    position = {id(c): k for k, c in enumerate(unique)}
+    n_rows, n_reps = cell.shape[0], factors.shape[1]
+    factors = np.ascontiguousarray(factors)
+    out = np.zeros((n_reps, len(unique)))
+    scaled = np.empty((min(chunk, n_rows), n_reps))
+    for start in range(0, n_rows, chunk):
+        stop = min(start + chunk, n_rows)
+        part = scaled[:stop - start]
+        np.take(factors, cell[start:stop], axis=0, out=part)  # a row of factors per row
+        part *= weights_of(start, stop)
+        out += part.T @ np.column_stack([c[start:stop] for c in unique])
+    return [out[:, position[id(c)]] for c in columns]
 
 
 def _cell_sums_supplied(cell, n_cells, columns, replicate_weights, chunk=1 << 16):

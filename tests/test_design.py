@@ -543,3 +543,25 @@ def test_jackknife_memory_grows_with_units_not_their_square():
     # JK1 of the raked mean equals the linearized SE closely at this size
     linear = skb.BalancedFunctionalEstimator(balancer).fit(X, y)
     assert est.std_error_ == pytest.approx(linear.std_error_, rel=1e-3)
+
+
+def test_rank_of_supplied_replicates_from_a_sample_of_rows_equals_the_full_gram():
+    """The sample's shortcut only ever proves full rank; anything it cannot
+    prove falls back to the Gram of every row (a plain eigenvalue count)."""
+    from skbalance._design import _numerical_rank
+
+    def full(weights):
+        eigenvalues = np.linalg.eigvalsh(weights.T @ weights)
+        return int(np.sum(eigenvalues > 1e-10 * eigenvalues.max()))
+
+    rng = np.random.default_rng(3)
+    weights = np.asfortranarray(rng.uniform(1, 2, (20_000, 12)))
+    duplicated = weights.copy(order="F")
+    duplicated[:, 5] = duplicated[:, 3]
+    hidden = weights.copy(order="F")  # differs from column 2 on rows the sample skips
+    hidden[:, 7] = hidden[:, 2]
+    hidden[1:20, 7] += 1.0
+    assert not np.isin(np.arange(1, 20), np.linspace(0, 19_999, 64 * 12).astype(int)).any()
+    c_order = np.ascontiguousarray(weights)
+    for case, expected in ((weights, 12), (duplicated, 11), (hidden, 12), (c_order, 12)):
+        assert _numerical_rank(case) == full(case) == expected
