@@ -27,8 +27,7 @@ Honest by construction:
   that stops early shows it.
 * Each contender is timed against its own read limit, in its own process and
   round: the fastest pass that turns the balancing columns into integer codes
-  (``pandas.factorize(use_na_sentinel=False)``, the call skbalance makes, for
-  pandas strings; ``cast(pl.Categorical).to_physical()`` for polars; reading
+  (``pandas.factorize``, the call skbalance makes, for pandas strings; ``cast(pl.Categorical).to_physical()`` for polars; reading
   ``.cat.codes`` for pandas categoricals).
 * Rounds are interleaved (every contender once per round, the order rotated)
   and the table reports medians.
@@ -177,7 +176,7 @@ def peak_memory(function):
 
 def limit_pandas(frame, targets):
     for column in targets:
-        pd.factorize(frame[column], use_na_sentinel=False)
+        pd.factorize(frame[column])
 
 
 def limit_categorical(frame, targets):

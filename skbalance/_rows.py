@@ -162,14 +162,18 @@ def _encode_host(values, column, missing, hint="missing='level'"):
     elif _is_arrow_dictionary(values):
         codes, levels = _encode_arrow_dictionary(values)
     else:
-        # Missing values get a code of their own, so finding them costs a
-        # look at the (few) levels instead of a pass over the rows.
-        codes, levels = pd.factorize(values, use_na_sentinel=False)
+        # Missing values come back as -1 from the hash table itself (asking
+        # for a level instead makes pandas look for them in a pass over the
+        # rows: 2x the cost of factorizing object strings); they become one
+        # level of their own, NaN, last.
+        codes, levels = pd.factorize(values)
         codes = codes.astype(np.int64, copy=False)
         levels = pd.Index(levels, tupleize_cols=False)
-        if levels.hasnans and not isinstance(levels.dtype, np.dtype):
-            # pd.NA of nullable and Arrow dtypes: the one missing level, NaN
-            levels = pd.Index([np.nan if pd.isna(v) else v for v in levels], dtype=object)
+        if codes.size and codes.min() < 0:
+            codes = np.where(codes < 0, levels.shape[0], codes)
+            numeric = isinstance(levels.dtype, np.dtype) and levels.dtype.kind == "f"
+            levels = (levels if numeric else levels.astype(object)).append(
+                pd.Index([np.nan], dtype=levels.dtype if numeric else object))
     if levels.dtype.kind in "fc" and np.isinf(levels.to_numpy()).any():
         raise ValueError(
             f"Balancing column {column_label(column)} contains inf; levels must be "
