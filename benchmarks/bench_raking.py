@@ -27,8 +27,9 @@ Honest by construction:
   that stops early shows it.
 * Each contender is timed against its own read limit, in its own process and
   round: the fastest pass that turns the balancing columns into integer codes
-  (``pandas.factorize``, the call skbalance makes, for pandas strings; ``cast(pl.Categorical).to_physical()`` for polars; reading
-  ``.cat.codes`` for pandas categoricals).
+  (``pandas.factorize``, the call skbalance makes, for pandas strings;
+  ``cast(pl.Categorical).to_physical()`` for polars; reading ``.cat.codes``
+  for pandas categoricals).
 * Rounds are interleaved (every contender once per round, the order rotated)
   and the table reports medians.
 * Peers run on their exact paths in their own environments (``--peer
