@@ -44,8 +44,8 @@ def _rss():
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def peak_memory(function):
-    """Peak extra resident memory (bytes) of one call."""
+def measure(function):
+    """Wall and CPU seconds of one call, and its peak extra memory (bytes)."""
     start_rss, peak, running = _rss(), [0], [True]
 
     def sample():
@@ -55,10 +55,14 @@ def peak_memory(function):
 
     watcher = threading.Thread(target=sample)
     watcher.start()
-    result = function()
-    running[0] = False
-    watcher.join()
-    return peak[0] - start_rss, result
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        function()
+    finally:  # the watcher stops even when the call fails
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        running[0] = False
+        watcher.join()
+    return wall, cpu, max(peak[0] - start_rss, 0)
 
 
 def _balancing_columns(rng, n_rows, sizes, categorical=False):
@@ -118,7 +122,7 @@ def clustered(n_rows, pairs, categorical, shuffled):
             estimator.fit(frame, outcomes, sample_weight=base)
 
         fits, estimates = paired(fit, estimate, pairs)
-        memory, _ = peak_memory(estimate)
+        memory = measure(estimate)[2]
         rows.append((label, estimates, fits, memory))
         results[label] = estimator.results_
     return rows, results
@@ -157,7 +161,7 @@ def acs(n_rows, pairs, categorical):
 
     floors, estimates = paired(floor, estimate, pairs)
     fits, _ = paired(fit, lambda: None, pairs)
-    memory, _ = peak_memory(estimate)
+    memory = measure(estimate)[2]
     return (estimates, floors, fits, memory), estimator.results_, replicate_bytes
 
 

@@ -25,35 +25,12 @@ State the machine's load (``uptime``) and the BLAS threads beside the numbers.
 
 import argparse
 import os
-import threading
-import time
 
 import numpy as np
 import pandas as pd
-from bench_design import _rss  # the resident set size, as bench_design reads it
+from bench_design import measure  # wall, CPU and peak extra memory of one call
 
 import skbalance as skb
-
-
-def measure(function):
-    """Wall and CPU seconds of one call, and its peak extra memory (bytes)."""
-    start_rss, peak, running = _rss(), [0], [True]
-
-    def sample():
-        while running[0]:
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.002)
-
-    watcher = threading.Thread(target=sample)
-    watcher.start()
-    wall, cpu = time.perf_counter(), time.process_time()
-    try:
-        function()
-    finally:  # the watcher stops even when the call fails
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        running[0] = False
-        watcher.join()
-    return wall, cpu, max(peak[0] - start_rss, 0)
 
 
 def main():
