@@ -418,6 +418,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         denominator = labels_of(self.denominator, "the ratio's denominator")
         if len(denominator) > 1:
             raise TypeError("The ratio's denominator is one column.")
+        given = X
         if self.balancer is None and weighting == "empirical":  # no column to balance
             X = X.assign(__skbalance_all__=0)
             balancing = ["__skbalance_all__"]
@@ -455,9 +456,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
                          else _lazy_base(X, base if label is None else X[label]))
         self.n_steps_ = balancer.n_iter_ if weighting == "balanced" else 0
         self.balancer_ = balancer
-        self.n_features_in_ = balancer.n_features_in_
-        if hasattr(balancer, "feature_names_in_"):
-            self.feature_names_in_ = balancer.feature_names_in_
+        validate_data(self, read_rows(given).fit_table, skip_check_array=True, reset=True)
         return self
 
     def _estimate(self, fit, rows, y, design):
