@@ -1086,9 +1086,11 @@ def srs_variance(stat, moment, n, population):
 def _replicate_estimates(fit, stats, design):
     """Every statistic on every replicate, re-balanced on the same cells.
 
-    Statistics held as rows take sums per (cell, replicate); a split's
-    domains take sums per ((cell, domain) pair present, replicate), so no
-    array of rows times domains is made.
+    The replicates' weight totals per cell give their factors; statistics
+    held as rows then take their totals under every replicate in one pass
+    over the rows (:func:`_replicate_totals`; a jackknife through its (cell,
+    unit) table instead); a split's domains take sums per ((cell, domain)
+    pair present, replicate), so no array of rows times domains is made.
 
     Returns the replicate estimates (n_replicates, n_stats) and the variance
     constants.
