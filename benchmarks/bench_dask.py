@@ -19,7 +19,7 @@ memory, and from the groups) and prints the largest relative difference of
 every number of the results.
 
 Peak memory is the resident set size of this process (the threaded
-scheduler runs here), sampled every 5 ms, against the size the data would
+scheduler runs here), sampled every 2 ms, against the size the data would
 take in memory. BLAS threads do not matter here (group-bys and bincounts).
 
 Usage::
@@ -31,11 +31,11 @@ Usage::
 
 import argparse
 import os
-import threading
 import time
 
 import numpy as np
 import pandas as pd
+from bench_design import measure  # wall, CPU and peak extra memory of one call
 
 import skbalance as skb
 
@@ -64,36 +64,6 @@ def partition(index, rows):
     return pd.DataFrame(columns)
 
 
-def rss():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakMemory:
-    """Resident set size sampled every 5 ms while the block runs."""
-
-    def __enter__(self):
-        self.start, self.peak = rss(), 0
-        self.done = threading.Event()
-
-        def sample():
-            while not self.done.is_set():
-                self.peak = max(self.peak, rss())
-                time.sleep(0.005)
-
-        self.watcher = threading.Thread(target=sample, daemon=True)
-        self.watcher.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.watcher.join()
-
-    @property
-    def added_mib(self):
-        return (self.peak - self.start) / 2**20
-
-
 def lazy_frame(n_partitions, per_partition):
     import dask.dataframe as dd
 
@@ -115,22 +85,27 @@ def rake(args, per_partition):
     frame = lazy_frame(args.partitions, per_partition)
     n_rows = per_partition * args.partitions
     targets = reachable_targets()
-    with dask.config.set(scheduler="threads"), PeakMemory() as memory:
+    bal = skb.MarginalBalancer(targets=targets, tol=1e-10)
+    times = {}
+
+    def fit_and_stream():
         started = time.perf_counter()
-        bal = skb.MarginalBalancer(targets=targets, tol=1e-10)
         bal.fit(frame[list(LEVELS)], sample_weight=frame["w"])
-        fitted = time.perf_counter()
-        total = float(bal.weights_.sum().compute())
-        mapped = time.perf_counter()
+        times["fit"] = time.perf_counter() - started
+        times["total"] = float(bal.weights_.sum().compute())
+        times["map"] = time.perf_counter() - started - times["fit"]
+
+    with dask.config.set(scheduler="threads"):
+        added = measure(fit_and_stream)[2] / 2**20
     data_bytes = n_rows * (len(LEVELS) * 8 + 8)  # as int64 codes and float64 weights
     print(f"rows: {n_rows:,} in {args.partitions} partitions (generated lazily)")
     print(f"fit (distributed group-by to {bal.n_cells_:,} cells, {bal.n_iter_} steps): "
-          f"{fitted - started:.1f} s")
-    print(f"weights streamed once (sum {total:.6g}): {mapped - fitted:.1f} s")
+          f"{times['fit']:.1f} s")
+    print(f"weights streamed once (sum {times['total']:.6g}): {times['map']:.1f} s")
     print(f"converged: {bal.converged_}, largest marginal error "
           f"{bal.marginal_error_[-1].max():.1e}, Kish design effect {bal.design_effect_:.4f}")
-    print(f"peak memory added: {memory.added_mib:.0f} MiB; data size in memory: "
-          f"{data_bytes / 2**20:,.0f} MiB; ratio {memory.added_mib * 2**20 / data_bytes:.3f}")
+    print(f"peak memory added: {added:.0f} MiB; data size in memory: "
+          f"{data_bytes / 2**20:,.0f} MiB; ratio {added * 2**20 / data_bytes:.3f}")
 
 
 def estimator(targets):
@@ -167,10 +142,10 @@ def estimate(args, per_partition):
               f"difference of estimate, SE, interval, deff, df, n: {difference:.1e}")
     frame = lazy_frame(args.partitions, per_partition)
     n_rows = per_partition * args.partitions
-    with dask.config.set(scheduler="threads"), PeakMemory() as memory:
-        started, cpu = time.perf_counter(), time.process_time()
-        est = estimator(targets).fit(frame, "y")
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    est = estimator(targets)
+    with dask.config.set(scheduler="threads"):
+        wall, cpu, added = measure(lambda: est.fit(frame, "y"))
+    added /= 2**20
     data_bytes = n_rows * ((len(LEVELS) + 2) * 8 + 2 * 8)  # int64 codes, float64 y and w
     row = est.results_.iloc[0]
     print(f"rows: {n_rows:,} in {args.partitions} partitions (generated lazily); "
@@ -180,9 +155,9 @@ def estimate(args, per_partition):
           f"converged {est.balancer_.converged_}")
     print(f"fit and estimate: {wall:.1f} s wall, {cpu:.1f} s CPU (threaded scheduler, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end)")
-    print(f"peak memory added: {memory.added_mib:.0f} MiB; data size in memory: "
+    print(f"peak memory added: {added:.0f} MiB; data size in memory: "
           f"{data_bytes / 2**20:,.0f} MiB; share held at once "
-          f"{memory.added_mib * 2**20 / data_bytes:.3f}")
+          f"{added * 2**20 / data_bytes:.3f}")
 
 
 def main():

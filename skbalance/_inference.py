@@ -1125,9 +1125,6 @@ def _replicate_estimates(fit, stats, design):
             return _cell_sums_built(group, n_groups, columns, design_weights, unit,
                                     multipliers)
 
-        def weights_of(start, stop):  # d_i m[unit_i, r]
-            return multipliers[unit[start:stop]] * design_weights[start:stop, None]
-
         if isinstance(multipliers, DeleteOneMultipliers):
             # a jackknife's rows of multipliers are as many as its units: its
             # sums go through the (cell, unit) table instead
@@ -1138,6 +1135,9 @@ def _replicate_estimates(fit, stats, design):
             base_totals = [s.sum(axis=0) for s in sums]
         else:
             cell_base = sums_of(cell, n_cells, [np.ones(cell.shape[0])])[0]
+
+            def weights_of(start, stop):  # d_i m[unit_i, r]
+                return multipliers[unit[start:stop]] * design_weights[start:stop, None]
     if by_rows:
         factors = _replicate_factors(fit, problem, cell_base)
         totals = [cell_base.sum(axis=0)] + _replicate_totals(cell, factors, columns,
