@@ -127,16 +127,29 @@ def _is_categorical(dtype):
         "O", "b", "U", "S") or pd.api.types.is_string_dtype(dtype))
 
 
-def _shifts(frame, columns):
-    """Per numeric column, a value near its centre (the median of its first
-    rows, all read in one look at the first partition): subtracted before
-    the sums of squares, so that the within-group spread keeps its digits
-    when the mean is large."""
-    head = frame[columns].head(1000) if columns else {}
-    shifts = {}
-    for column in columns:
-        values = pd.to_numeric(head[column], errors="coerce").dropna()
-        shifts[column] = float(values.median()) if len(values) else 0.0
+def _shifts(frame, columns, max_partitions=16):
+    """Per numeric column, a value near its centre: the median of the first
+    rows that have one (up to 1000 from a partition, from the first
+    partitions in turn until every column has a value, at most
+    ``max_partitions``; else 0). Subtracted before the sums of squares, so
+    that the within-group spread keeps its digits when the mean is large.
+
+    Each look takes pandas' ``head`` inside the partition: dask's own warns
+    when a partition holds fewer rows than asked for, and short or empty
+    partitions are ordinary (a filtered frame).
+    """
+    shifts = dict.fromkeys(columns, 0.0)
+    pending = list(columns)
+    for i in range(min(frame.npartitions, max_partitions)):
+        if not pending:
+            break
+        head = frame[pending].partitions[i].map_partitions(
+            pd.DataFrame.head, 1000).compute()
+        for column in list(pending):
+            values = pd.to_numeric(head[column], errors="coerce").dropna()
+            if len(values):
+                shifts[column] = float(values.median())
+                pending.remove(column)
     return shifts
 
 

@@ -1,5 +1,7 @@
 """Raking with Dask: one distributed group-by, the same weights as pandas."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -189,6 +191,32 @@ def test_dask_design_effect_counts_the_spread_within_groups(survey):
     srs = svyvar / n * (1 - n / total)
     assert est.results_["deff"].iat[0] == pytest.approx(est.std_error_ ** 2 / srs, rel=1e-9)
     assert est.results_["n"].iat[0] == n
+
+
+def test_dask_estimates_with_short_and_empty_partitions(survey):
+    """Partitions shorter than the look at the outcomes' centre, and an empty
+    first one (a filtered frame), give the in-memory numbers without a
+    warning."""
+    data = survey.sort_values("st", kind="stable")
+    design = skb.SurveyDesign(clusters="psu", strata="st")
+
+    def estimator():
+        return skb.BalancedFunctionalEstimator(
+            skb.MarginalBalancer(targets=SURVEY_TARGETS, tol=1e-12), design=design,
+            na_rm=True)
+
+    kept = data[data["st"] != 0]
+    rows = estimator().fit(kept, kept[["y", "c"]], sample_weight=kept["w"])
+    lazy = dd.from_pandas(data, npartitions=30, sort=False)  # about 400 rows each
+    lazy = lazy[lazy["st"] != 0]
+    lengths = lazy.map_partitions(len).compute().tolist()
+    assert lengths[0] == 0 and 0 < max(lengths) < 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        groups = estimator().fit(lazy, ["y", "c"], sample_weight=lazy["w"])
+    np.testing.assert_allclose(groups.results_[NUMBERS].to_numpy(dtype=np.float64),
+                               rows.results_[NUMBERS].to_numpy(dtype=np.float64),
+                               rtol=1e-9, atol=0)
 
 
 def test_dask_estimates_on_a_cluster(client, survey):
