@@ -302,9 +302,10 @@ class BalancedFunctionalEstimator(BaseEstimator):
             cell, sampling units, strata, domain and categorical outcome
             levels, and every estimate and standard error is computed from
             the groups' sums (equal to the in-memory results; see Notes).
-        y : array-like, Series or DataFrame of shape (n_samples,) or (n_samples, n_outputs)
-            The outcomes (the values of the function ``h`` at every row). With
-            a dask frame, also the label(s) of its outcome column(s).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), or label(s)
+            The outcomes (the values of the function ``h`` at every row), or,
+            when ``X`` is a DataFrame (pandas, polars or dask), the label of
+            its outcome column or a list of labels.
         sample_weight : array-like or dask Series of shape (n_samples,), default=None
             Nonnegative base (design) weights.
 
@@ -329,6 +330,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
         if is_dask(X):
             return self._fit_groups(X, y, sample_weight)
         rows = read_rows(X)  # read once: the design's columns, the balancing and y
+        y = rows.labelled(y)
         design = None
         if self.design is not None:
             design = self.design.resolve(rows, None if sample_weight is None else

@@ -427,6 +427,31 @@ class Rows:
             return self.table[columns]
         return pd.DataFrame({c: to_numpy(self.table[:, c]) for c in columns})
 
+    def labelled(self, y):
+        """``y`` given by the label(s) of columns of named rows: those columns.
+
+        A string names one column (an unknown one is an error); a tuple
+        present among the columns too; a list of strings that are all column
+        labels names several. Anything else is ``y``'s own values, returned
+        as they are. Dask frames read their outcome labels elsewhere.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skbalance._rows import read_rows
+        >>> rows = read_rows(pd.DataFrame({"g": [0, 1], "y": [2.0, 3.0]}))
+        >>> rows.labelled("y").tolist(), rows.labelled([5.0, 6.0])
+        ([2.0, 3.0], [5.0, 6.0])
+        """
+        if not self.named or self.lazy:
+            return y
+        if isinstance(y, str) or (isinstance(y, tuple) and y in self.columns):
+            return self.column(y)
+        if isinstance(y, list) and y and all(
+                isinstance(c, str) and c in self.columns for c in y):
+            return self.frame(y)
+        return y
+
     def encode(self, column, missing="error", hint="missing='level'"):
         """Integer codes of one column's levels.
 

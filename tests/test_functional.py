@@ -236,3 +236,31 @@ def test_empirical_baseline_reads_no_unrelated_column():
             expected, rel=1e-14)
     assert est.n_features_in_ == 3
     assert list(est.feature_names_in_) == ["g", "notes", "y"]
+
+
+def test_outcomes_named_by_label_of_a_frame():
+    """y as the label(s) of X's columns, as on a dask frame: the same numbers
+    as the columns' values, and the mean is the weighted mean by a plain sum."""
+    rng = np.random.default_rng(11)
+    n = 300
+    X = pd.DataFrame({"g": rng.choice(["a", "b"], n), "psu": rng.integers(0, 20, n),
+                      "y": rng.normal(3, 1, n), "c": rng.choice(["p", "q"], n)})
+    targets = {"g": {"a": 0.4, "b": 0.6}}
+
+    def fit(y):
+        return skb.BalancedFunctionalEstimator(
+            skb.MarginalBalancer(targets=targets, tol=1e-12),
+            design=skb.SurveyDesign(clusters="psu")).fit(X, y)
+
+    by_label, by_values = fit("y"), fit(X["y"])
+    w = by_label.weights_
+    assert by_label.estimate_ == pytest.approx(np.sum(w * X["y"]) / np.sum(w), rel=1e-13)
+    assert by_label.std_error_ == by_values.std_error_
+    numbers = ["estimate", "std_error", "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(fit(["y", "c"]).results_[numbers],
+                                  fit(X[["y", "c"]]).results_[numbers])
+    with pytest.raises(ValueError, match=r"Unknown column 'income'"):
+        fit("income")
+    # a list of values that are not all column labels stays values
+    values = list(np.where(X["g"] == "a", "y", "other"))
+    assert fit(values).results_["level"].tolist() == ["other", "y"]
