@@ -206,8 +206,9 @@ def _numeric_margin(margin, kind, where):
         raise CommandError(f"{where}: {exc}") from exc
 
 
-def _write_csv(frame, path, inputs):
-    """Write ``frame`` to ``path`` atomically, never over one of the inputs."""
+def _check_destination(path, inputs, overwrite):
+    """Raise unless ``path`` may be written: never one of the inputs, never a
+    directory, and an existing file only with ``--overwrite``."""
     target = os.path.realpath(path)
     for source in inputs:
         if source is not None and os.path.exists(source) and (
@@ -219,6 +220,16 @@ def _write_csv(frame, path, inputs):
         raise CommandError(f"--out {path} is a directory; give a file path.")
     if not os.path.isdir(folder):
         raise CommandError(f"--out {path}: the directory {folder} does not exist.")
+    if os.path.exists(target) and not overwrite:
+        raise CommandError(f"--out {path} exists; pass --overwrite to replace it, or choose "
+                           "another path.")
+    return target, folder
+
+
+def _write_csv(frame, path, inputs, overwrite=False):
+    """Write ``frame`` to ``path`` atomically, never over one of the inputs,
+    nor over an existing file without ``overwrite``."""
+    target, folder = _check_destination(path, inputs, overwrite)
     parquet = path.lower().endswith(".parquet")
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".skbalance-",
                                          suffix=".parquet" if parquet else ".csv")
@@ -326,6 +337,7 @@ def _base_weights(args, data):
 def run_rake(args, out=None):
     """Rake a CSV file to the targets of a JSON file and write the weights."""
     out = sys.stdout if out is None else out
+    _check_destination(args.out, [args.data, args.targets], args.overwrite)  # before the work
     targets = _read_targets(args.targets)
     data = _read_data(args, _targets_columns(targets))
     sample_weight = _base_weights(args, data)
@@ -345,7 +357,7 @@ def run_rake(args, out=None):
         if args.id_column not in data.columns:
             raise CommandError(f"id column {args.id_column!r} is not in {args.data}.")
         result.insert(0, args.id_column, data[args.id_column].to_numpy())
-    _write_csv(result, args.out, [args.data, args.targets])
+    _write_csv(result, args.out, [args.data, args.targets], args.overwrite)
     print(_format_diagnostics(balancer.diagnostics_), file=out)
     print("\n" + _summary(balancer), file=out)
     print(f"wrote {len(result)} weights to {args.out}", file=out)
@@ -355,6 +367,8 @@ def run_rake(args, out=None):
 def run_estimate(args, out=None):
     """Balance a CSV file and print design-based estimates of its outcomes."""
     out = sys.stdout if out is None else out
+    if args.out is not None:  # before the work
+        _check_destination(args.out, [args.data, args.targets], args.overwrite)
     targets = None if args.targets is None else _read_targets(args.targets)
     by = args.by or []
     text = [c for c in (*by, *(args.clusters or []), *(args.strata or [])) if c]
@@ -397,7 +411,7 @@ def run_estimate(args, out=None):
            "design weights alone (no --targets: no balancing)") + "\n", file=out)
     print(results.to_string(index=False, float_format=lambda v: f"{v:.6g}"), file=out)
     if args.out is not None:
-        _write_csv(results, args.out, [args.data, args.targets])
+        _write_csv(results, args.out, [args.data, args.targets], args.overwrite)
         print(f"wrote {len(results)} rows to {args.out}", file=out)
     converged = balancer is None or estimator.balancer_.converged_
     return 0 if converged or not args.strict else 3
@@ -454,6 +468,9 @@ def _parser():
     rake.add_argument("--out", required=True, help="file to write the weights to: CSV, or "
                       "Parquet for a name ending in .parquet")
     rake.add_argument("--id-column", help="column copied next to the weights")
+    rake.add_argument("--overwrite", action="store_true",
+                      help="replace --out if it exists (without it, an existing file is an "
+                      "error)")
     estimate = commands.add_parser(
         "estimate", help="balance a CSV file and estimate means, totals, proportions or "
         "ratios with design-based standard errors", **formatted,
@@ -510,6 +527,9 @@ def _parser():
                           "(R's na.rm=TRUE); without it they are an error")
     estimate.add_argument("--out", help="also write the results table to this file (CSV, or "
                           "Parquet for a name ending in .parquet)")
+    estimate.add_argument("--overwrite", action="store_true",
+                          help="replace --out if it exists (without it, an existing file is "
+                          "an error)")
     return parser
 
 

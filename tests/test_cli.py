@@ -119,7 +119,35 @@ def test_rake_not_converged_warns_and_strict_fails(files):
             "--out", str(path / "w.csv"), "--max-iter", "2", "--tol", "1e-12"]
     result = run(*base)
     assert result.returncode == 0 and "skbalance: warning: Raking did not reach" in result.stderr
-    assert run(*base, "--strict").returncode == 3
+    assert run(*base, "--strict", "--overwrite").returncode == 3
+
+
+def test_an_existing_out_file_is_kept_unless_overwrite(files, clus1_files):
+    """A user's file is never replaced silently: the command stops before any
+    work and leaves it as it was; --overwrite replaces it."""
+    path, _ = files
+    out = path / "mine.csv"
+    out.write_text("precious\n")
+    rake = ["rake", str(path / "data.csv"), "--targets", str(path / "targets.json"),
+            "--out", str(out)]
+    result = run(*rake)
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"--out {out} exists; pass --overwrite" in result.stderr
+    assert out.read_text() == "precious\n"
+    assert run(*rake, "--overwrite").returncode == 0
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["weight"] and len(written) == len(
+        pd.read_csv(path / "data.csv"))
+    clus1 = clus1_files
+    results = clus1 / "results.csv"
+    results.write_text("precious\n")
+    estimate = ["estimate", str(clus1 / "clus1.csv"), "--weight-column", "pw",
+                "--clusters", "dnum", "--y", "api00", "--out", str(results)]
+    result = run(*estimate)
+    assert result.returncode == 2 and "exists; pass --overwrite" in result.stderr
+    assert results.read_text() == "precious\n"
+    assert run(*estimate, "--overwrite").returncode == 0
+    assert pd.read_csv(results)["outcome"].tolist() == ["api00"]
 
 
 @pytest.fixture
