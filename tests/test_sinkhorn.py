@@ -237,6 +237,26 @@ def test_a_row_far_below_the_others(dtype, gap):
     assert result.converged and _true_error(result, a, b) <= tol
 
 
+def test_scaling_path_reports_the_error_of_the_plan_it_returns():
+    """The scaling path's last error comes from its last products; it equals
+    the plan's own row and column sums against the marginals (relative to
+    the mass), for 2-D and batched kernels, fixed steps and a tolerance."""
+    rng = np.random.default_rng(12)
+    for shape in [(30, 20), (3, 30, 20)]:
+        K = rng.uniform(0.05, 1.0, size=shape)
+        a = rng.uniform(1, 2, size=shape[:-1])
+        b = rng.uniform(1, 2, size=shape[:-2] + shape[-1:])
+        b *= a.sum(axis=-1, keepdims=True) / b.sum(axis=-1, keepdims=True)
+        mass = a.sum(axis=-1, keepdims=True)
+        for options in [dict(max_iter=7, tol=0), dict(tol=1e-11, max_iter=10_000)]:
+            result = skb.sinkhorn(K, a, b, **options)
+            plan = result.plan
+            true = max(np.abs((plan.sum(axis=-1) - a) / mass).max(),
+                       np.abs((plan.sum(axis=-2) - b) / mass).max())
+            assert result.marginal_error[-1] == pytest.approx(true, rel=1e-6, abs=1e-16)
+            assert result.converged == (true <= (options["tol"] or 1e-10) * (1 + 1e-6))
+
+
 def test_reported_error_is_the_error_of_the_returned_plan():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 16))
