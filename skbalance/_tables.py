@@ -33,10 +33,12 @@ def chisq_test(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
     rows, columns : label
         The table's two columns (categorical).
     balancer : MarginalBalancer or None, default=None
-        Balances the weights first; None with ``baseline="empirical"``: the
-        design weights alone (R's uncalibrated design).
+        Balances the weights first; None: the design weights alone (R's
+        uncalibrated design).
     baseline : {"empirical", "ipwi"} or None, default=None
-        As in :class:`BalancedFunctionalEstimator`.
+        As in :class:`BalancedFunctionalEstimator`; None without a balancer
+        is "empirical" (``X`` holds the table's and the design's columns,
+        which no default balancing should rake).
     design : SurveyDesign or None, default=None
         How the sample was drawn.
     sample_weight : array-like of shape (n_samples,) or None, default=None
@@ -74,7 +76,8 @@ def chisq_test(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
     if len(row_levels) < 2 or len(col_levels) < 2:
         raise ValueError(f"A two-way table needs two levels in each column; {rows!r} has "
                          f"{len(row_levels)} and {columns!r} {len(col_levels)}.")
-    estimator = BalancedFunctionalEstimator(balancer, baseline=baseline, design=design,
+    estimator = BalancedFunctionalEstimator(balancer, baseline=_baseline(balancer, baseline),
+                                            design=design,
                                             ci_method="mean")
     estimator.fit(frame, cell, sample_weight=sample_weight)
     results = estimator.results_
@@ -163,7 +166,7 @@ def two_way_table(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
         raise ValueError(f"statistic must be 'proportion' or 'total'; got {statistic!r}.")
     frame, cell = _cells(X, rows, columns)
     estimator = BalancedFunctionalEstimator(
-        balancer, baseline=baseline, design=design, ci_method="mean",
+        balancer, baseline=_baseline(balancer, baseline), design=design, ci_method="mean",
         statistic="mean" if statistic == "proportion" else "total")
     results = estimator.fit(frame, cell, sample_weight=sample_weight).results_
     found = {level: k for k, level in enumerate(results["level"])}
@@ -179,6 +182,11 @@ def two_way_table(X: Table, rows: Any, columns: Any, *, balancer: Any = None,
                                                        "ci_high"]].to_dict())
             out.append({rows: r, columns: c, **row, "n": int(counts.get((r, c), 0))})
     return pd.DataFrame(out)
+
+
+def _baseline(balancer, baseline):
+    """Without a balancer, the design weights (not every column raked to uniform)."""
+    return "empirical" if balancer is None and baseline is None else baseline
 
 
 def _cells(X, rows, columns):

@@ -325,6 +325,24 @@ def test_rao_scott_tests_equal_svychisq(statistic):
         assert test.p_value == pytest.approx(expected[-1], rel=1e-6)
 
 
+def test_tables_without_a_balancer_use_the_design_weights():
+    """R's svychisq and svytotal on the design itself: no balancer and no
+    baseline means the design weights, never every column of X raked."""
+    clus1 = skb.datasets.load_api("clus1")
+    cluster = skb.SurveyDesign(clusters="dnum", fpc="fpc")
+    test = skb.chisq_test(clus1, "sch.wide", "stype", design=cluster,
+                          sample_weight=clus1["pw"])
+    expected = REF["chisq.clus1_schwide_stype.F"]
+    np.testing.assert_allclose([test.statistic, test.ndf, test.ddf], expected[:3], rtol=1e-8)
+    totals = skb.two_way_table(clus1, "awards", "stype", design=cluster,
+                               sample_weight=clus1["pw"], statistic="total")
+    order = totals.sort_values(["stype", "awards"])
+    np.testing.assert_allclose(order.estimate, REF["table.clus1_awards_stype_total.estimate"],
+                               rtol=1e-10)
+    np.testing.assert_allclose(order.std_error, REF["table.clus1_awards_stype_total.se"],
+                               rtol=1e-10)
+
+
 def test_chisq_test_errors():
     clus1 = skb.datasets.load_api("clus1")
     with pytest.raises(ValueError, match="needs two levels in each column"):
