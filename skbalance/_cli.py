@@ -545,6 +545,7 @@ def main(argv=None):
         return run_rake(args)
     except (CommandError, ValueError, KeyError, TypeError, OSError) as exc:
         message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-        message = message.replace("pass missing='level'", "pass --missing-as-level")
+        message = message.replace("pass missing='level'", "pass --missing-as-level").replace(
+            "pass na_rm=True", "pass --na-rm")
         print(f"skbalance: error: {message}", file=sys.stderr)
         return 2
