@@ -55,6 +55,16 @@ def _t_summary(estimate, se, df):
                       "df": df})
 
 
+def _check_domain_column(label, missing, rows=None):
+    """Raise for a domain column with missing values. ``missing`` flags each
+    row, or each group of rows with ``rows`` the number in each."""
+    if missing.any():
+        rows = np.ones(missing.shape[0]) if rows is None else np.asarray(rows)
+        raise ValueError(f"Domain column {label!r} has {int(rows[missing].sum())} missing "
+                         f"value(s) in {int(rows.sum())} rows; fill or drop them (no row is "
+                         "dropped silently).")
+
+
 class BalancedFunctionalEstimator(BaseEstimator):
     """Means, totals, proportions and ratios after balancing, with standard errors.
 
@@ -429,6 +439,9 @@ class BalancedFunctionalEstimator(BaseEstimator):
                                           balancer.target_type)
         grouped = group_rows(X, y, base, balancing + design_columns + labels_of(
             self.domain, "the domain"), denominator[0] if denominator else None, self.na_rm)
+        rows_per_group = grouped.cells["rows"].to_numpy()
+        for label in labels_of(self.domain, "the domain"):  # counted in rows, not groups
+            _check_domain_column(label, grouped.cells[label].isna().to_numpy(), rows_per_group)
         label = base if design.weights is not None else None
         problem = fit_from_groups(balancer, X, grouped.cells, balancing,
                                   None if label is not None else base, label)
@@ -541,9 +554,11 @@ class BalancedFunctionalEstimator(BaseEstimator):
                 isinstance(c, (str, Integral)) and not isinstance(c, bool) for c in spec):
             columns = [np.asarray(to_numpy(rows.column(c)) if rows.on_device
                                   else rows.column(c), dtype=object) for c in spec]
+            for label, values in zip(spec, columns):  # a tuple holding NaN is no missing value
+                _check_domain_column(label, np.asarray(pd.isna(values)))
             combined = np.empty(rows.n_rows, dtype=object)
             combined[:] = list(zip(*columns))
-            return pd.Series(combined)
+            return pd.Series(combined, name=tuple(spec))
         return spec
 
     def contrast(self, weights: Vector) -> pd.Series:

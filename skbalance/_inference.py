@@ -204,6 +204,16 @@ def _levels(values, name, drop_unused=False, missing_hint=None):
     return list(levels), codes
 
 
+def _domain_label(domain):
+    """The domain in messages: its column's name when it has one."""
+    name = getattr(domain, "name", None)
+    if name is None:
+        return "The domain column"
+    if isinstance(name, tuple):  # several columns, every row's tuple of their values
+        return "Domain columns " + ", ".join(map(repr, name))
+    return f"Domain column {name!r}"
+
+
 _NA_HINT = "pass na_rm=True to leave those rows out of the estimates (R's na.rm=TRUE), or fill them"
 
 
@@ -267,7 +277,7 @@ def statistics_of(y, rows, statistic, domain=None, denominator=None, na_rm=False
     present = None if missing is None else (~missing) * 1.0
     domain_of_row = None  # on the host, domain statistics are held by splits
     if domain is not None:
-        domain_levels, domain_codes = _levels(domain, "The domain column", drop_unused=True)
+        domain_levels, domain_codes = _levels(domain, _domain_label(domain), drop_unused=True)
         if rows.on_device:
             indicators = [(level, rows.to_rows((domain_codes == j) * (
                 1.0 if present is None else present))) for j, level in enumerate(domain_levels)]
@@ -1434,7 +1444,7 @@ def quantile_statistics(y, rows, weights, quantiles, domain=None, na_rm=False):
             raise ValueError(f"Outcome {name!r} is categorical: a quantile needs numbers.")
     missing = _missing_rows(y, rows, None) if na_rm else None
     if domain is not None:
-        levels, codes = _levels(domain, "The domain column", drop_unused=True)
+        levels, codes = _levels(domain, _domain_label(domain), drop_unused=True)
         domains = [(level, codes == j) for j, level in enumerate(levels)]
     else:
         domains = [(None, np.ones(rows.n_rows, dtype=bool))]

@@ -219,6 +219,19 @@ def test_dask_estimates_with_short_and_empty_partitions(survey):
                                rtol=1e-9, atol=0)
 
 
+def test_dask_missing_domain_values_are_counted_in_rows(survey):
+    data = survey.assign(dom=np.where(np.arange(len(survey)) % 1000 == 0, None,
+                                      survey["c"].to_numpy()))
+    lazy = dd.from_pandas(data, npartitions=3)
+    for domain in ["dom", ["d", "dom"]]:
+        with pytest.raises(ValueError, match=r"Domain column 'dom' has 12 missing value\(s\) "
+                                             r"in 12000 rows"):
+            skb.BalancedFunctionalEstimator(
+                skb.MarginalBalancer(targets=SURVEY_TARGETS),
+                design=skb.SurveyDesign(clusters="psu", strata="st"), domain=domain,
+                na_rm=True).fit(lazy, "y", sample_weight=lazy["w"])
+
+
 def test_dask_estimates_on_a_cluster(client, survey):
     data = survey.dropna(subset=["y"])
     design = skb.SurveyDesign(clusters="psu", strata="st", fpc="N")

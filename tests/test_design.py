@@ -339,8 +339,14 @@ def test_domain_and_outcome_inputs(clus1):
     with pytest.raises(ValueError, match="categorical: a ratio needs numbers"):
         _fit(bal, CLUSTER, clus1, clus1["awards"], statistic="ratio", denominator="api99")
     missing = clus1.assign(dom=np.where(clus1.index == 0, None, clus1["comp.imp"]))
-    with pytest.raises(ValueError, match="domain column has 1 missing"):
+    with pytest.raises(ValueError, match="Domain column 'dom' has 1 missing value"):
         _fit(bal, CLUSTER, missing, missing["api00"], domain="dom")
+    # in a domain of two columns too: a tuple holding NaN is no level
+    with pytest.raises(ValueError, match=r"Domain column 'dom' has 1 missing value\(s\) in "
+                                         r"183 rows"):
+        _fit(bal, CLUSTER, missing, missing["api00"], domain=["stype", "dom"])
+    with pytest.raises(ValueError, match="The domain column has 1 missing"):  # values: no name
+        _fit(bal, CLUSTER, missing, missing["api00"], domain=missing["dom"].to_numpy())
 
 
 def test_domain_mean_equals_ratio_of_totals(clus1):
