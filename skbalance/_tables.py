@@ -195,6 +195,11 @@ def _cells(X, rows, columns):
     for column in (rows, columns):
         if column not in frame.columns:
             raise ValueError(f"Column {column!r} is not in the data.")
+        n_missing = int(frame[column].isna().sum())
+        if n_missing:  # else a pair holding NaN would be a cell of its own
+            raise ValueError(f"Column {column!r} has {n_missing} missing value(s) in "
+                             f"{len(frame)} rows; fill or drop them (no row is dropped "
+                             "silently).")
     return frame, pd.Series(list(zip(frame[rows], frame[columns])), index=frame.index,
                             name="cell")
 

@@ -375,6 +375,17 @@ def test_two_way_tables_equal_svymean_and_svytotal_of_the_interaction():
                                rtol=1e-10)
 
 
+def test_tables_refuse_missing_values_in_their_columns():
+    """A pair holding NaN is no missing value to the estimator: it would make a
+    hidden cell (the shown ones summing to less than 1)."""
+    X = pd.DataFrame({"a": ["x", None, "y", "y", "x"], "b": ["u", "v", "u", "v", "v"]})
+    for function in (skb.two_way_table, skb.chisq_test):
+        with pytest.raises(ValueError, match=r"Column 'a' has 1 missing value\(s\) in 5 rows"):
+            function(X, "a", "b")
+        with pytest.raises(ValueError, match=r"Column 'a' has 1 missing value"):
+            function(X, "b", "a")
+
+
 def test_a_cell_no_row_has_is_zero():
     X = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["u", "v", "u", "u"]})
     table = skb.two_way_table(X, "a", "b", baseline="empirical")
