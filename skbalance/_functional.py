@@ -437,10 +437,11 @@ class BalancedFunctionalEstimator(BaseEstimator):
         else:
             balancing = balancing_columns(balancer.targets, list(X.columns),
                                           balancer.target_type)
-        grouped = group_rows(X, y, base, balancing + design_columns + labels_of(
-            self.domain, "the domain"), denominator[0] if denominator else None, self.na_rm)
+        domain = labels_of(self.domain, "the domain")
+        grouped = group_rows(X, y, base, balancing + design_columns + domain,
+                             denominator[0] if denominator else None, self.na_rm)
         rows_per_group = grouped.cells["rows"].to_numpy()
-        for label in labels_of(self.domain, "the domain"):  # counted in rows, not groups
+        for label in domain:  # counted in rows, not groups
             _check_domain_column(label, grouped.cells[label].isna().to_numpy(), rows_per_group)
         label = base if design.weights is not None else None
         problem = fit_from_groups(balancer, X, grouped.cells, balancing,
@@ -558,7 +559,7 @@ class BalancedFunctionalEstimator(BaseEstimator):
                 _check_domain_column(label, np.asarray(pd.isna(values)))
             combined = np.empty(rows.n_rows, dtype=object)
             combined[:] = list(zip(*columns))
-            return pd.Series(combined, name=tuple(spec))
+            return pd.Series(combined)
         return spec
 
     def contrast(self, weights: Vector) -> pd.Series:

@@ -207,11 +207,7 @@ def _levels(values, name, drop_unused=False, missing_hint=None):
 def _domain_label(domain):
     """The domain in messages: its column's name when it has one."""
     name = getattr(domain, "name", None)
-    if name is None:
-        return "The domain column"
-    if isinstance(name, tuple):  # several columns, every row's tuple of their values
-        return "Domain columns " + ", ".join(map(repr, name))
-    return f"Domain column {name!r}"
+    return "The domain column" if name is None else f"Domain column {name!r}"
 
 
 _NA_HINT = "pass na_rm=True to leave those rows out of the estimates (R's na.rm=TRUE), or fill them"

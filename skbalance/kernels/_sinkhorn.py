@@ -284,10 +284,10 @@ def _unit_start(rows, cols, a, b, xp):
 def _scaling_path(K, a, b, xp, max_iter, tol, lean=True):
     """Plain scaling steps, rows first.
 
-    Returns ``u, v, n_iter, errors`` and the plan's largest marginal error:
-    the products of the last steps are those of the final ``u`` and ``v``
-    (each step refreshes the product of the scaling it changed), so the
-    plan's row and column sums ``u K v`` and ``v K^T u`` need no new pass.
+    Returns ``u, v, n_iter, errors``, the last error that of the plan: the
+    products of the last steps are those of the final ``u`` and ``v`` (each
+    step refreshes the product of the scaling it changed), so the plan's row
+    and column sums ``u K v`` and ``v K^T u`` need no new pass.
     """
     if lean and tol == 0 and isinstance(K, np.ndarray) and K.dtype == np.float64:
         if K.ndim == 3:
@@ -314,7 +314,8 @@ def _scaling_path(K, a, b, xp, max_iter, tol, lean=True):
             Kv = matvec(v)
             errors.append(residual(u, Kv, a))
         n_iter += 1
-    return u, v, n_iter, errors, max(max_abs(xp, u * Kv - a), max_abs(xp, v * Ktu - b))
+    errors[-1] = max(max_abs(xp, u * Kv - a), max_abs(xp, v * Ktu - b))  # the plan's
+    return u, v, n_iter, errors
 
 
 def _batch_by_batch(K, a, b, xp, max_iter):
@@ -329,7 +330,7 @@ def _batch_by_batch(K, a, b, xp, max_iter):
     u = np.stack([part[0] for part in parts])
     v = np.stack([part[1] for part in parts])
     errors = np.max(np.array([part[3] for part in parts]), axis=0).tolist()
-    return u, v, max_iter, errors, max(part[4] for part in parts)
+    return u, v, max_iter, errors
 
 
 def _fixed_steps(K, a, b, max_iter):
@@ -362,8 +363,8 @@ def _fixed_steps(K, a, b, max_iter):
     errors[0] = first
     errors[1::2] = np.abs(row_v * row_Ktu - b).max(axis=1) if n_row_steps else []
     errors[2::2] = np.abs(col_u * col_Kv - a).max(axis=1) if n_col_steps else []
-    plan_error = max(float(np.abs(u * Kv - a).max()), float(np.abs(v * Ktu - b).max()))
-    return u, v, max_iter, errors.tolist(), plan_error
+    errors[-1] = max(float(np.abs(u * Kv - a).max()), float(np.abs(v * Ktu - b).max()))
+    return u, v, max_iter, errors.tolist()
 
 
 def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
@@ -449,18 +450,17 @@ def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
                 errors[0] = initial
                 n_matvec += 8
         else:
-            u, v, n_iter, errors, plan_error = _scaling_path(K, unit_a, unit_b, xp,
-                                                             int(max_iter), tol)
+            # its last error is the plan's, from the last steps' products
+            u, v, n_iter, errors = _scaling_path(K, unit_a, unit_b, xp, int(max_iter), tol)
             u = u * mass
             stopped = "max_iter"
             n_newton, n_matvec = 0, 2 + n_iter  # the first two products, then one per step
         # each problem's error relative to its own mass (the unit-mass problem's)
         errors = np.asarray(errors, dtype=np.float64)
+        plan = None
         if logits:  # of the plan returned, made to measure it
             errors[-1], plan = _logit_plan_error(K, u, v, a, b, xp, mass)
             n_matvec += 3  # the plan and its sums
-        else:  # from the last products, those of the final scalings
-            errors[-1], plan = plan_error, None
         if not np.isfinite(errors[-1]):
             raise ValueError(
                 "The plan is not finite: the kernel's scale overflowed float"
