@@ -257,6 +257,31 @@ def test_scaling_path_reports_the_error_of_the_plan_it_returns():
             assert result.converged == (true <= (options["tol"] or 1e-10) * (1 + 1e-6))
 
 
+@pytest.mark.parametrize("k", [0, 1, 2, 5, 6])
+def test_fixed_steps_error_history_equals_each_steps_plan(k):
+    """Fixed steps keep every step's products and measure the history in bulk
+    at the end: entry j is the largest marginal error of the plain loop's plan
+    after j steps, for a 2-D kernel and for each problem of a batch."""
+    rng = np.random.default_rng(21)
+    K = rng.uniform(0.05, 1.0, size=(3, 6, 4))
+    a = rng.dirichlet(np.ones(6), size=3)
+    b = rng.dirichlet(np.ones(4), size=3)
+
+    def history(K, a, b):
+        plans = [plain_loop_plan(K, a, b, j) for j in range(k + 1)]
+        return np.array([max(np.abs(P.sum(axis=1) - a).max(), np.abs(P.sum(axis=0) - b).max())
+                         for P in plans])
+
+    expected = [history(K[i], a[i], b[i]) for i in range(3)]
+    for i in range(3):
+        alone = skb.sinkhorn(K[i], a[i], b[i], max_iter=k, tol=0)
+        np.testing.assert_allclose(alone.marginal_error, expected[i], rtol=1e-7, atol=1e-15)
+        np.testing.assert_allclose(alone.plan, plain_loop_plan(K[i], a[i], b[i], k), rtol=1e-12)
+    batch = skb.sinkhorn(K, a, b, max_iter=k, tol=0)
+    np.testing.assert_allclose(batch.marginal_error, np.max(expected, axis=0), rtol=1e-7,
+                               atol=1e-15)
+
+
 def test_reported_error_is_the_error_of_the_returned_plan():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 16))

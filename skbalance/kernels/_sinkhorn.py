@@ -346,25 +346,27 @@ def _fixed_steps(K, a, b, max_iter):
         return _scaling_path(K, a, b, np, max_iter, 0, lean=False)
     first = max(float(np.abs(u * Kv - a).max()), float(np.abs(v * Ktu - b).max()))
     n_row_steps, n_col_steps = (max_iter + 1) // 2, max_iter // 2
-    # after row step k: (v before it, K^T u); after column step k: (u, K v)
-    row_v, row_Ktu = np.empty((n_row_steps, b.shape[0])), np.empty((n_row_steps, b.shape[0]))
-    col_u, col_Kv = np.empty((n_col_steps, a.shape[0])), np.empty((n_col_steps, a.shape[0]))
+    # Every step writes its scaling and product straight into a row of the
+    # history (no copies): row step k makes us[k] and Ktus[k] from vs[k]
+    # (the v before it), column step k makes vs[k + 1] and Kvs[k].
+    us, Ktus = np.empty((n_row_steps, a.shape[0])), np.empty((n_row_steps, b.shape[0]))
+    vs, Kvs = np.empty((n_col_steps + 1, b.shape[0])), np.empty((n_col_steps, a.shape[0]))
+    vs[0] = v
+    divide, matmul = np.divide, np.matmul  # out= given by position: the fastest call
     with np.errstate(invalid="ignore"):  # see _matvec._quiet
-        for step in range(max_iter):
-            if step % 2 == 0:
-                u = a / Kv
-                Ktu = u @ K
-                row_v[step // 2], row_Ktu[step // 2] = v, Ktu
-            else:
-                v = b / Ktu
-                Kv = K @ v
-                col_u[step // 2], col_Kv[step // 2] = u, Kv
+        for step, (u, Ktu) in enumerate(zip(us, Ktus)):
+            divide(a, Kv, u)
+            matmul(u, K, Ktu)
+            if step < n_col_steps:
+                v = vs[step + 1]
+                divide(b, Ktu, v)
+                Kv = matmul(K, v, Kvs[step])
     errors = np.empty(max_iter + 1)
     errors[0] = first
-    errors[1::2] = np.abs(row_v * row_Ktu - b).max(axis=1) if n_row_steps else []
-    errors[2::2] = np.abs(col_u * col_Kv - a).max(axis=1) if n_col_steps else []
+    errors[1::2] = np.abs(vs[:n_row_steps] * Ktus - b).max(axis=1) if n_row_steps else []
+    errors[2::2] = np.abs(us[:n_col_steps] * Kvs - a).max(axis=1) if n_col_steps else []
     errors[-1] = max(float(np.abs(u * Kv - a).max()), float(np.abs(v * Ktu - b).max()))
-    return u, v, max_iter, errors.tolist()
+    return u.copy(), v.copy(), max_iter, errors.tolist()  # not views that hold the history
 
 
 def sinkhorn(K: Any, a: Any = None, b: Any = None, *, max_iter: int = 1000,
