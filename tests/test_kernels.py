@@ -29,6 +29,39 @@ def test_encode_cells_numbers_distinct_combinations(sizes):
     assert len(set(seen.values())) == len(set(rows))
 
 
+@pytest.mark.parametrize("duplicated", [0.0, 0.02, 0.5])
+@pytest.mark.parametrize("sort_rows", [False, True])
+def test_encode_cells_when_nearly_every_row_is_its_own_cell(monkeypatch, duplicated,
+                                                           sort_rows):
+    # 60**5 combinations (beyond the dense table) and rows mostly distinct: the
+    # rows are numbered by one sort (few duplicates) or by a hash (many).
+    from skbalance.kernels import _cells
+
+    calls = []
+    by_sort = _cells._compress_by_sort
+    monkeypatch.setattr(_cells, "_compress_by_sort",
+                        lambda *args: calls.append(1) or by_sort(*args))
+    rng = np.random.default_rng(7)
+    n, sizes = 3000, [60] * 5
+    codes = np.column_stack([rng.integers(0, s, size=n) for s in sizes])
+    copies = rng.random(n) < duplicated
+    codes[copies] = codes[rng.integers(0, n, size=copies.sum())]  # repeated rows
+    if sort_rows:
+        codes = codes[np.lexsort(codes.T[::-1])]
+    codes = [np.ascontiguousarray(c) for c in codes.T]
+    cells, n_cells, cell_codes, counts = encode_cells(codes, sizes, return_cell_codes=True,
+                                                      return_counts=True)
+    rows = list(zip(*(c.tolist() for c in codes)))
+    assert bool(calls) == (duplicated < 0.1)
+    assert n_cells == len(set(rows))
+    expected_counts = {}
+    for row in rows:
+        expected_counts[row] = expected_counts.get(row, 0) + 1
+    for row, cell in zip(rows, cells):  # each cell holds exactly its combination
+        assert tuple(int(c[cell]) for c in cell_codes) == row
+        assert counts[cell] == expected_counts[row]
+
+
 def test_first_occurrence_and_group_sum():
     cells = np.array([2, 0, 2, 1, 0, 2])
     values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
