@@ -1120,7 +1120,7 @@ def _replicate_estimates(fit, stats, design):
             return _cell_sums_supplied(group, n_groups, columns, replicate.weights)
 
         def weights_of(start, stop):
-            return replicate.weights[start:stop]
+            return replicate.weights[start:stop].T
 
         cell_base = _replicate_cell_totals(cell, n_cells, replicate.weights)
     else:
@@ -1141,9 +1141,12 @@ def _replicate_estimates(fit, stats, design):
             base_totals = [s.sum(axis=0) for s in sums]
         else:
             cell_base = sums_of(cell, n_cells, [np.ones(cell.shape[0])])[0]
+            by_replicate = np.ascontiguousarray(multipliers.T)
 
-            def weights_of(start, stop):  # d_i m[unit_i, r]
-                return multipliers[unit[start:stop]] * design_weights[start:stop, None]
+            def weights_of(start, stop):  # d_i m[unit_i, r], replicates by rows
+                block = np.take(by_replicate, unit[start:stop], axis=1, mode="clip")
+                block *= design_weights[start:stop]
+                return block
     if by_rows:
         factors = _replicate_factors(fit, problem, cell_base)
         totals = [cell_base.sum(axis=0)] + _replicate_totals(cell, factors, columns,
@@ -1222,31 +1225,37 @@ def _replicate_cell_totals(cell, n_cells, replicate_weights):
                             for r in range(columns.shape[0])])
 
 
-def _replicate_totals(cell, factors, columns, weights_of, chunk=1 << 12):
+def _replicate_totals(cell, factors, columns, weights_of, chunk=1 << 14):
     """``sum_i u_i W_ir g[cell_i, r]`` of every column ``u``: its total under
     every replicate's final weights (one array of n_replicates per column).
 
-    ``weights_of(start, stop)`` gives the replicate weights ``W`` of a chunk
-    of rows (n_rows_in_chunk, n_replicates). One pass over them, a chunk at
-    a time: each row's factors are copied from the small (cell x replicate)
-    table, multiplied by its replicate weights, and the chunk's product with
-    the columns adds all the totals at once (a matrix product: no sum per
-    cell is made, and the cost does not depend on the order of the rows).
+    ``weights_of(start, stop)`` gives the replicate weights of a chunk of
+    rows transposed, ``W[start:stop].T`` (n_replicates, n_rows_in_chunk). One
+    pass over them, a chunk at a time: each row's factors are copied from the
+    small (replicate x cell) table, multiplied by its replicate weights, and
+    the chunk's product with the columns adds all the totals at once (a
+    matrix product: no sum per cell is made, and the cost does not depend on
+    the order of the rows). Replicates by rows keep every step contiguous
+    where pandas keeps the weights column by column.
     """
     if not columns:
         return []
     unique = list({id(c): c for c in columns}.values())  # shared arrays once
     position = {id(c): k for k, c in enumerate(unique)}
     n_rows, n_reps = cell.shape[0], factors.shape[1]
-    factors = np.ascontiguousarray(factors)
+    by_replicate = np.ascontiguousarray(factors.T)
     out = np.zeros((n_reps, len(unique)))
-    scaled = np.empty((min(chunk, n_rows), n_reps))
+    scaled = np.empty((n_reps, min(chunk, n_rows)))
+    values = np.empty((min(chunk, n_rows), len(unique)))
     for start in range(0, n_rows, chunk):
         stop = min(start + chunk, n_rows)
-        part = scaled[:stop - start]
-        np.take(factors, cell[start:stop], axis=0, out=part)  # a row of factors per row
+        part, block = scaled[:, :stop - start], values[:stop - start]
+        # every cell is a valid index: mode="clip" skips the bounds check, 3x faster
+        np.take(by_replicate, cell[start:stop], axis=1, out=part, mode="clip")
         part *= weights_of(start, stop)
-        out += part.T @ np.column_stack([c[start:stop] for c in unique])
+        for k, column in enumerate(unique):
+            block[:, k] = column[start:stop]
+        out += part @ block
     return [out[:, position[id(c)]] for c in columns]
 
 

@@ -540,3 +540,36 @@ def test_many_domains_with_supplied_replicates_equal_a_plain_loop(statistic):
     se = np.sqrt(((thetas - thetas.mean(axis=1, keepdims=True)) ** 2).sum(axis=1) / n_reps)
     np.testing.assert_allclose(results.estimate, full, rtol=1e-10)
     np.testing.assert_allclose(results.std_error, se, rtol=1e-8)
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 14])
+def test_replicate_totals_by_chunks_equal_a_plain_sum(chunk):
+    """Every column's total under every re-raked replicate, a chunk of rows at
+    a time (chunks that do not divide the rows, weights column- or row-major,
+    and built replicates' weights made per chunk), against a plain double sum."""
+    from skbalance._inference import _replicate_totals
+
+    rng = np.random.default_rng(9)
+    n, n_cells, n_reps = 250, 6, 5
+    cell = rng.integers(0, n_cells, n)
+    factors = rng.uniform(0.5, 2.0, (n_cells, n_reps))
+    columns = [rng.normal(size=n), rng.normal(size=n)]
+    weights = rng.uniform(1, 3, (n, n_reps))
+    expected = [np.array([sum(u[i] * weights[i, r] * factors[cell[i], r] for i in range(n))
+                          for r in range(n_reps)]) for u in columns]
+    for layout in (np.asfortranarray(weights), np.ascontiguousarray(weights)):
+        totals = _replicate_totals(cell, factors, columns + [columns[0]],
+                                   lambda start, stop, w=layout: w[start:stop].T, chunk=chunk)
+        for total, reference in zip(totals, expected + [expected[0]]):
+            np.testing.assert_allclose(total, reference, rtol=1e-12)
+    unit = rng.integers(0, 9, n)  # built replicates: d_i m[unit_i, r]
+    multipliers, design_weights = rng.uniform(0, 2, (9, n_reps)), rng.uniform(1, 3, n)
+    built = multipliers[unit] * design_weights[:, None]
+    totals = _replicate_totals(
+        cell, factors, columns,
+        lambda start, stop: (multipliers[unit[start:stop]] * design_weights[start:stop, None]).T,
+        chunk=chunk)
+    for total, u in zip(totals, columns):
+        np.testing.assert_allclose(total, [sum(u[i] * built[i, r] * factors[cell[i], r]
+                                               for i in range(n)) for r in range(n_reps)],
+                                   rtol=1e-12)

@@ -571,3 +571,46 @@ def test_rank_of_supplied_replicates_from_a_sample_of_rows_equals_the_full_gram(
     c_order = np.ascontiguousarray(weights)
     for case, expected in ((weights, 12), (duplicated, 11), (hidden, 12), (c_order, 12)):
         assert _numerical_rank(case) == full(case) == expected
+
+
+@pytest.mark.parametrize("layout", ["F", "C", "strided"])
+def test_replicate_column_summaries_in_blocks_equal_whole_column_reductions(layout):
+    """Smallest, largest and sum of squares read a block at a time: a bad value
+    in a late block is found, in every layout the weights may come in."""
+    from skbalance._design import _column_summaries
+
+    rng = np.random.default_rng(5)
+    weights = rng.uniform(0.5, 3.0, (70_001, 7))
+    weights[69_000, 3] = np.nan  # in the second block of 65,536 rows
+    weights[65_537, 5] = -1.0
+    weights[66_000, 6] = np.inf
+    if layout == "F":
+        weights = np.asfortranarray(weights)
+    elif layout == "strided":
+        weights = np.asfortranarray(np.repeat(weights, 2, axis=1))[:, ::2]
+    assert weights.flags.f_contiguous == (layout == "F")
+    smallest, largest, squares = _column_summaries(weights, block=1 << 16)
+    for j in range(7):
+        column = weights[:, j]
+        assert smallest[j] == pytest.approx(column.min(), nan_ok=True)
+        assert largest[j] == pytest.approx(column.max(), nan_ok=True)
+        assert squares[j] == pytest.approx(sum(v * v for v in column.tolist()), rel=1e-12,
+                                           nan_ok=True)
+    assert np.isnan(smallest[3]) and smallest[5] == -1.0 and largest[6] == np.inf
+
+
+def test_supplied_replicates_rank_from_the_sums_of_squares_read_with_them():
+    """The rank takes the sum of squares from the one pass that checked the
+    weights, and equals a plain eigenvalue count on the Gram of every row."""
+    rng = np.random.default_rng(8)
+    n = 20_000
+    frame = pd.DataFrame({f"r{j}": rng.uniform(1, 2, n) for j in range(6)})
+    frame["r5"] = frame["r4"]  # one duplicated replicate: rank 5
+    design = skb.SurveyDesign(replicates="other", scale=1.0,
+                              replicate_weights=list(frame.columns))
+    resolved = design.resolve(frame, np.ones(n))
+    assert resolved.supplied_squares == pytest.approx(float((frame ** 2).to_numpy().sum()),
+                                                      rel=1e-12)
+    eigenvalues = np.linalg.eigvalsh(frame.to_numpy().T @ frame.to_numpy())
+    assert resolved.degrees_of_freedom == int(
+        np.sum(eigenvalues > 1e-10 * eigenvalues.max())) - 1 == 4
