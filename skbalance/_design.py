@@ -244,11 +244,9 @@ or None, default=None
         if self.replicates is not None and self.replicate_weights is not None:
             replicate, squares = _supplied_replicates(self, rows, base)
         labels = (strata[0][1] if strata else None, clusters[0][1] if clusters else None)
-        resolved = ResolvedDesign(units, unit_strata, fractions, self.lonely_psu, base,
-                                  self.replicates, replicate, self,
-                                  describe=describe, first_stage_labels=labels)
-        resolved.supplied_squares = squares
-        return resolved
+        return ResolvedDesign(units, unit_strata, fractions, self.lonely_psu, base,
+                              self.replicates, replicate, self, describe=describe,
+                              first_stage_labels=labels, supplied_squares=squares)
 
 
 def _labels_of(spec):
@@ -487,12 +485,13 @@ def _column_summaries(weights, block=1 << 16):
             for j in range(n_columns):
                 column = weights[:, j]
                 parts = np.array([(part.min(), part.max(), np.dot(part, part)) for part in (
-                    column[start:start + block] for start in range(0, n_rows, block))])
+                    column[start:start + block] for start in range(0, max(n_rows, 1), block))])
                 stats[:, j] = parts[:, 0].min(), parts[:, 1].max(), parts[:, 2].sum()
             return stats
         rows = max(block // n_columns, 1)
         parts = [(part.min(axis=0), part.max(axis=0), np.einsum("ij,ij->j", part, part))
-                 for part in (weights[start:start + rows] for start in range(0, n_rows, rows))]
+                 for part in (weights[start:start + rows]
+                              for start in range(0, max(n_rows, 1), rows))]
         stats[0] = np.min([part[0] for part in parts], axis=0)
         stats[1] = np.max([part[1] for part in parts], axis=0)
         stats[2] = np.sum([part[2] for part in parts], axis=0)
@@ -524,10 +523,15 @@ class ResolvedDesign:
         Every row's first-stage stratum and cluster label (None where the
         design has none): built BRR and bootstrap replicates take units in
         their sorted order, so they depend on the data, not on its order.
+    supplied_squares : float or None, default=None
+        The sum of squares of the supplied replicate weights, when taken in
+        the pass that checked them (the rank behind the degrees of freedom
+        needs it; None: computed when needed).
     """
 
     def __init__(self, units, unit_strata, fractions, lonely_psu, weights, replicates,
-                 supplied, design, describe=None, first_stage_labels=None):
+                 supplied, design, describe=None, first_stage_labels=None,
+                 supplied_squares=None):
         self.units = units
         self.unit_strata = unit_strata
         self.fractions = fractions
@@ -541,8 +545,7 @@ class ResolvedDesign:
         self.stages = _stages(units, unit_strata, fractions, self.describe)
         self.first_stage_labels = first_stage_labels or (None, None)
         self._built = None  # built replicates, made once (the bootstrap draws)
-        # the sum of squares of the supplied weights, when read with them (for the rank)
-        self.supplied_squares = None
+        self.supplied_squares = supplied_squares
 
     @property
     def n_units(self):
