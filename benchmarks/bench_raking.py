@@ -46,9 +46,8 @@ Usage::
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_raking.py --cases autumn \\
         --only "skbalance,R survey rake,R survey calibrate,balance,svy" \\
         --peer balance=/venv1/bin/python --peer svy=/venv2/bin/python
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_raking.py --cases autumn \\
-        --only "skbalance,R survey rake,R survey calibrate,balance,svy" \\
-        --peer balance=/venv1/bin/python --peer svy=/venv2/bin/python
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_raking.py --cases eight \\
+        --only skbalance --repeat 7
 
 Columns of the table: median wall time, its ratio to the read limit of the
 same process and round (median), the largest absolute marginal error, the
