@@ -62,6 +62,15 @@ def test_encode_cells_when_nearly_every_row_is_its_own_cell(monkeypatch, duplica
         assert counts[cell] == expected_counts[row]
 
 
+@pytest.mark.parametrize("sizes", [[3, 4], [60] * 5])
+def test_encode_cells_of_no_rows(sizes):
+    codes = [np.zeros(0, dtype=np.int64) for _ in sizes]
+    cells, n_cells, cell_codes, counts = encode_cells(codes, sizes, return_cell_codes=True,
+                                                      return_counts=True)
+    assert cells.shape == (0,) and counts.sum() == 0
+    assert n_cells == 0 and all(c.shape == (0,) for c in cell_codes)
+
+
 def test_first_occurrence_and_group_sum():
     cells = np.array([2, 0, 2, 1, 0, 2])
     values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])

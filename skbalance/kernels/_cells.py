@@ -44,7 +44,7 @@ def _compress_keys(keys, key_space):
         lookup = np.cumsum(occupied, dtype=np.int64) - 1
         return lookup[keys], np.flatnonzero(occupied), counts[occupied]
     row_bits = max(n_rows - 1, 1).bit_length()
-    if (key_space - 1).bit_length() + row_bits <= 62 and _mostly_distinct(keys):
+    if n_rows and (key_space - 1).bit_length() + row_bits <= 62 and _mostly_distinct(keys):
         return _compress_by_sort(keys, key_space, row_bits)
     codes, uniques = pd.factorize(keys, sort=False)
     codes = codes.astype(np.int64, copy=False)
