@@ -52,7 +52,7 @@ def _compress_keys(keys, key_space):
 
 
 def _mostly_distinct(keys, share=0.95):
-    """Whether a sample of 1 row in 64 is almost all distinct keys.
+    """Whether a sample of 1 row in 64 (at least 1,024 rows) is almost all distinct keys.
 
     Then the rows hold more than about a sixth as many cells as rows, where
     one sort numbers them faster than a hash table (whose lookups miss the
