@@ -503,6 +503,6 @@ def _initial_error(L, a, b, xp):
 def _logit_plan_error(K, u, v, a, b, xp, mass):
     """The plan that log-potentials ``u``, ``v`` give, made, and its largest
     marginal error relative to each problem's mass."""
-    plan = xp.exp(K + u[..., :, None] + v[..., None, :])
+    plan = _plan(K, u, v, logits=True)
     rows, cols = xp.sum(plan, axis=-1), xp.sum(plan, axis=-2)
     return max(max_abs(xp, (rows - a) / mass), max_abs(xp, (cols - b) / mass)), plan
