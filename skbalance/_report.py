@@ -6,7 +6,7 @@ import pandas as pd
 
 from ._problem import MAX_CELLS_FOR_DIAGNOSIS, reachability
 from ._targets import is_numeric, margin_label, margin_name
-from .kernels import mean_range
+from .kernels import MarginBlocks, mean_range
 from .utils._validation import level_repr
 
 __all__ = ["convergence_report", "diagnostic_columns", "diagnostics_frame", "residual_text"]
@@ -136,13 +136,19 @@ def _describe_cell(problem, cell):
 
 
 def diagnostic_columns(problem, base_mass, cell_factors):
-    """Per margin, the level statistics behind ``diagnostics_`` (cheap)."""
-    columns = []
+    """Per margin, the level statistics behind ``diagnostics_`` (cheap: the
+    margins in blocks, one group sum per block and statistic)."""
     n_rows = problem.cell_rows.sum()
     cell_rows = problem.cell_rows.astype(np.float64)  # once, not per margin
     weighted_mass = base_mass * cell_factors
     weighted_total = weighted_mass.sum()
-    for margin, code in zip(problem.margins, problem.margin_codes):
+    levels = [j for j, margin in enumerate(problem.margins) if not is_numeric(margin)]
+    blocks = MarginBlocks([problem.margin_codes[j] for j in levels],
+                          [problem.margins[j].levels.shape[0] for j in levels])
+    sums = dict(zip(levels, zip(blocks.totals(cell_rows), blocks.totals(base_mass),
+                                blocks.totals(weighted_mass))))
+    columns = []
+    for j, (margin, code) in enumerate(zip(problem.margins, problem.margin_codes)):
         if is_numeric(margin):  # one row: means instead of shares
             weighted = float(weighted_mass @ code / weighted_total)
             columns.append({
@@ -154,13 +160,12 @@ def diagnostic_columns(problem, base_mass, cell_factors):
                 "residual": np.array([weighted - margin.mean]),
             })
             continue
-        n_levels = margin.levels.shape[0]
-        rows = np.bincount(code, cell_rows, minlength=n_levels)
-        weighted = np.bincount(code, weighted_mass, minlength=n_levels) / weighted_total
+        rows, base, weighted = sums[j]
+        weighted = weighted / weighted_total
         columns.append({
             "n_rows": rows.astype(np.int64),
             "sample_share": rows / n_rows,
-            "base_share": np.bincount(code, base_mass, minlength=n_levels),
+            "base_share": base,
             "weighted_share": weighted,
             "target_share": margin.proportions,
             "residual": weighted - margin.proportions,

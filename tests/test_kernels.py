@@ -164,6 +164,71 @@ def _many_margins(n_rows=20_000, n_margins=8, n_levels=10, seed=0):
     return base / base.sum(), codes, targets
 
 
+def _plain_raking_steps(base, codes, targets, steps):
+    """Raking by a plain loop: one group sum and one product over the cells per
+    step; the mass after the steps and, per step, the next margin's error."""
+    mass, history = base.copy(), []
+    for step in range(steps):
+        j = step % len(codes)
+        current = np.bincount(codes[j], mass, minlength=targets[j].shape[0])
+        ratio = np.divide(targets[j], current, out=np.ones_like(current), where=current > 0)
+        ratio[(current <= 0) & (targets[j] == 0)] = 0.0
+        mass = mass * ratio[codes[j]]
+        following = (step + 1) % len(codes)
+        current = np.bincount(codes[following], mass, minlength=targets[following].shape[0])
+        history.append(np.abs(current / current.sum() - targets[following]).max())
+    return mass, np.array(history)
+
+
+def _block_raking_case():
+    """20,000 cells, margins of 4, 5, 3, 6 and 2 levels in blocks [4, 5, 3] and
+    [6, 2]; joint levels without cells; a level meant to get no weight."""
+    rng = np.random.default_rng(11)
+    n_cells, sizes = 20_000, [4, 5, 3, 6, 2]
+    first = rng.integers(0, 4, n_cells)
+    codes = [first, (first + rng.integers(0, 3, n_cells)) % 5]  # 2 of 5 levels per first
+    codes += [rng.integers(0, s, n_cells) for s in sizes[2:]]
+    targets = [rng.random(s) + 0.2 for s in sizes]
+    targets[3][4] = 0.0
+    targets = [t / t.sum() for t in targets]
+    base = rng.lognormal(size=n_cells)
+    return base / base.sum(), codes, targets, sizes
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5, 7, 11, 40])
+def test_raking_steps_on_block_tables_equal_a_plain_loop(steps):
+    from skbalance.kernels import MarginBlocks
+
+    base, codes, targets, sizes = _block_raking_case()
+    assert MarginBlocks(codes, sizes).members == [[0, 1, 2], [3, 4]]
+    mass, history = _plain_raking_steps(base, codes, targets, steps)
+    result = rake_cells(base, codes, targets, max_iter=steps, tol=0)
+    assert result.n_iter == steps
+    np.testing.assert_allclose(base * result.cell_factors, mass, rtol=1e-12, atol=1e-300)
+    following = np.arange(1, steps + 1) % len(codes)
+    np.testing.assert_allclose(result.errors[np.arange(1, steps + 1), following], history,
+                               rtol=1e-9, atol=1e-13)  # a margin just met: rounding
+    # the last row measures every margin, from the mass returned
+    shares = [np.bincount(c, mass, minlength=s) / mass.sum() for c, s in zip(codes, sizes)]
+    np.testing.assert_allclose(result.errors[-1],
+                               [np.abs(sh - t).max() for sh, t in zip(shares, targets)],
+                               rtol=1e-9, atol=1e-13)
+
+
+def test_raking_to_tol_on_block_tables_stops_where_a_plain_loop_does():
+    base, codes, targets, _ = _block_raking_case()
+    tol = 1e-9
+    result = rake_cells(base, codes, targets, max_iter=10_000, tol=tol, accelerate=False)
+    mass, _ = _plain_raking_steps(base, codes, targets, result.n_iter)
+    assert result.converged
+    for steps in (result.n_iter - 1, result.n_iter):  # first within tol at n_iter
+        mass, _ = _plain_raking_steps(base, codes, targets, steps)
+        errors = [np.abs(np.bincount(c, mass, minlength=t.shape[0]) / mass.sum() - t).max()
+                  for c, t in zip(codes, targets)]
+        assert (max(errors) <= tol) == (steps == result.n_iter)
+    np.testing.assert_allclose(base * result.cell_factors, mass, rtol=1e-11)
+
+
 def test_newton_finish_reaches_the_raking_limit():
     base, codes, targets = _many_margins()
     plain = rake_cells(base, codes, targets, max_iter=20_000, tol=1e-13, accelerate=False)
@@ -198,27 +263,32 @@ def _plain_two_way_tables(mass, codes, sizes):
     return hessian
 
 
-# blocks of margins: [3, 4, 5] (60 joint levels), [70, 2]; [4] * 4 is one block
-# of four axes; [300, 2] puts the large margin alone
-@pytest.mark.parametrize("sizes", [[3, 4, 5, 70, 2], [4, 4, 4, 4], [300, 2], [6]])
+# blocks of margins (2,000 cells): [3, 4, 5] (60 joint levels), [70, 2]; [4] * 4 is
+# one block of four axes; [300, 2] one block in two pieces (of at most 256 joint
+# levels); [10] * 5 with a limit of 1,000 is [10, 10, 10] in two pieces, then
+# [10, 10]: two-way tables across blocks from pieces
+@pytest.mark.parametrize("sizes, limit", [([3, 4, 5, 70, 2], None), ([4, 4, 4, 4], None),
+                                          ([300, 2], None), ([6], None), ([10] * 5, 1000),
+                                          ([300, 2, 7], 8)])
 @pytest.mark.parametrize("cells_cap", [None, 700])
-def test_newton_hessian_is_the_two_way_tables(sizes, cells_cap, monkeypatch):
-    from skbalance.kernels import _ipf
+def test_newton_hessian_is_the_two_way_tables(sizes, limit, cells_cap, monkeypatch):
+    from skbalance.kernels import MarginBlocks, _ipf
 
-    if cells_cap:  # subsampled: every 3rd cell of 2,000, scaled by 3
+    if cells_cap:  # subsampled: every 2nd cell of 2,000, scaled by 2
         monkeypatch.setattr(_ipf, "_HESSIAN_CELLS", cells_cap)
     rng = np.random.default_rng(len(sizes))
     n_cells = 2000
     codes = [rng.integers(0, s, size=n_cells) for s in sizes]
     targets = [np.full(s, 1.0 / s) for s in sizes]
     mass = rng.random(n_cells)
-    blocks = _ipf._margin_blocks(codes, targets)
+    blocks = MarginBlocks(codes, sizes, limit=limit)
     tables, currents, _ = _ipf._block_errors(mass, blocks, targets)
     for c, t, current in zip(codes, targets, currents):
         np.testing.assert_allclose(current, np.bincount(c, mass, minlength=t.shape[0]),
                                    rtol=1e-12)
     offsets = np.cumsum([0] + sizes)
-    hessian = _ipf._dual_hessian(mass, blocks, tables, offsets)
+    pieces = _ipf._hessian_pieces(blocks, codes)
+    hessian = _ipf._dual_hessian(mass, blocks, tables, offsets, pieces)
     stride = 1 if cells_cap is None else n_cells // cells_cap
     expected = _plain_two_way_tables(mass[::stride] * stride,
                                      [c[::stride] for c in codes], sizes)
@@ -287,3 +357,27 @@ def test_one_blas_thread_limits_blas_and_restores_it():
         with one_blas_thread():
             assert set(blas_threads()) == {1}
         assert set(blas_threads()) == {2}
+
+
+@pytest.mark.parametrize("limit", [None, 1, 12, 100])
+def test_margin_blocks_totals_equal_group_sums_and_leave_the_codes_alone(limit):
+    from skbalance.kernels import MarginBlocks
+
+    rng = np.random.default_rng(3)
+    sizes = [3, 4, 1, 5, 2]
+    codes = [rng.integers(0, s, 5000).astype(dtype)
+             for s, dtype in zip(sizes, [np.int8, np.int64, np.int16, np.intp, np.int32])]
+    kept = [c.copy() for c in codes]
+    weights = rng.random(5000)
+    blocks = MarginBlocks(codes, sizes, limit=limit)
+    for c, s, total in zip(codes, sizes, blocks.totals(weights)):
+        np.testing.assert_allclose(total, np.bincount(c, weights, minlength=s), rtol=1e-12)
+    for block, members in enumerate(blocks.members):  # each table against a plain loop
+        table = np.zeros(blocks.shapes[block])
+        for row in range(5000):
+            table[tuple(codes[j][row] for j in members)] += weights[row]
+        np.testing.assert_allclose(blocks.table(block, weights), table, rtol=1e-12)
+    assert all(np.array_equal(c, k) and c.dtype == k.dtype for c, k in zip(codes, kept))
+    assert [m for members in blocks.members for m in members] == list(range(5))
+    if limit == 12:
+        assert blocks.members == [[0, 1, 2], [3, 4]]

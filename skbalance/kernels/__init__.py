@@ -1,5 +1,6 @@
 """Pure array kernels: cell encoding, raking and Sinkhorn. No estimators here."""
 
+from ._blocks import MarginBlocks
 from ._calibrate import (
                          CalibrationResult,
                          ConstraintMatrix,
@@ -16,6 +17,7 @@ from ._sinkhorn import SinkhornResult, sinkhorn
 __all__ = [
     "CalibrationResult",
     "ConstraintMatrix",
+    "MarginBlocks",
     "calibrate_cells",
     "calibration_factor",
     "linear_predictor",

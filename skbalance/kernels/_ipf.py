@@ -20,6 +20,7 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from ..utils._array_api import from_numpy, to_numpy
+from ._blocks import MarginBlocks, margin_of
 
 __all__ = ["RakingResult", "rake_cells", "rake_cells_batch", "solve_bounded_levels"]
 
@@ -50,9 +51,10 @@ _NEWTON_MAX_STEPS = 30
 # Newton is used only while the levels of all margins together are few enough
 # for a dense pseudo-inverse of the Hessian.
 _NEWTON_MAX_LEVELS = 2_000
-# Newton steps group consecutive margins into blocks of at most this many joint
-# levels: a group sum over a block's joint code gives all its margins at once,
-# over two blocks' codes their two-way tables, in bins that stay in cache.
+# The Newton steps' Hessian takes the two-way tables of margins in different
+# blocks from pieces of the blocks of at most this many joint levels: a group
+# sum over two pieces' codes gives all their two-way tables, in bins that stay
+# in cache.
 _BLOCK_LEVELS = 256
 
 
@@ -109,11 +111,6 @@ class RakingResult:
     log_level_factors: list | None = None
 
 
-def _marginal(mass, margin_codes, target):
-    """Current total mass of every level of one margin."""
-    return np.bincount(margin_codes, mass, minlength=target.shape[0])
-
-
 def _max_abs_diff(current, target):
     """Largest error of a margin's shares (its current mass, normalised: with
     bounds the mass need not sum to 1 until the margins are met)."""
@@ -124,10 +121,67 @@ def _max_abs_diff(current, target):
     return float(np.max(np.abs(shares - target)))
 
 
-def _measure_all(row, mass, codes, targets):
-    """Fill the unmeasured (NaN) entries of an error row."""
-    for i in np.flatnonzero(np.isnan(row)):
-        row[i] = _max_abs_diff(_marginal(mass, codes[i], targets[i]), targets[i])
+class _BlockMass:
+    """The cells' mass, with the latest steps held on their block's table.
+
+    A step on one margin scales the rows of its block's joint table; the
+    cells are multiplied once, by the ratio of the scaled table to the table
+    they gave, when a step reaches a margin of another block (or the mass is
+    read). A sweep then costs one group sum and one product over the cells
+    per block instead of per margin: the same steps, up to rounding.
+    """
+
+    def __init__(self, mass, blocks):
+        self.blocks = blocks
+        self.replace(mass)
+
+    def replace(self, mass):
+        """Start again from new cell masses (bounded steps, Newton steps)."""
+        self._mass, self._tables, self._pending = mass, {}, None
+
+    def current(self, j):
+        """Margin ``j``'s current totals."""
+        block, axis = self.blocks.where[j]
+        table = self._tables.get(block)
+        if table is None:
+            table = self._tables[block] = self.blocks.table(block, self.settled())
+        return margin_of(table, axis)
+
+    def scale(self, j, ratio):
+        """Multiply every cell by ``ratio`` at its level of margin ``j``
+        (whose current totals were just read)."""
+        block, axis = self.blocks.where[j]
+        table = self._tables[block]
+        if table.ndim == 1:  # a margin alone: the cells at once, as the table would
+            self._mass *= ratio[self.blocks.joint[block]]
+            self._tables = {}
+            return
+        shape = [1] * table.ndim
+        shape[axis] = ratio.shape[0]
+        if self._pending is None:  # the table the cells give, kept for settled()
+            self._pending = block, table
+        # the other blocks' tables are now stale
+        self._tables = {block: table * ratio.reshape(shape)}
+
+    def settled(self):
+        """The cell masses, every step applied."""
+        if self._pending is not None:
+            block, before = self._pending
+            # a joint level without mass has cells without mass: any factor will do
+            factors = np.divide(self._tables[block], before, out=np.ones_like(before),
+                                where=before > 0)
+            self._mass *= np.take(factors.ravel(), self.blocks.joint[block])
+            self._pending = None
+        return self._mass
+
+    def measure(self, row, targets, fresh=False):
+        """Fill the unmeasured (NaN) entries of an error row (``fresh``: every
+        entry, from new group sums over the cells)."""
+        if fresh:
+            self.settled()
+            self._tables = {}
+        for i in range(row.shape[0]) if fresh else np.flatnonzero(np.isnan(row)):
+            row[i] = _max_abs_diff(self.current(i), targets[i])
 
 
 def solve_bounded_levels(base_mass, others, codes, target, low, high, log_cap):
@@ -250,8 +304,9 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
     bounded = bounds is not None
 
     level_factors = [np.ones(t.shape[0]) for t in targets]
-    mass = base_mass * np.clip(1.0, low, high)
-    currents = [_marginal(mass, c, t) for c, t in zip(codes, targets)]
+    blocks = MarginBlocks(codes, [t.shape[0] for t in targets])
+    state = _BlockMass(base_mass * np.clip(1.0, low, high), blocks)
+    currents = [state.current(j) for j in range(n_margins)]
     for factors, current, target in zip(level_factors, currents, targets):
         factors[(current <= 0) & (target == 0)] = 0.0  # absent and meant to be: weight 0
     cap = 10.0 ** (_PRODUCT_EXPONENT / max(n_margins, 1))
@@ -268,10 +323,11 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
     while not done and n_iter < max_iter:
         if accelerate and not starved and np.nanmax(errors[-1]) < _NEWTON_START:
             accelerate = False  # tried once: if it fails, plain steps go on as before
-            finish = _newton_steps(mass, codes, targets, level_factors, tol,
-                                   max_iter - n_iter)
+            finish = _newton_steps(state.settled(), blocks, codes, targets, level_factors,
+                                   tol, max_iter - n_iter)
             if finish is not None:
                 mass, level_factors, rows = finish
+                state.replace(mass)
                 n_iter += len(rows)
                 n_newton = len(rows)
                 errors.extend(rows)
@@ -289,7 +345,7 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
             )
             infeasible_levels.update((j, int(lv)) for lv in np.flatnonzero(infeasible))
             others *= new[margin_codes]
-            mass = base_mass * np.clip(others, low, high, out=others)
+            state.replace(base_mass * np.clip(others, low, high, out=others))
         else:
             if current.min() > 0:
                 ratio = target / current
@@ -299,7 +355,7 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
                 ratio = np.divide(target, current, out=np.ones_like(target),
                                   where=current > 0)
                 ratio[(current <= 0) & (target == 0)] = 0.0
-            mass *= ratio[margin_codes]
+            state.scale(j, ratio)
             if log_factors is None:
                 with np.errstate(over="ignore"):
                     new = level_factors[j] * ratio
@@ -321,11 +377,12 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
         # is within tol are the other margins measured, so the stop rule is
         # exact at the cost of one group sum per step.
         following = n_iter % n_margins
-        current = _marginal(mass, codes[following], targets[following])
+        current = state.current(following)
         row = np.full(n_margins, np.nan)
         row[following] = _max_abs_diff(current, targets[following])
         if tol > 0 and row[following] <= tol:
-            _measure_all(row, mass, codes, targets)
+            state.measure(row, targets, fresh=True)  # the stop rule reads the cells
+            current = state.current(following)
             done = row.max() <= tol
         errors.append(row)
         if bounded and tol > 0 and not done and following == 0:
@@ -333,6 +390,7 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
             if _bounded_stall(sweeps):
                 break  # at the bounds' limit: more steps change nothing that counts
 
+    mass = state.settled()
     if log_factors is not None:
         # as small as the table allows; the weights from them, as
         # compute_weights gives them (the same numbers as the steps' mass, up
@@ -350,8 +408,9 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
             level_factors, log_factors = [np.exp(logs) for logs in log_factors], None
         else:  # beyond float: shown clipped; the logarithms are exact
             level_factors = [np.exp(np.clip(logs, -745.0, 709.0)) for logs in log_factors]
+        state.replace(mass)
     errors = np.vstack(errors)
-    _measure_all(errors[-1], mass, codes, targets)
+    state.measure(errors[-1], targets)
     final = errors[-1].max() if n_margins else 0.0
     converged = bool(final <= (tol if tol > 0 else 1e-10))
     cell_factors = np.divide(
@@ -474,65 +533,49 @@ def _centred(level_factors, spread=1e6):
     return out
 
 
-def _margin_blocks(codes, targets):
-    """Group consecutive margins into blocks of at most ``_BLOCK_LEVELS``
-    joint levels; per block its margins, their level counts and the joint
-    (mixed-radix) code of every cell."""
-    members, shapes, joint = [], [], []
-    for j, (margin_codes, target) in enumerate(zip(codes, targets)):
-        size = target.shape[0]
-        if members and np.prod(shapes[-1]) * size <= _BLOCK_LEVELS:
-            members[-1].append(j)
-            shapes[-1].append(size)
-            joint[-1] = joint[-1] * size + margin_codes
-        else:
-            members.append([j])
-            shapes.append([size])
-            joint.append(np.asarray(margin_codes, dtype=np.intp))
-    return members, shapes, joint
-
-
-def _block_tables(mass, joint, shapes):
-    """The mass over every block's joint levels (one array axis per margin)."""
-    return [np.bincount(code, mass, minlength=int(np.prod(shape))).reshape(shape)
-            for code, shape in zip(joint, shapes)]
-
-
-def _pair_table(table, axis, other):
-    """The two-way table of two axes of a joint table, the others summed out
-    (one axis given twice: its margin)."""
-    summed = tuple(a for a in range(table.ndim) if a not in (axis, other))
-    return table.sum(axis=summed) if summed else table
+def _hessian_pieces(blocks, codes):
+    """Every block's margins in pieces of at most ``_BLOCK_LEVELS`` joint
+    levels: per block, a list of (margins, shape, joint code of every cell).
+    Two pieces of different blocks give their two-way tables in one group sum
+    whose totals stay in cache."""
+    pieces = []
+    for members, shape, joint in zip(blocks.members, blocks.shapes, blocks.joint):
+        if int(np.prod(shape)) <= _BLOCK_LEVELS:
+            pieces.append([(members, shape, joint)])
+            continue
+        split = MarginBlocks([codes[j] for j in members], shape, limit=_BLOCK_LEVELS)
+        pieces.append([([members[i] for i in piece], piece_shape, piece_joint)
+                       for piece, piece_shape, piece_joint
+                       in zip(split.members, split.shapes, split.joint)])
+    return pieces
 
 
 def _block_errors(mass, blocks, targets):
     """Every block's joint table, every margin's current mass and largest error."""
-    members, shapes, joint = blocks
-    tables = _block_tables(mass, joint, shapes)
-    currents = [None] * len(targets)
-    for table, margins in zip(tables, members):
-        for axis, j in enumerate(margins):
-            currents[j] = _pair_table(table, axis, axis)
+    tables = [blocks.table(b, mass) for b in range(len(blocks.members))]
+    currents = [margin_of(tables[b], axis) for b, axis in blocks.where]
     errors = np.array([_max_abs_diff(c, t) for c, t in zip(currents, targets)])
     return tables, currents, errors
 
 
-def _dual_hessian(mass, blocks, tables, offsets):
+def _dual_hessian(mass, blocks, tables, offsets, pieces):
     """Hessian of the raking dual in the log-factors: the two-way tables of
     the mass over every pair of margins (diagonal blocks: the margins).
 
     Pairs within a block come from its joint table; pairs across two blocks
-    from one group sum over both joint codes. Above about ``_HESSIAN_CELLS``
-    cells every table comes from one strided subsample (scaled up), so that
-    each row still sums to its diagonal entry (the exact null space): the
-    Hessian only preconditions the Newton steps, whose gradient is exact.
+    from one group sum over the joint codes of a piece of each
+    (:func:`_hessian_pieces`). Above about ``_HESSIAN_CELLS`` cells every
+    table comes from one strided subsample (scaled up), so that each row
+    still sums to its diagonal entry (the exact null space): the Hessian only
+    preconditions the Newton steps, whose gradient is exact.
     """
-    members, shapes, joint = blocks
     stride = max(1, mass.shape[0] // _HESSIAN_CELLS)
     if stride > 1:
         mass = mass[::stride] * stride
-        joint = [code[::stride] for code in joint]
-        tables = _block_tables(mass, joint, shapes)
+        tables = [np.bincount(joint[::stride], mass, minlength=table.size).reshape(table.shape)
+                  for joint, table in zip(blocks.joint, tables)]
+        pieces = [[(members, shape, joint[::stride]) for members, shape, joint in block]
+                  for block in pieces]
     hessian = np.zeros((offsets[-1], offsets[-1]))
 
     def place(j, k, table):
@@ -543,17 +586,20 @@ def _dual_hessian(mass, blocks, tables, offsets):
             hessian[rows, columns] = table
             hessian[columns, rows] = table.T
 
-    for a, (table, margins) in enumerate(zip(tables, members)):
+    for a, (table, margins) in enumerate(zip(tables, blocks.members)):
         for axis, j in enumerate(margins):
             for other, k in enumerate(margins[axis:], start=axis):
-                place(j, k, _pair_table(table, axis, other))
-        for b in range(a + 1, len(members)):
-            size = int(np.prod(shapes[b]))
-            both = np.bincount(joint[a] * size + joint[b], mass,
-                               minlength=table.size * size).reshape(shapes[a] + shapes[b])
-            for axis, j in enumerate(margins):
-                for other, k in enumerate(members[b], start=len(margins)):
-                    place(j, k, _pair_table(both, axis, other))
+                place(j, k, margin_of(table, axis, other))
+        for later in pieces[a + 1:]:
+            for first, first_shape, first_joint in pieces[a]:
+                for second, second_shape, second_joint in later:
+                    size = int(np.prod(second_shape))
+                    both = np.bincount(first_joint * size + second_joint, mass,
+                                       minlength=int(np.prod(first_shape)) * size)
+                    both = both.reshape(first_shape + second_shape)
+                    for axis, j in enumerate(first):
+                        for other, k in enumerate(second, start=len(first)):
+                            place(j, k, margin_of(both, axis, other))
     return hessian
 
 
@@ -565,17 +611,17 @@ def _outer_sum(parts):
     return total.ravel()
 
 
-def _newton_steps(mass, codes, targets, level_factors, tol, max_steps):
+def _newton_steps(mass, blocks, codes, targets, level_factors, tol, max_steps):
     """Finish raking with Newton steps on the dual, all margins at once.
 
     The raking limit minimises ``sum_c D[c] exp(sum_j u_j[c]) - sum_j t_j u_j``
     over the log-factors ``u``: its gradient is the margins minus the targets,
     its Hessian the two-way tables of the mass (:func:`_dual_hessian`;
     singular along the directions that move mass between margins, hence the
-    pseudo-inverse). Margins are grouped into blocks (:func:`_margin_blocks`)
-    so that a step reads and updates the cells once per block, not once per
-    margin: each step costs less than one sweep of plain raking and, near the
-    limit, gains several.
+    pseudo-inverse). A step multiplies every cell by one factor per block of
+    margins (:class:`MarginBlocks`), the exponential of its margins' summed
+    changes, taken over the block's table: each step costs less than one
+    sweep of plain raking and, near the limit, gains several.
 
     Works on copies. Returns ``None`` unless ``tol`` is met within
     ``max_steps`` steps that each cut the largest error by 10% or more (the
@@ -583,10 +629,10 @@ def _newton_steps(mass, codes, targets, level_factors, tol, max_steps):
     level factors and error rows of the steps.
     """
     offsets = np.cumsum([0] + [t.shape[0] for t in targets])
-    blocks = _margin_blocks(codes, targets)
     tables, currents, error = _block_errors(mass, blocks, targets)
+    mass = mass.copy()
     level_factors = [factors.copy() for factors in level_factors]
-    rows, inverse, fast = [], None, False
+    rows, inverse, fast, pieces = [], None, False, None
     while error.max() > tol:
         if len(rows) == min(max_steps, _NEWTON_MAX_STEPS):
             return None
@@ -594,16 +640,15 @@ def _newton_steps(mass, codes, targets, level_factors, tol, max_steps):
             # a new Hessian only when the last step with the old one was slow:
             # near the limit it barely changes, and making it costs more passes
             # over the cells than a step
-            inverse = np.linalg.pinv(_dual_hessian(mass, blocks, tables, offsets),
+            pieces = _hessian_pieces(blocks, codes) if pieces is None else pieces
+            inverse = np.linalg.pinv(_dual_hessian(mass, blocks, tables, offsets, pieces),
                                      rcond=1e-12, hermitian=True)
         gradient = np.concatenate(currents) - np.concatenate(targets)
         step = -inverse @ gradient
         parts = [step[offsets[j]:offsets[j + 1]] for j in range(len(targets))]
-        change = np.zeros_like(mass)
-        for margins, code in zip(blocks[0], blocks[2]):
-            change += np.take(_outer_sum([parts[j] for j in margins]), code)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # judged below
-            mass = mass * np.exp(change)
+            for margins, joint in zip(blocks.members, blocks.joint):
+                mass *= np.take(np.exp(_outer_sum([parts[j] for j in margins])), joint)
             total = mass.sum()
             # the mass sums to 1 at the limit: normalising keeps the total exact
             mass /= total
