@@ -407,7 +407,7 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
         self.n_newton_iter_ = fit.n_newton_iter
         self.converged_ = fit.converged
         self.marginal_error_ = fit.errors
-        self.n_cells_ = int(np.count_nonzero(problem.cell_rows))
+        self.n_cells_ = problem.n_observed
         self.targets_reachable_ = fit.reachable
         return fit
 

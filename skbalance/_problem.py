@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,9 @@ import pandas as pd
 from ._targets import Margin, is_numeric, margin_label, parse_targets
 from .kernels import (
     ConstraintMatrix,
+    MarginBlocks,
     SplitColumn,
+    distinct_row_count,
     encode_cells,
     group_sum,
     group_sums,
@@ -189,7 +192,13 @@ class CellProblem:
     """The cell table behind a balancing fit.
 
     What an estimator built on a balancer needs besides the weights:
-    :meth:`MarginalBalancer.fit_problem` returns it.
+    :meth:`MarginalBalancer.fit_problem` returns it. A cell is a group of
+    rows with one level on every balancing column: every distinct
+    combination once, except when nearly every row has a combination of its
+    own (too many combinations for a dense table, and a sample of rows 95%
+    distinct), where every row is a cell of its own (``cell_of_row`` is
+    ``arange(n_rows)``): numbering them would cost more than it saves, and
+    every statistic of the cells is the same either way.
 
     Parameters
     ----------
@@ -216,6 +225,10 @@ class CellProblem:
         The distance of the fit. Raking takes steps, and its residual after
         ``k`` steps is ``C_k``; linear and logit meet every constraint at
         once, and their residual is the regression residual on all of them.
+    n_combinations : int or None, default=None
+        When every row is a cell of its own: the number of distinct
+        combinations of levels among the rows. None when the cells are the
+        distinct combinations.
 
     Examples
     --------
@@ -238,6 +251,7 @@ class CellProblem:
     total: object
     rows: object
     distance: str = "raking"
+    n_combinations: int | None = None
 
     @property
     def method(self) -> str:
@@ -255,6 +269,30 @@ class CellProblem:
     def n_cells(self) -> int:
         """Number of cells (observed or not)."""
         return self.cell_base.shape[0]
+
+    @cached_property
+    def level_blocks(self) -> MarginBlocks:
+        """The codes of the margins with levels (not numeric), in blocks.
+
+        :class:`~skbalance.kernels.MarginBlocks` over every margin that has
+        levels, in order: made once, for the solver and the statistics of
+        the fit.
+        """
+        levels = [j for j, margin in enumerate(self.margins) if not is_numeric(margin)]
+        return MarginBlocks([self.margin_codes[j] for j in levels],
+                            [self.margins[j].proportions.shape[0] for j in levels])
+
+    @property
+    def rows_are_cells(self) -> bool:
+        """Whether every row is a cell of its own (``cell_of_row`` is ``arange``)."""
+        return self.n_combinations is not None
+
+    @property
+    def n_observed(self) -> int:
+        """Number of distinct combinations of levels that rows have."""
+        if self.rows_are_cells:
+            return self.n_combinations
+        return int(np.count_nonzero(self.cell_rows))
 
     @property
     def targets(self) -> list:
@@ -589,14 +627,21 @@ def build_problem(rows, targets, missing, target_type="auto", chunks=False):
                         else rows.encode(column, missing)) for column in columns}
     if margins is None:
         margins = _uniform_margins(encoded, rows.base)
-    cell_of_row, n_cells, codes_of_cells, cell_rows = encode_cells(
-        [encoded[c][0] for c in columns], [encoded[c][1].shape[0] for c in columns],
-        return_cell_codes=True, return_counts=True,
-    )
-    cell_codes = {c: to_numpy(codes) for c, codes in zip(columns, codes_of_cells)}
-    cell_rows = to_numpy(cell_rows).astype(np.int64, copy=False)
-    cell_base = to_numpy(group_sum(cell_of_row, rows.base, n_cells)).astype(np.float64,
-                                                                            copy=False)
+    row_codes = [encoded[c][0] for c in columns]
+    sizes = [encoded[c][1].shape[0] for c in columns]
+    n_combinations = distinct_row_count(row_codes, sizes)
+    if n_combinations is None:
+        cell_of_row, n_cells, codes_of_cells, cell_rows = encode_cells(
+            row_codes, sizes, return_cell_codes=True, return_counts=True)
+        cell_codes = {c: to_numpy(codes) for c, codes in zip(columns, codes_of_cells)}
+        cell_rows = to_numpy(cell_rows).astype(np.int64, copy=False)
+        cell_base = to_numpy(group_sum(cell_of_row, rows.base, n_cells)).astype(np.float64,
+                                                                                copy=False)
+    else:  # nearly every row has a combination of its own: every row is a cell
+        cell_of_row = np.arange(row_codes[0].shape[0])
+        cell_codes = {c: np.asarray(codes, dtype=np.int64) for c, codes in zip(columns, row_codes)}
+        cell_rows = np.ones(cell_of_row.shape[0], dtype=np.int64)
+        cell_base = np.array(rows.base, dtype=np.float64)
 
     margin_codes = []
     for margin in margins:
@@ -613,7 +658,8 @@ def build_problem(rows, targets, missing, target_type="auto", chunks=False):
         margin_codes.append(
             _match_levels(margin, observed, code_of_cell, cell_rows, cell_base, chunks)
         )
-    return CellProblem(margins, cell_of_row, cell_rows, cell_base, margin_codes, total, rows)
+    return CellProblem(margins, cell_of_row, cell_rows, cell_base, margin_codes, total, rows,
+                       n_combinations=n_combinations)
 
 
 def _encode_numeric(rows, column):

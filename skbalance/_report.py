@@ -6,7 +6,7 @@ import pandas as pd
 
 from ._problem import MAX_CELLS_FOR_DIAGNOSIS, reachability
 from ._targets import is_numeric, margin_label, margin_name
-from .kernels import MarginBlocks, mean_range
+from .kernels import mean_range
 from .utils._validation import level_repr
 
 __all__ = ["convergence_report", "diagnostic_columns", "diagnostics_frame", "residual_text"]
@@ -142,9 +142,8 @@ def diagnostic_columns(problem, base_mass, cell_factors):
     cell_rows = problem.cell_rows.astype(np.float64)  # once, not per margin
     weighted_mass = base_mass * cell_factors
     weighted_total = weighted_mass.sum()
+    blocks = problem.level_blocks
     levels = [j for j, margin in enumerate(problem.margins) if not is_numeric(margin)]
-    blocks = MarginBlocks([problem.margin_codes[j] for j in levels],
-                          [problem.margins[j].levels.shape[0] for j in levels])
     sums = dict(zip(levels, zip(blocks.totals(cell_rows), blocks.totals(base_mass),
                                 blocks.totals(weighted_mass))))
     columns = []

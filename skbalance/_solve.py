@@ -265,7 +265,8 @@ def solve(problem, settings):
     else:
         kernel = rake_cells(base_mass, problem.margin_codes, targets,
                             max_iter=settings.max_iter, tol=settings.tol,
-                            bounds=settings.bounds, accelerate=settings.accelerate)
+                            bounds=settings.bounds, accelerate=settings.accelerate,
+                            blocks=problem.level_blocks)
         level_factors = kernel.level_factors
         if kernel.log_level_factors is not None:  # beyond float: rows weighed by exp(sum)
             coefs, level_factors = kernel.log_level_factors, None
@@ -403,20 +404,21 @@ def confirm_convergence(weights, problem, fit):
     """
     if not fit.converged:
         return False
-    cell_weight = to_numpy(group_sum(problem.cell_of_row, weights, problem.n_cells))
+    cell_weight = to_numpy(weights if problem.rows_are_cells else
+                           group_sum(problem.cell_of_row, weights, problem.n_cells))
     floor = 1024 * float(np.finfo(cell_weight.dtype).eps)
     cell_weight = cell_weight.astype(np.float64)
     total = cell_weight.sum()
     tol = fit.settings.tol
     threshold = max(tol if tol > 0 else 1e-10, floor)
     base_mass = problem.cell_base / problem.cell_base.sum()
+    level_totals = iter(problem.level_blocks.totals(cell_weight))
     for margin, codes in zip(problem.margins, problem.margin_codes):
         if is_numeric(margin):  # in units of the column's spread, as the fit measures
             _, spread = numeric_scaling(base_mass, codes)
             error = abs(float(cell_weight @ codes) / total - margin.mean) / spread
         else:
-            shares = np.bincount(codes, cell_weight,
-                                 minlength=margin.proportions.shape[0]) / total
+            shares = next(level_totals) / total
             error = float(np.max(np.abs(shares - margin.proportions)))
         if not error <= threshold:  # NaN fails too
             warn(

@@ -264,3 +264,35 @@ def test_outcomes_named_by_label_of_a_frame():
     # a list of values that are not all column labels stays values
     values = list(np.where(X["g"] == "a", "y", "other"))
     assert fit(values).results_["level"].tolist() == ["other", "y"]
+
+
+@pytest.mark.parametrize("k", [3, 9])
+def test_rows_that_hardly_share_a_cell_are_cells_of_their_own(k):
+    # 10**7 combinations of 7 ten-level columns (beyond the dense table) and
+    # 20,000 rows, nearly all distinct: every row is a cell of its own. The
+    # weights, the estimate and its standard error are those of plain loops
+    # over the rows; the count of cells is the distinct rows'.
+    rng = np.random.default_rng(5)
+    n = 20_000
+    X = pd.DataFrame({f"c{j}": rng.integers(0, 10, n) for j in range(7)}).astype(str)
+    X.iloc[:40] = X.iloc[40:80].to_numpy()  # a few rows repeated
+    y = rng.normal(size=n) + X["c0"].astype(int).to_numpy()
+    base = rng.lognormal(size=n)
+    targets = {c: dict(zip(map(str, range(10)), p))
+               for c, p in zip(X, rng.dirichlet(np.full(10, 20.0), 7))}
+    balancer = skb.MarginalBalancer(targets=targets, max_iter=k, tol=0)
+    problem = balancer.fit_problem(X, sample_weight=base)
+    assert problem.rows_are_cells and np.array_equal(problem.cell_of_row, np.arange(n))
+    assert balancer.n_cells_ == len(X.drop_duplicates()) < n
+    est = skb.BalancedFunctionalEstimator(balancer).fit(X, y, sample_weight=base)
+    weights = base.copy()  # raking by a plain loop over the rows
+    for step in range(k):
+        column = X.iloc[:, step % 7].to_numpy()
+        current = pd.Series(weights).groupby(column).sum()
+        wanted = pd.Series(targets[X.columns[step % 7]]) * weights.sum()
+        weights = weights * (wanted / current).reindex(column).to_numpy()
+    np.testing.assert_allclose(est.balancer_.weights_, weights, rtol=1e-12)
+    assert est.estimate_ == pytest.approx(np.sum(weights * y) / weights.sum(), rel=1e-13)
+    columns = [list(X[c]) for c in X]
+    expected = _linearization_se_by_loops(columns, base, weights, y, est.estimate_, k)
+    assert est.std_error_ == pytest.approx(expected, rel=1e-10)

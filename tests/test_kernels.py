@@ -62,6 +62,31 @@ def test_encode_cells_when_nearly_every_row_is_its_own_cell(monkeypatch, duplica
         assert counts[cell] == expected_counts[row]
 
 
+@pytest.mark.parametrize("duplicated, sort_rows", [(0.0, False), (0.02, True), (0.02, False),
+                                                  (0.5, False), (0.5, True)])
+def test_distinct_row_count_only_where_rows_hardly_share_combinations(duplicated, sort_rows):
+    from skbalance.kernels import distinct_row_count
+
+    rng = np.random.default_rng(8)
+    n, sizes = 3000, [60] * 5
+    codes = np.column_stack([rng.integers(0, s, size=n) for s in sizes])
+    copies = rng.random(n) < duplicated
+    codes[copies] = codes[rng.integers(0, n, size=copies.sum())]  # repeated rows
+    if sort_rows:
+        codes = codes[np.lexsort(codes.T[::-1])]
+    codes = [np.ascontiguousarray(c).astype(np.int8) for c in codes.T]
+    kept = [c.copy() for c in codes]
+    count = distinct_row_count(codes, sizes)
+    if duplicated < 0.1:
+        assert count == len(set(zip(*(c.tolist() for c in codes))))
+    else:  # half the rows repeat others: numbering the cells pays
+        assert count is None
+    assert all(np.array_equal(c, k) and c.dtype == k.dtype for c, k in zip(codes, kept))
+    # few combinations (a dense table), or no rows: the cells are numbered
+    assert distinct_row_count([c % 3 for c in codes], [3] * 5) is None
+    assert distinct_row_count([c[:0] for c in codes], sizes) is None
+
+
 @pytest.mark.parametrize("sizes", [[3, 4], [60] * 5])
 def test_encode_cells_of_no_rows(sizes):
     codes = [np.zeros(0, dtype=np.int64) for _ in sizes]

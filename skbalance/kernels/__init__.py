@@ -10,7 +10,14 @@ from ._calibrate import (
                          mean_range,
                          numeric_scaling,
 )
-from ._cells import SplitColumn, encode_cells, first_occurrence, group_sum, group_sums
+from ._cells import (
+    SplitColumn,
+    distinct_row_count,
+    encode_cells,
+    first_occurrence,
+    group_sum,
+    group_sums,
+)
 from ._ipf import RakingResult, rake_cells, rake_cells_batch
 from ._sinkhorn import SinkhornResult, sinkhorn
 
@@ -26,6 +33,7 @@ __all__ = [
     "RakingResult",
     "SinkhornResult",
     "SplitColumn",
+    "distinct_row_count",
     "encode_cells",
     "first_occurrence",
     "group_sum",

@@ -6,6 +6,7 @@ here turn integer level codes per column into a cell index per row and back,
 without ever materialising the Cartesian product of all levels.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,8 @@ from array_api_compat import array_namespace, device
 
 from ..utils._array_api import has_float64
 
-__all__ = ["SplitColumn", "encode_cells", "first_occurrence", "group_sum", "group_sums"]
+__all__ = ["SplitColumn", "distinct_row_count", "encode_cells", "first_occurrence",
+           "group_sum", "group_sums"]
 
 # A dense lookup table over the product of level counts is the fastest way to
 # number the cells (no hashing). Above this size the row keys are sorted (when
@@ -44,26 +46,87 @@ def _compress_keys(keys, key_space):
         lookup = np.cumsum(occupied, dtype=np.int64) - 1
         return lookup[keys], np.flatnonzero(occupied), counts[occupied]
     row_bits = max(n_rows - 1, 1).bit_length()
-    if n_rows and (key_space - 1).bit_length() + row_bits <= 62 and _mostly_distinct(keys):
+    if (n_rows and (key_space - 1).bit_length() + row_bits <= 62
+            and _mostly_distinct(keys[_sample_rows(n_rows)])):
         return _compress_by_sort(keys, key_space, row_bits)
     codes, uniques = pd.factorize(keys, sort=False)
     codes = codes.astype(np.int64, copy=False)
     return codes, np.asarray(uniques), np.bincount(codes, minlength=uniques.shape[0])
 
 
-def _mostly_distinct(keys, share=0.95):
-    """Whether a sample of 1 row in 64 (at least 1,024 rows) is almost all distinct keys.
+def _sample_rows(n_rows):
+    """1 row in 64 (at least 1,024 rows), at fixed pseudo-random rows (so that
+    sorted rows do not fool a guess made from them)."""
+    n_sample = min(n_rows, max(n_rows // 64, 1024))
+    return np.random.default_rng(0).choice(n_rows, n_sample, replace=False, shuffle=False)
+
+
+def _mostly_distinct(sample_keys, share=0.95):
+    """Whether a sample of rows' keys (:func:`_sample_rows`) is almost all distinct.
 
     Then the rows hold more than about a sixth as many cells as rows, where
     one sort numbers them faster than a hash table (whose lookups miss the
     cache once it outgrows it); with fewer cells the hash is faster. Only
-    the speed depends on this guess, never the cells. The sample is drawn
-    at fixed pseudo-random rows, so that sorted rows do not fool it.
+    the speed depends on this guess, never the cells.
     """
-    n_sample = min(keys.shape[0], max(keys.shape[0] // 64, 1024))
-    picked = np.random.default_rng(0).choice(keys.shape[0], n_sample, replace=False,
-                                             shuffle=False)
-    return np.unique(keys[picked]).shape[0] >= share * n_sample
+    return np.unique(sample_keys).shape[0] >= share * sample_keys.shape[0]
+
+
+def _mixed_radix(codes, sizes):
+    """Every row's key: its codes as the digits of a mixed-radix number."""
+    keys = np.asarray(codes[0], dtype=np.int64).copy()
+    for column_codes, levels in zip(codes[1:], sizes[1:]):
+        keys *= levels
+        keys += column_codes
+    return keys
+
+
+def distinct_row_count(codes, n_levels):
+    """Count the distinct combinations of level codes when rows hardly share them.
+
+    Numbering the cells pays when rows share them. When the combinations are
+    too many for a dense table and a sample of 1 row in 64 is 95% distinct
+    combinations, the cells would be nearly as many as the rows: a caller
+    may let every row be its own cell, and needs only this count (one sort,
+    a fraction of what numbering costs).
+
+    Parameters
+    ----------
+    codes : sequence of ndarray of int, each of shape (n_rows,)
+        Level code of every row in each column, in ``[0, n_levels[j])``.
+    n_levels : sequence of int
+        Number of possible levels of each column.
+
+    Returns
+    -------
+    int or None
+        The number of distinct combinations among the rows; None when the
+        rows share combinations (or are few, or not NumPy arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbalance.kernels import distinct_row_count
+    >>> rng = np.random.default_rng(0)
+    >>> codes = [rng.integers(0, 100, 5000) for _ in range(5)]  # 10**10 combinations
+    >>> distinct_row_count(codes, [100] * 5)
+    5000
+    >>> distinct_row_count([c % 2 for c in codes], [100] * 5) is None  # 32 combinations
+    True
+    """
+    if not codes or not all(isinstance(c, np.ndarray) for c in codes):
+        return None
+    n_rows = codes[0].shape[0]
+    sizes = [max(int(levels), 1) for levels in n_levels]
+    key_space = math.prod(sizes)
+    if not n_rows or key_space <= max(_DENSE_LIMIT, 2 * n_rows) or key_space >= _KEY_LIMIT:
+        return None
+    picked = _sample_rows(n_rows)
+    if not _mostly_distinct(_mixed_radix([c[picked] for c in codes], sizes)):
+        return None
+    keys = _mixed_radix(codes, sizes)
+    keys.sort()
+    return int(np.count_nonzero(keys[1:] != keys[:-1])) + 1
 
 
 def _compress_by_sort(keys, key_space, row_bits):

@@ -233,7 +233,8 @@ def solve_bounded_levels(base_mass, others, codes, target, low, high, log_cap):
     return factor, infeasible
 
 
-def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, accelerate=True):
+def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, accelerate=True,
+               blocks=None):
     """Balance a cell table to target margins, one margin per step.
 
     Parameters
@@ -262,6 +263,9 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
     accelerate : bool, default=True
         Whether ``tol > 0`` without bounds may finish with Newton steps
         (False: single-margin steps only, the first within ``tol`` ends).
+    blocks : MarginBlocks, optional
+        The margins' codes in blocks (:class:`MarginBlocks`), when the caller
+        has them; made from ``codes`` when None.
 
     Returns
     -------
@@ -291,7 +295,7 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
         result = rake_cells(
             to_numpy(base_mass), [to_numpy(c) for c in codes],
             [to_numpy(t) for t in targets], max_iter=max_iter, tol=tol, bounds=bounds,
-            accelerate=accelerate,
+            accelerate=accelerate, blocks=blocks,
         )
         result.cell_factors = from_numpy(result.cell_factors, xp, where, base_mass.dtype)
         result.level_factors = [from_numpy(a, xp, where, base_mass.dtype)
@@ -304,7 +308,8 @@ def rake_cells(base_mass, codes, targets, *, max_iter, tol, bounds=None, acceler
     bounded = bounds is not None
 
     level_factors = [np.ones(t.shape[0]) for t in targets]
-    blocks = MarginBlocks(codes, [t.shape[0] for t in targets])
+    if blocks is None:
+        blocks = MarginBlocks(codes, [t.shape[0] for t in targets])
     state = _BlockMass(base_mass * np.clip(1.0, low, high), blocks)
     currents = [state.current(j) for j in range(n_margins)]
     for factors, current, target in zip(level_factors, currents, targets):
