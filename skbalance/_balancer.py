@@ -54,7 +54,8 @@ class MarginalBalancer(TransformerMixin, BaseEstimator):
     column matches its target; numeric columns may be calibrated to a total
     or a mean, and ``distance`` chooses the distance (THEORY section 7). Rows
     with the same levels (and values) share one factor, so the iterations run
-    on the table of distinct cells.
+    on the table of distinct cells (on the rows themselves when nearly every
+    row has a combination of its own).
 
     Parameters
     ----------

@@ -2,7 +2,8 @@
 
 Rows with the same level on every balancing column share one balancing
 factor, so a balancing fit, its diagnostics and its linearized variance all
-work on the table of cells. :class:`CellProblem` is that table, and
+work on the table of cells (the rows themselves when nearly every row has a
+combination of its own). :class:`CellProblem` is that table, and
 :func:`k_step_residual` is the one place where the k-step residual operator
 ``C_k`` of THEORY section 3 is written: the estimators apply it to the cells
 of a sample, :mod:`skbalance.theory` to the cells of a probability table.
