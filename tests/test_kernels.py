@@ -254,8 +254,15 @@ def test_raking_to_tol_on_block_tables_stops_where_a_plain_loop_does():
     np.testing.assert_allclose(base * result.cell_factors, mass, rtol=1e-11)
 
 
-def test_newton_finish_reaches_the_raking_limit():
-    base, codes, targets = _many_margins()
+@pytest.mark.parametrize("n_rows", [20_000, 70_000])
+def test_newton_finish_reaches_the_raking_limit(n_rows):
+    # blocks of 2 margins (100 joint levels); at 70,000 cells of 3 (1,000 joint
+    # levels), the Hessian's tables across blocks from pieces of them
+    from skbalance.kernels import MarginBlocks
+
+    base, codes, targets = _many_margins(n_rows=n_rows)
+    blocks = MarginBlocks(codes, [t.shape[0] for t in targets])
+    assert {len(m) for m in blocks.members} == ({2} if n_rows == 20_000 else {2, 3})
     plain = rake_cells(base, codes, targets, max_iter=20_000, tol=1e-13, accelerate=False)
     fast = rake_cells(base, codes, targets, max_iter=20_000, tol=1e-13)
     assert plain.converged and fast.converged
