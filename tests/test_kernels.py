@@ -29,6 +29,17 @@ def test_encode_cells_numbers_distinct_combinations(sizes):
     assert len(set(seen.values())) == len(set(rows))
 
 
+def _rows_with_repeats(seed, sizes, duplicated, sort_rows, n=3000):
+    """Codes of n rows, uniform over the levels, a share of them copies of others."""
+    rng = np.random.default_rng(seed)
+    codes = np.column_stack([rng.integers(0, s, size=n) for s in sizes])
+    copies = rng.random(n) < duplicated
+    codes[copies] = codes[rng.integers(0, n, size=copies.sum())]  # repeated rows
+    if sort_rows:
+        codes = codes[np.lexsort(codes.T[::-1])]
+    return [np.ascontiguousarray(c) for c in codes.T]
+
+
 @pytest.mark.parametrize("duplicated", [0.0, 0.02, 0.5])
 @pytest.mark.parametrize("sort_rows", [False, True])
 def test_encode_cells_when_nearly_every_row_is_its_own_cell(monkeypatch, duplicated,
@@ -41,14 +52,8 @@ def test_encode_cells_when_nearly_every_row_is_its_own_cell(monkeypatch, duplica
     by_sort = _cells._compress_by_sort
     monkeypatch.setattr(_cells, "_compress_by_sort",
                         lambda *args: calls.append(1) or by_sort(*args))
-    rng = np.random.default_rng(7)
-    n, sizes = 3000, [60] * 5
-    codes = np.column_stack([rng.integers(0, s, size=n) for s in sizes])
-    copies = rng.random(n) < duplicated
-    codes[copies] = codes[rng.integers(0, n, size=copies.sum())]  # repeated rows
-    if sort_rows:
-        codes = codes[np.lexsort(codes.T[::-1])]
-    codes = [np.ascontiguousarray(c) for c in codes.T]
+    sizes = [60] * 5
+    codes = _rows_with_repeats(7, sizes, duplicated, sort_rows)
     cells, n_cells, cell_codes, counts = encode_cells(codes, sizes, return_cell_codes=True,
                                                       return_counts=True)
     rows = list(zip(*(c.tolist() for c in codes)))
@@ -67,14 +72,8 @@ def test_encode_cells_when_nearly_every_row_is_its_own_cell(monkeypatch, duplica
 def test_distinct_row_count_only_where_rows_hardly_share_combinations(duplicated, sort_rows):
     from skbalance.kernels import distinct_row_count
 
-    rng = np.random.default_rng(8)
-    n, sizes = 3000, [60] * 5
-    codes = np.column_stack([rng.integers(0, s, size=n) for s in sizes])
-    copies = rng.random(n) < duplicated
-    codes[copies] = codes[rng.integers(0, n, size=copies.sum())]  # repeated rows
-    if sort_rows:
-        codes = codes[np.lexsort(codes.T[::-1])]
-    codes = [np.ascontiguousarray(c).astype(np.int8) for c in codes.T]
+    sizes = [60] * 5
+    codes = [c.astype(np.int8) for c in _rows_with_repeats(8, sizes, duplicated, sort_rows)]
     kept = [c.copy() for c in codes]
     count = distinct_row_count(codes, sizes)
     if duplicated < 0.1:
