@@ -142,12 +142,10 @@ def diagnostic_columns(problem, base_mass, cell_factors):
     cell_rows = problem.cell_rows.astype(np.float64)  # once, not per margin
     weighted_mass = base_mass * cell_factors
     weighted_total = weighted_mass.sum()
-    blocks = problem.level_blocks
-    levels = [j for j, margin in enumerate(problem.margins) if not is_numeric(margin)]
-    sums = dict(zip(levels, zip(blocks.totals(cell_rows), blocks.totals(base_mass),
-                                blocks.totals(weighted_mass))))
+    blocks = problem.level_blocks  # the margins with levels, in order
+    sums = zip(blocks.totals(cell_rows), blocks.totals(base_mass), blocks.totals(weighted_mass))
     columns = []
-    for j, (margin, code) in enumerate(zip(problem.margins, problem.margin_codes)):
+    for margin, code in zip(problem.margins, problem.margin_codes):
         if is_numeric(margin):  # one row: means instead of shares
             weighted = float(weighted_mass @ code / weighted_total)
             columns.append({
@@ -159,7 +157,7 @@ def diagnostic_columns(problem, base_mass, cell_factors):
                 "residual": np.array([weighted - margin.mean]),
             })
             continue
-        rows, base, weighted = sums[j]
+        rows, base, weighted = next(sums)
         weighted = weighted / weighted_total
         columns.append({
             "n_rows": rows.astype(np.int64),
